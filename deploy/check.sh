@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every check and test, from a fresh clone: venv, install, lint, types, import rules, the broker, pytest.
+# Usage: deploy/check.sh [pytest args...]     (.ci/run runs exactly this)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PY=${PYTHON:-python3}
+VENV=${PERDURE_VENV:-.venv}
+step() { printf '\n==> %s\n' "$*"; }
+
+step "venv and install ($VENV)"
+if [[ ! -x $VENV/bin/python ]]; then "$PY" -m venv "$VENV"; fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
+export PATH=$PWD/$VENV/bin:$PATH
+
+step "ruff (lint, format)"
+ruff check .
+ruff format --check .
+step "mypy (strict on engine/ and sdk/)"
+mypy engine sdk partitions ingress perdure.py
+step "import rules"
+lint-imports --no-cache
+step "shell scripts"
+bash -n deploy/kafka/broker.sh deploy/check.sh deploy/up.sh
+
+step "Kafka broker"
+BROKER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/perdure-check-kafka.XXXXXX")
+export KAFKA_DATA_DIR=$BROKER_DIR
+export KAFKA_PORT=${KAFKA_PORT:-$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+cleanup() {
+  bash deploy/kafka/broker.sh stop >/dev/null 2>&1 || true
+  rm -rf "$BROKER_DIR"
+}
+trap cleanup EXIT
+PERDURE_TEST_BOOTSTRAP=$(bash deploy/kafka/broker.sh start | tail -n 1)
+export PERDURE_TEST_BOOTSTRAP
+echo "broker at $PERDURE_TEST_BOOTSTRAP"
+
+step "pytest"
+pytest "$@"

@@ -1,0 +1,1 @@
+"""The HTTP ingress: turns HTTP calls into log records and waits for their responses."""

@@ -1,0 +1,1 @@
+"""Partition workers: Kafka clients, RocksDB stores, the processor loop, timers and the invoker."""

@@ -1,0 +1,67 @@
+"""Shared fixtures: one real Kafka broker per test run, and unique names per test.
+
+The broker comes from ``deploy/kafka/broker.sh``. Set ``PERDURE_TEST_BOOTSTRAP=HOST:PORT`` to
+reuse a broker that is already running (``deploy/check.sh`` does this); otherwise the first test
+that needs Kafka starts one on a free port with its data in a temporary folder, and the run stops
+it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BROKER_SH = REPO / "deploy" / "kafka" / "broker.sh"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """The bootstrap address of a real Apache Kafka broker."""
+    given = os.environ.get("PERDURE_TEST_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    data_dir = tempfile.mkdtemp(prefix="perdure-test-kafka-")
+    env = dict(os.environ, KAFKA_PORT=str(_free_port()), KAFKA_DATA_DIR=data_dir)
+    try:
+        out = subprocess.run(
+            ["bash", str(BROKER_SH), "start"],
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if out.returncode != 0:
+            pytest.fail(f"could not start the Kafka broker:\n{out.stderr}", pytrace=False)
+        yield out.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["bash", str(BROKER_SH), "stop"], env=env, check=False, timeout=120)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Makes names (topics, groups, transactional ids, clusters) that no other test uses."""
+    base = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:40]
+    run = uuid.uuid4().hex[:8]
+
+    def make(kind: str) -> str:
+        return f"t-{base}-{kind}-{run}"
+
+    return make
