@@ -1,0 +1,288 @@
+"""Avro encoding of log records, responses and stored values (schemas in :mod:`engine.schemas`)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import fastavro
+
+from engine import schemas
+from engine.errors import CodecError
+from engine.model import (
+    EntryKind,
+    Failure,
+    InvocationStatus,
+    JournalEntry,
+    Phase,
+    Reply,
+    Target,
+)
+from engine.records import (
+    AnnounceLeader,
+    Attach,
+    AttemptFailed,
+    Command,
+    Complete,
+    Envelope,
+    Invoke,
+    ProposeEntry,
+    PurgeExpired,
+    Response,
+    ResponseStatus,
+)
+
+_named: dict[str, Any] = {}
+for _schema in schemas.NAMED_TYPES:
+    fastavro.parse_schema(_schema, named_schemas=_named)
+_ENVELOPE = fastavro.parse_schema(schemas.ENVELOPE, named_schemas=dict(_named))
+_RESPONSE = fastavro.parse_schema(schemas.RESPONSE, named_schemas=dict(_named))
+_STATUS = fastavro.parse_schema(schemas.INVOCATION_STATUS, named_schemas=dict(_named))
+_ENTRY = fastavro.parse_schema(schemas.JOURNAL_ENTRY, named_schemas=dict(_named))
+
+_NS = "dev.perdure.v1."
+
+
+def _write(schema: Any, datum: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, datum)
+    return buf.getvalue()
+
+
+def _read(schema: Any, data: bytes) -> Any:
+    try:
+        return fastavro.schemaless_reader(io.BytesIO(data), schema, None, return_record_name=True)
+    except Exception as err:  # fastavro raises many kinds on garbage input
+        raise CodecError(f"cannot decode a {schema['name']}: {err}") from err
+
+
+# --- small types -------------------------------------------------------------------------------
+
+
+def _failure_out(f: Failure | None) -> dict[str, Any] | None:
+    return None if f is None else {"code": f.code, "message": f.message}
+
+
+def _failure_in(d: Any) -> Failure | None:
+    if d is None:
+        return None
+    if isinstance(d, tuple):  # a union member read with its record name
+        d = d[1]
+    return Failure(d["code"], d["message"])
+
+
+def _target_out(t: Target) -> dict[str, Any]:
+    return {"service": t.service, "handler": t.handler, "key": t.key}
+
+
+def _target_in(d: dict[str, Any]) -> Target:
+    return Target(d["service"], d["handler"], d["key"])
+
+
+def _reply_out(r: Reply | None) -> dict[str, Any] | None:
+    return None if r is None else {"partition": r.partition, "request_id": r.request_id}
+
+
+def _reply_in(d: Any) -> Reply | None:
+    if d is None:
+        return None
+    if isinstance(d, tuple):
+        d = d[1]
+    return Reply(d["partition"], d["request_id"])
+
+
+def _entry_out(e: JournalEntry) -> dict[str, Any]:
+    return {
+        "kind": e.kind.value,
+        "name": e.name,
+        "value": e.value,
+        "failure": _failure_out(e.failure),
+    }
+
+
+def _entry_in(d: dict[str, Any]) -> JournalEntry:
+    return JournalEntry(EntryKind(d["kind"]), d["name"], d["value"], _failure_in(d["failure"]))
+
+
+def _headers_in(d: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(d.items()))
+
+
+# --- log records -------------------------------------------------------------------------------
+
+
+def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
+    match c:
+        case Invoke():
+            return _NS + "Invoke", {
+                "invocation_id": c.invocation_id,
+                "target": _target_out(c.target),
+                "input": c.input,
+                "reply": _reply_out(c.reply),
+                "idempotency_key": c.idempotency_key,
+                "send": c.send,
+                "headers": dict(c.headers),
+            }
+        case Attach():
+            return _NS + "Attach", {
+                "invocation_id": c.invocation_id,
+                "reply": _reply_out(c.reply),
+                "block": c.block,
+            }
+        case AnnounceLeader():
+            return _NS + "AnnounceLeader", {"leader_id": c.leader_id}
+        case ProposeEntry():
+            return _NS + "ProposeEntry", {
+                "invocation_id": c.invocation_id,
+                "attempt": c.attempt,
+                "index": c.index,
+                "entry": _entry_out(c.entry),
+            }
+        case Complete():
+            return _NS + "Complete", {
+                "invocation_id": c.invocation_id,
+                "attempt": c.attempt,
+                "result": c.result,
+                "failure": _failure_out(c.failure),
+            }
+        case AttemptFailed():
+            return _NS + "AttemptFailed", {
+                "invocation_id": c.invocation_id,
+                "attempt": c.attempt,
+                "message": c.message,
+                "retry_in_ms": c.retry_in_ms,
+            }
+        case PurgeExpired():
+            return _NS + "PurgeExpired", {"retention_ms": c.retention_ms}
+    raise CodecError(f"not a command: {c!r}")
+
+
+def _command_in(name: str, d: dict[str, Any]) -> Command:
+    short = name.rsplit(".", 1)[-1]
+    if short == "Invoke":
+        reply = _reply_in(d["reply"])
+        return Invoke(
+            d["invocation_id"],
+            _target_in(d["target"]),
+            d["input"],
+            reply,
+            d["idempotency_key"],
+            d["send"],
+            _headers_in(d["headers"]),
+        )
+    if short == "Attach":
+        attach_reply = _reply_in(d["reply"])
+        assert attach_reply is not None
+        return Attach(d["invocation_id"], attach_reply, d["block"])
+    if short == "AnnounceLeader":
+        return AnnounceLeader(d["leader_id"])
+    if short == "ProposeEntry":
+        return ProposeEntry(d["invocation_id"], d["attempt"], d["index"], _entry_in(d["entry"]))
+    if short == "Complete":
+        return Complete(d["invocation_id"], d["attempt"], d["result"], _failure_in(d["failure"]))
+    if short == "AttemptFailed":
+        return AttemptFailed(d["invocation_id"], d["attempt"], d["message"], d["retry_in_ms"])
+    if short == "PurgeExpired":
+        return PurgeExpired(d["retention_ms"])
+    raise CodecError(f"unknown command record {name}")
+
+
+def encode_envelope(env: Envelope) -> bytes:
+    """Encodes a log record's value (the timestamp travels as the Kafka record timestamp)."""
+    return _write(
+        _ENVELOPE, {"epoch": env.epoch, "origin": env.origin, "command": _command_out(env.command)}
+    )
+
+
+def decode_envelope(data: bytes, timestamp_ms: int) -> Envelope:
+    """Decodes a log record's value; ``timestamp_ms`` is the Kafka record timestamp."""
+    d = _read(_ENVELOPE, data)
+    name, body = d["command"]
+    return Envelope(_command_in(name, body), d["epoch"], d["origin"], timestamp_ms)
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+def encode_response(r: Response) -> bytes:
+    """Encodes a record of the responses topic."""
+    return _write(
+        _RESPONSE,
+        {
+            "request_id": r.request_id,
+            "invocation_id": r.invocation_id,
+            "status": r.status.value,
+            "result": r.result,
+            "failure": _failure_out(r.failure),
+        },
+    )
+
+
+def decode_response(data: bytes) -> Response:
+    """Decodes a record of the responses topic."""
+    d = _read(_RESPONSE, data)
+    return Response(
+        d["request_id"],
+        d["invocation_id"],
+        ResponseStatus(d["status"]),
+        d["result"],
+        _failure_in(d["failure"]),
+    )
+
+
+# --- stored values -----------------------------------------------------------------------------
+
+
+def encode_status(s: InvocationStatus) -> bytes:
+    """Encodes an invocation's status for the partition store."""
+    return _write(
+        _STATUS,
+        {
+            "invocation_id": s.invocation_id,
+            "target": _target_out(s.target),
+            "input": s.input,
+            "phase": s.phase.value,
+            "created_ms": s.created_ms,
+            "retry_count": s.retry_count,
+            "journal_length": s.journal_length,
+            "idempotency_key": s.idempotency_key,
+            "waiters": [_reply_out(w) for w in s.waiters],
+            "result": s.result,
+            "failure": _failure_out(s.failure),
+            "completed_ms": s.completed_ms,
+            "last_error": s.last_error,
+            "headers": dict(s.headers),
+        },
+    )
+
+
+def decode_status(data: bytes) -> InvocationStatus:
+    """Decodes an invocation's status from the partition store."""
+    d = _read(_STATUS, data)
+    waiters = tuple(r for r in (_reply_in(w) for w in d["waiters"]) if r is not None)
+    return InvocationStatus(
+        invocation_id=d["invocation_id"],
+        target=_target_in(d["target"]),
+        input=d["input"],
+        phase=Phase(d["phase"]),
+        created_ms=d["created_ms"],
+        retry_count=d["retry_count"],
+        journal_length=d["journal_length"],
+        idempotency_key=d["idempotency_key"],
+        waiters=waiters,
+        result=d["result"],
+        failure=_failure_in(d["failure"]),
+        completed_ms=d["completed_ms"],
+        last_error=d["last_error"],
+        headers=_headers_in(d["headers"]),
+    )
+
+
+def encode_entry(e: JournalEntry) -> bytes:
+    """Encodes a journal entry for the partition store."""
+    return _write(_ENTRY, _entry_out(e))
+
+
+def decode_entry(data: bytes) -> JournalEntry:
+    """Decodes a journal entry from the partition store."""
+    return _entry_in(_read(_ENTRY, data))

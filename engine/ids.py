@@ -1,0 +1,115 @@
+"""Identifiers and partitioning.
+
+An invocation id embeds the 32-bit murmur2 hash of its partition key, so any process can route a
+request about an invocation (attach, output, cancel) to the partition that owns it without a lookup,
+whatever the partition count. Partitions follow Kafka's default partitioner exactly:
+``toPositive(murmur2(key)) % partitions``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+
+from engine.errors import InvalidId
+
+_ID_PREFIX = "inv_"
+_M = 0x5BD1E995
+_SEED = 0x9747B28C
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash (``org.apache.kafka.common.utils.Utils.murmur2``) as a signed int32."""
+    length = len(data)
+    h = (_SEED ^ length) & _MASK
+    end = length - (length % 4)
+    for i in range(0, end, 4):
+        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        k = (k * _M) & _MASK
+        h = (h * _M) & _MASK
+        h ^= k
+    rest = length % 4
+    if rest == 3:
+        h ^= data[end + 2] << 16
+    if rest >= 2:
+        h ^= data[end + 1] << 8
+    if rest >= 1:
+        h ^= data[end]
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def partition_of_hash(key_hash: int, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for a key with this murmur2 hash."""
+    return (key_hash & 0x7FFFFFFF) % partitions
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """The partition of a partition key, as Kafka's default partitioner computes it."""
+    return partition_of_hash(murmur2(key), partitions)
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationId:
+    """An invocation's id: the hash of its partition key plus 16 unique bytes.
+
+    Its text form is ``inv_`` followed by 32 base32 characters (lower case, no padding).
+    """
+
+    key_hash: int
+    uid: bytes
+
+    def __str__(self) -> str:
+        raw = (self.key_hash & _MASK).to_bytes(4, "big") + self.uid
+        return _ID_PREFIX + base64.b32encode(raw).decode().rstrip("=").lower()
+
+    def partition(self, partitions: int) -> int:
+        """The log partition that owns this invocation."""
+        return partition_of_hash(self.key_hash, partitions)
+
+    @classmethod
+    def parse(cls, text: str) -> InvocationId:
+        """Parses the text form; raises :class:`InvalidId` if it is not one."""
+        if not text.startswith(_ID_PREFIX) or len(text) != len(_ID_PREFIX) + 32:
+            raise InvalidId(f"not an invocation id: {text!r}")
+        try:
+            raw = base64.b32decode(text[len(_ID_PREFIX) :].upper() + "====")
+        except ValueError as err:
+            raise InvalidId(f"not an invocation id: {text!r}") from err
+        if len(raw) != 20:
+            raise InvalidId(f"not an invocation id: {text!r}")
+        h = int.from_bytes(raw[:4], "big")
+        return cls(h - (1 << 32) if h & 0x80000000 else h, raw[4:])
+
+    @classmethod
+    def for_key(cls, partition_key: bytes, uid: bytes) -> InvocationId:
+        """An id routed by ``partition_key`` (the object key of a keyed service)."""
+        return cls(murmur2(partition_key), uid)
+
+    @classmethod
+    def new_unkeyed(cls, uid: bytes | None = None) -> InvocationId:
+        """An id for a plain service: its own unique bytes are the partition key."""
+        uid = uid if uid is not None else os.urandom(16)
+        return cls(murmur2(uid), uid)
+
+
+def idempotent_uid(service: str, handler: str, key: str | None, idempotency_key: str) -> bytes:
+    """The unique bytes of an invocation named by an idempotency key.
+
+    The same target and idempotency key always give the same invocation id, so that a retried
+    call reaches the same invocation on the same partition.
+    """
+    h = hashlib.blake2b(digest_size=16, person=b"perdure-idem-v1")
+    for part in (service, handler, key if key is not None else "\x00", idempotency_key):
+        data = part.encode()
+        h.update(len(data).to_bytes(4, "big"))
+        h.update(data)
+    return h.digest()

@@ -1,0 +1,73 @@
+"""The key layout of a partition's store: one byte of table prefix, then the table's key.
+
+A table prefix, once assigned, never changes meaning; retired prefixes stay reserved. Keys sort
+so that prefix scans return a table (or one invocation's journal) in order.
+"""
+
+from __future__ import annotations
+
+STORE_FORMAT_VERSION = 1
+"""Written under ``META_FORMAT``; a store with another version is rebuilt from the log."""
+
+META = b"\x00"
+STATUS = b"\x01"
+JOURNAL = b"\x02"
+EXPIRY = b"\x03"
+RUNNING = b"\x04"
+
+META_APPLIED_OFFSET = META + b"applied-offset"
+META_FORMAT = META + b"format"
+META_LEADER = META + b"leader"
+
+
+def _component(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def status_key(invocation_id: str) -> bytes:
+    """The invocation's status."""
+    return STATUS + _component(invocation_id)
+
+
+def journal_prefix(invocation_id: str) -> bytes:
+    """All journal entries of one invocation, in index order."""
+    return JOURNAL + _component(invocation_id)
+
+
+def journal_key(invocation_id: str, index: int) -> bytes:
+    """One journal entry."""
+    return journal_prefix(invocation_id) + index.to_bytes(4, "big")
+
+
+def running_key(invocation_id: str) -> bytes:
+    """Index of invocations a new leader must (re)start."""
+    return RUNNING + _component(invocation_id)
+
+
+def expiry_key(completed_ms: int, invocation_id: str) -> bytes:
+    """Index of completed invocations by completion time, for the retention sweep."""
+    return EXPIRY + max(completed_ms, 0).to_bytes(8, "big") + _component(invocation_id)
+
+
+def id_of_expiry_key(key: bytes) -> tuple[int, str]:
+    """The completion time and invocation id named by an expiry key."""
+    completed_ms = int.from_bytes(key[1:9], "big")
+    length = int.from_bytes(key[9:11], "big")
+    return completed_ms, key[11 : 11 + length].decode()
+
+
+def id_of_running_key(key: bytes) -> str:
+    """The invocation id named by a running-index key."""
+    length = int.from_bytes(key[1:3], "big")
+    return key[3 : 3 + length].decode()
+
+
+def encode_int(value: int) -> bytes:
+    """A signed 64-bit integer value."""
+    return value.to_bytes(8, "big", signed=True)
+
+
+def decode_int(data: bytes) -> int:
+    """Reads :func:`encode_int`."""
+    return int.from_bytes(data, "big", signed=True)

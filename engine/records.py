@@ -1,0 +1,191 @@
+"""Log records (commands), responses and the actions the state machine asks the leader to run.
+
+Records are what the log holds; applying one to a partition's state yields actions. Only the
+partition's leader executes actions; a replaying or recovering worker drops them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from engine.model import Failure, JournalEntry, Reply, Target
+
+# ---------------------------------------------------------------------------------------------
+# Records on the log topic
+
+
+@dataclass(frozen=True, slots=True)
+class Invoke:
+    """Start an invocation (from the ingress, a subscription or another partition).
+
+    ``reply`` names the waiter for a call; a send with an idempotency key also gets a reply
+    (``accepted`` or ``previously_accepted``); a plain send has none.
+    """
+
+    invocation_id: str
+    target: Target
+    input: bytes
+    reply: Reply | None = None
+    idempotency_key: str | None = None
+    send: bool = False
+    headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Attach:
+    """Ask for an invocation's outcome: wait for it (``block``) or answer at once."""
+
+    invocation_id: str
+    reply: Reply
+    block: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceLeader:
+    """A worker claims a partition's leadership with the epoch of the record's envelope."""
+
+    leader_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeEntry:
+    """The leader's invoker proposes the next journal entry of an attempt."""
+
+    invocation_id: str
+    attempt: int
+    index: int
+    entry: JournalEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    """An attempt ended the invocation: a result or a terminal failure."""
+
+    invocation_id: str
+    attempt: int
+    result: bytes | None = None
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFailed:
+    """An attempt failed with a retryable error; the invoker retries after ``retry_in_ms``."""
+
+    invocation_id: str
+    attempt: int
+    message: str
+    retry_in_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeExpired:
+    """The leader's periodic sweep: forget completed invocations past their retention."""
+
+    retention_ms: int
+
+
+Command = Invoke | Attach | AnnounceLeader | ProposeEntry | Complete | AttemptFailed | PurgeExpired
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A log record: the command plus who wrote it.
+
+    ``epoch`` is the writer's leader epoch; 0 means a writer outside the partition (the ingress),
+    whose records are never fenced. ``timestamp_ms`` comes from the Kafka record, so that the
+    state machine never reads a clock.
+    """
+
+    command: Command
+    epoch: int = 0
+    origin: str = ""
+    timestamp_ms: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Records on the responses topic
+
+
+class ResponseStatus(StrEnum):
+    """What a response tells its waiter."""
+
+    OK = "ok"
+    FAILED = "failed"
+    ACCEPTED = "accepted"
+    PREVIOUSLY_ACCEPTED = "previously_accepted"
+    NOT_READY = "not_ready"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An answer to a waiter (an ingress request)."""
+
+    request_id: str
+    invocation_id: str
+    status: ResponseStatus
+    result: bytes | None = None
+    failure: Failure | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions
+
+
+@dataclass(frozen=True, slots=True)
+class StartInvocation:
+    """Run (or re-run, replaying ``journal``) an invocation's handler as attempt ``attempt``."""
+
+    invocation_id: str
+    target: Target
+    input: bytes
+    journal: tuple[JournalEntry, ...]
+    attempt: int
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AckEntry:
+    """Journal entry ``index`` of the attempt is durable: the handler may go on."""
+
+    invocation_id: str
+    attempt: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRetry:
+    """Start attempt ``attempt`` of the invocation after ``delay_ms``."""
+
+    invocation_id: str
+    attempt: int
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendResponse:
+    """Send ``response`` to the responses-topic partition of ``reply``."""
+
+    reply: Reply
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationEnded:
+    """The invocation completed; drop whatever the invoker still holds for it."""
+
+    invocation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeadershipChanged:
+    """The partition's leader is now ``leader_id`` at ``epoch``."""
+
+    leader_id: str
+    epoch: int
+
+
+Action = (
+    StartInvocation | AckEntry | ScheduleRetry | SendResponse | InvocationEnded | LeadershipChanged
+)

@@ -1,0 +1,193 @@
+"""Avro schemas of every byte format the engine writes: log records, responses, stored values.
+
+A byte format never changes meaning. A change that old readers cannot read gets a new version
+number in ``SCHEMA_VERSION`` (carried in the ``perdure-v`` record header) and a reader for the
+old one; fields are only ever added with defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_VERSION = 1
+"""The version of the envelope schema written into the ``perdure-v`` header."""
+
+VERSION_HEADER = "perdure-v"
+"""Kafka record header naming the schema version of the value."""
+
+_NS = "dev.perdure.v1"
+
+FAILURE: dict[str, Any] = {
+    "type": "record",
+    "name": "Failure",
+    "namespace": _NS,
+    "fields": [{"name": "code", "type": "int"}, {"name": "message", "type": "string"}],
+}
+
+TARGET: dict[str, Any] = {
+    "type": "record",
+    "name": "Target",
+    "namespace": _NS,
+    "fields": [
+        {"name": "service", "type": "string"},
+        {"name": "handler", "type": "string"},
+        {"name": "key", "type": ["null", "string"], "default": None},
+    ],
+}
+
+REPLY: dict[str, Any] = {
+    "type": "record",
+    "name": "Reply",
+    "namespace": _NS,
+    "fields": [{"name": "partition", "type": "int"}, {"name": "request_id", "type": "string"}],
+}
+
+HEADERS: dict[str, Any] = {"type": "map", "values": "string"}
+
+JOURNAL_ENTRY: dict[str, Any] = {
+    "type": "record",
+    "name": "JournalEntry",
+    "namespace": _NS,
+    "fields": [
+        {"name": "kind", "type": "string"},
+        {"name": "name", "type": "string"},
+        {"name": "value", "type": ["null", "bytes"], "default": None},
+        {"name": "failure", "type": ["null", f"{_NS}.Failure"], "default": None},
+    ],
+}
+
+INVOKE: dict[str, Any] = {
+    "type": "record",
+    "name": "Invoke",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "target", "type": f"{_NS}.Target"},
+        {"name": "input", "type": "bytes"},
+        {"name": "reply", "type": ["null", f"{_NS}.Reply"], "default": None},
+        {"name": "idempotency_key", "type": ["null", "string"], "default": None},
+        {"name": "send", "type": "boolean", "default": False},
+        {"name": "headers", "type": HEADERS, "default": {}},
+    ],
+}
+
+ATTACH: dict[str, Any] = {
+    "type": "record",
+    "name": "Attach",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "reply", "type": f"{_NS}.Reply"},
+        {"name": "block", "type": "boolean"},
+    ],
+}
+
+ANNOUNCE_LEADER: dict[str, Any] = {
+    "type": "record",
+    "name": "AnnounceLeader",
+    "namespace": _NS,
+    "fields": [{"name": "leader_id", "type": "string"}],
+}
+
+PROPOSE_ENTRY: dict[str, Any] = {
+    "type": "record",
+    "name": "ProposeEntry",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "attempt", "type": "int"},
+        {"name": "index", "type": "int"},
+        {"name": "entry", "type": f"{_NS}.JournalEntry"},
+    ],
+}
+
+COMPLETE: dict[str, Any] = {
+    "type": "record",
+    "name": "Complete",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "attempt", "type": "int"},
+        {"name": "result", "type": ["null", "bytes"], "default": None},
+        {"name": "failure", "type": ["null", f"{_NS}.Failure"], "default": None},
+    ],
+}
+
+ATTEMPT_FAILED: dict[str, Any] = {
+    "type": "record",
+    "name": "AttemptFailed",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "attempt", "type": "int"},
+        {"name": "message", "type": "string"},
+        {"name": "retry_in_ms", "type": "long"},
+    ],
+}
+
+PURGE_EXPIRED: dict[str, Any] = {
+    "type": "record",
+    "name": "PurgeExpired",
+    "namespace": _NS,
+    "fields": [{"name": "retention_ms", "type": "long"}],
+}
+
+ENVELOPE: dict[str, Any] = {
+    "type": "record",
+    "name": "Envelope",
+    "namespace": _NS,
+    "fields": [
+        {"name": "epoch", "type": "long"},
+        {"name": "origin", "type": "string"},
+        {
+            "name": "command",
+            "type": [
+                INVOKE,
+                ATTACH,
+                ANNOUNCE_LEADER,
+                PROPOSE_ENTRY,
+                COMPLETE,
+                ATTEMPT_FAILED,
+                PURGE_EXPIRED,
+            ],
+        },
+    ],
+}
+
+RESPONSE: dict[str, Any] = {
+    "type": "record",
+    "name": "Response",
+    "namespace": _NS,
+    "fields": [
+        {"name": "request_id", "type": "string"},
+        {"name": "invocation_id", "type": "string"},
+        {"name": "status", "type": "string"},
+        {"name": "result", "type": ["null", "bytes"], "default": None},
+        {"name": "failure", "type": ["null", f"{_NS}.Failure"], "default": None},
+    ],
+}
+
+INVOCATION_STATUS: dict[str, Any] = {
+    "type": "record",
+    "name": "InvocationStatus",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "target", "type": f"{_NS}.Target"},
+        {"name": "input", "type": "bytes"},
+        {"name": "phase", "type": "string"},
+        {"name": "created_ms", "type": "long"},
+        {"name": "retry_count", "type": "int"},
+        {"name": "journal_length", "type": "int"},
+        {"name": "idempotency_key", "type": ["null", "string"], "default": None},
+        {"name": "waiters", "type": {"type": "array", "items": f"{_NS}.Reply"}},
+        {"name": "result", "type": ["null", "bytes"], "default": None},
+        {"name": "failure", "type": ["null", f"{_NS}.Failure"], "default": None},
+        {"name": "completed_ms", "type": ["null", "long"], "default": None},
+        {"name": "last_error", "type": ["null", "string"], "default": None},
+        {"name": "headers", "type": HEADERS, "default": {}},
+    ],
+}
+
+# The named types must be known before the records that use them.
+NAMED_TYPES: list[dict[str, Any]] = [FAILURE, TARGET, REPLY, JOURNAL_ENTRY]

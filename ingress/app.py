@@ -1,0 +1,289 @@
+"""The HTTP ingress (FastAPI): Restate-compatible paths that turn calls into log records.
+
+A 2xx means the invocation record is durable in Kafka; nothing is accepted otherwise. Errors are
+JSON ``{"code": N, "message": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from confluent_kafka import KafkaException
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from engine.errors import InvalidId
+from engine.ids import InvocationId, idempotent_uid, murmur2
+from engine.model import Reply, Target
+from engine.records import Attach, Envelope, Invoke, ResponseStatus
+from engine.records import Response as LogResponse
+from ingress.config import IngressSettings
+from ingress.errors import IngressError
+from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
+
+log = logging.getLogger("perdure.ingress")
+
+ID_HEADER = "x-restate-id"
+NOT_READY = 470
+
+
+def _error(status: int, message: str, invocation_id: str | None = None) -> JSONResponse:
+    headers = {ID_HEADER: invocation_id} if invocation_id else None
+    return JSONResponse({"code": status, "message": message}, status_code=status, headers=headers)
+
+
+class Ingress:
+    """The state of one ingress replica: Kafka clients and the requests waiting for answers."""
+
+    def __init__(self, settings: IngressSettings) -> None:
+        self.settings = settings
+        self.names = settings.names
+        self.replica_id = uuid.uuid4().hex
+        self.waiters: dict[str, asyncio.Future[LogResponse]] = {}
+        self.log_partitions = 0
+        self.reply_partition = 0
+        self.producer: LogProducer | None = None
+        self.registry: ServiceRegistry | None = None
+        self.responses: ResponseReader | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self.log_partitions, response_partitions = await asyncio.to_thread(
+            prepare_topics, s.bootstrap, self.names, s.partitions
+        )
+        self.reply_partition = (
+            murmur2(self.replica_id.encode()) & 0x7FFFFFFF
+        ) % response_partitions
+        loop = asyncio.get_running_loop()
+        self.producer = LogProducer(s.bootstrap, self.names, s.produce_timeout_s)
+        self.registry = await asyncio.to_thread(ServiceRegistry, s.bootstrap, self.names)
+        self.responses = await asyncio.to_thread(
+            ResponseReader, s.bootstrap, self.names, self.reply_partition, loop, self._deliver
+        )
+        log.info(
+            "ingress on http://%s:%d: cluster %r, %d log partitions, answers on partition %d",
+            s.host,
+            s.port,
+            s.cluster,
+            self.log_partitions,
+            self.reply_partition,
+        )
+
+    async def stop(self) -> None:
+        for part in (self.responses, self.registry):
+            if part is not None:
+                await asyncio.to_thread(part.close)
+        if self.producer is not None:
+            await asyncio.to_thread(self.producer.close)
+
+    @property
+    def ready(self) -> bool:
+        return self.registry is not None and self.registry.ready.is_set()
+
+    def _deliver(self, response: LogResponse) -> None:
+        fut = self.waiters.get(response.request_id)
+        if fut is not None and not fut.done():
+            fut.set_result(response)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def resolve(self, service: str, handler: str) -> dict[str, Any]:
+        if self.registry is None or not self.ready:
+            raise IngressError(503, "the ingress is not ready yet: the service registry is loading")
+        entry = self.registry.services.get(service)
+        if entry is None:
+            raise IngressError(404, f"service {service!r} not found")
+        if handler not in entry.get("handlers", {}):
+            raise IngressError(404, f"handler {handler!r} not found in service {service!r}")
+        return entry
+
+    async def append(self, partition: int, key: bytes | None, record: Any) -> None:
+        assert self.producer is not None
+        try:
+            await self.producer.append(partition, key, Envelope(record))
+        except KafkaException as err:
+            raise IngressError(503, f"the log cannot take the record: {err}") from err
+
+    async def invoke(
+        self,
+        target: Target,
+        body: bytes,
+        idempotency_key: str | None,
+        send: bool,
+        headers: tuple[tuple[str, str], ...],
+    ) -> tuple[str, LogResponse | None]:
+        if idempotency_key:
+            uid = idempotent_uid(target.service, target.handler, target.key, idempotency_key)
+            inv = InvocationId.new_unkeyed(uid)
+        else:
+            inv = InvocationId.new_unkeyed()
+        invocation_id = str(inv)
+        wait = not send or bool(idempotency_key)
+        request_id = uuid.uuid4().hex
+        reply = Reply(self.reply_partition, request_id) if wait else None
+        record = Invoke(invocation_id, target, body, reply, idempotency_key or None, send, headers)
+        if not wait:
+            await self.append(inv.partition(self.log_partitions), inv.uid, record)
+            return invocation_id, None
+        with self._waiter(request_id) as fut:
+            await self.append(inv.partition(self.log_partitions), inv.uid, record)
+            return invocation_id, await self._await(fut, inv, request_id)
+
+    async def attach(self, invocation_id: str, block: bool) -> LogResponse:
+        try:
+            inv = InvocationId.parse(invocation_id)
+        except InvalidId as err:
+            raise IngressError(400, str(err)) from err
+        request_id = uuid.uuid4().hex
+        with self._waiter(request_id) as fut:
+            reply = Reply(self.reply_partition, request_id)
+            await self.append(
+                inv.partition(self.log_partitions), None, Attach(invocation_id, reply, block)
+            )
+            return await self._await(fut, inv, request_id, reattach=block)
+
+    @contextlib.contextmanager
+    def _waiter(self, request_id: str) -> Any:
+        fut: asyncio.Future[LogResponse] = asyncio.get_running_loop().create_future()
+        self.waiters[request_id] = fut
+        try:
+            yield fut
+        finally:
+            self.waiters.pop(request_id, None)
+
+    async def _await(
+        self,
+        fut: asyncio.Future[LogResponse],
+        inv: InvocationId,
+        request_id: str,
+        reattach: bool = True,
+    ) -> LogResponse:
+        """Waits for the answer; re-attaches now and then, so a lost answer is asked again."""
+        while True:
+            try:
+                return await asyncio.wait_for(
+                    asyncio.shield(fut), self.settings.reattach_interval_s
+                )
+            except TimeoutError:
+                if not reattach:
+                    continue
+                reply = Reply(self.reply_partition, request_id)
+                await self.append(
+                    inv.partition(self.log_partitions), None, Attach(str(inv), reply, True)
+                )
+
+
+def _result(response: LogResponse, invocation_id: str) -> Response:
+    headers = {ID_HEADER: invocation_id}
+    if response.status is ResponseStatus.OK:
+        return Response(
+            response.result or b"null",
+            status_code=200,
+            media_type="application/json",
+            headers=headers,
+        )
+    if response.status is ResponseStatus.FAILED and response.failure is not None:
+        return _error(response.failure.code, response.failure.message, invocation_id)
+    if response.status is ResponseStatus.NOT_READY:
+        return _error(NOT_READY, "the invocation has not completed yet", invocation_id)
+    if response.status is ResponseStatus.NOT_FOUND:
+        return _error(404, f"invocation {invocation_id} not found", invocation_id)
+    return _error(500, f"unexpected answer {response.status.value}", invocation_id)
+
+
+_FORWARDED_SKIP = {"host", "connection", "content-length", "idempotency-key", "accept-encoding"}
+
+
+def create_app(settings: IngressSettings | None = None) -> FastAPI:
+    """The ingress's ASGI app."""
+    settings = settings or IngressSettings.from_env()
+    ingress = Ingress(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await ingress.start()
+        try:
+            yield
+        finally:
+            await ingress.stop()
+
+    app = FastAPI(title="Perdure ingress", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.ingress = ingress
+
+    @app.exception_handler(IngressError)
+    async def ingress_error(_request: Request, err: IngressError) -> JSONResponse:
+        return _error(err.status, err.message)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        if not ingress.ready:
+            return _error(503, "not ready")
+        return JSONResponse({"status": "ok", "pid": os.getpid()})
+
+    @app.get("/restate/invocation/{invocation_id}/output")
+    async def output(invocation_id: str) -> Response:
+        return _result(await ingress.attach(invocation_id, block=False), invocation_id)
+
+    @app.get("/restate/invocation/{invocation_id}/attach")
+    async def attach(invocation_id: str) -> Response:
+        return _result(await ingress.attach(invocation_id, block=True), invocation_id)
+
+    @app.post("/{path:path}")
+    async def call(path: str, request: Request) -> Response:
+        parts = [p for p in path.split("/") if p]
+        send = bool(parts) and parts[-1] == "send"
+        if send:
+            parts = parts[:-1]
+        if len(parts) != 2:
+            raise IngressError(
+                404 if len(parts) > 3 or not parts else 400,
+                f"expected /{{service}}/{{handler}}[/send], got /{path}",
+            )
+        service, handler = parts
+        ingress.resolve(service, handler)
+        body = await _read_body(request, settings.max_body_bytes)
+        if body.strip():
+            try:
+                json.loads(body)
+            except ValueError as err:
+                raise IngressError(400, f"the request body is not valid JSON: {err}") from err
+        headers = tuple(
+            (k, v) for k, v in request.headers.items() if k.lower() not in _FORWARDED_SKIP
+        )
+        invocation_id, response = await ingress.invoke(
+            Target(service, handler), body, request.headers.get("idempotency-key"), send, headers
+        )
+        if send:
+            status = "Accepted"
+            if response is not None and response.status is ResponseStatus.PREVIOUSLY_ACCEPTED:
+                status = "PreviouslyAccepted"
+            return JSONResponse(
+                {"invocationId": invocation_id, "status": status},
+                status_code=202,
+                headers={ID_HEADER: invocation_id},
+            )
+        assert response is not None
+        return _result(response, invocation_id)
+
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise IngressError(413, f"the request body is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise IngressError(413, f"the request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,202 @@
+"""The ingress's Kafka side: topic check, the log producer, the registry and response readers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from engine import codec, schemas
+from engine.cluster import ClusterNames, producer_settings, topic_specs
+from engine.records import Envelope, Response
+
+log = logging.getLogger("perdure.ingress")
+
+_HEADERS: list[tuple[str, str | bytes | None]] = [
+    (schemas.VERSION_HEADER, str(schemas.SCHEMA_VERSION).encode())
+]
+
+
+def prepare_topics(bootstrap: str, names: ClusterNames, partitions: int) -> tuple[int, int]:
+    """Creates the cluster's topics if no worker has yet; returns (log, responses) partitions."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = admin.list_topics(timeout=15).topics
+    missing = [t for t in topic_specs(names, partitions) if t.name not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(t.name, t.partitions, replication_factor=-1, config=t.config)
+                for t in missing
+            ]
+        )
+        for future in futures.values():
+            try:
+                future.result(timeout=15)
+            except KafkaException as err:
+                if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+    md = admin.list_topics(timeout=15).topics
+    return len(md[names.log_topic].partitions), len(md[names.responses_topic].partitions)
+
+
+class LogProducer:
+    """Appends records to the log; ``append`` resolves once Kafka has them (acks=all)."""
+
+    def __init__(self, bootstrap: str, names: ClusterNames, timeout_s: float) -> None:
+        settings: dict[str, Any] = dict(producer_settings(bootstrap))
+        settings["message.timeout.ms"] = int(timeout_s * 1000)
+        self._producer = Producer(settings)
+        self._names = names
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="ingress-producer", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    async def append(self, partition: int, key: bytes | None, envelope: Envelope) -> None:
+        """Appends a record; raises :class:`KafkaException` if Kafka did not take it."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def delivered(err: KafkaError | None, _msg: object) -> None:
+            loop.call_soon_threadsafe(_settle, done, err)
+
+        value = codec.encode_envelope(envelope)
+        while True:
+            try:
+                self._producer.produce(
+                    self._names.log_topic,
+                    key=key,
+                    value=value,
+                    partition=partition,
+                    headers=_HEADERS,
+                    on_delivery=delivered,
+                )
+                break
+            except BufferError:
+                await asyncio.sleep(0.01)
+        await done
+
+    def close(self) -> None:
+        """Flushes and stops."""
+        self._producer.flush(5)
+        self._stop.set()
+        self._thread.join(2)
+
+
+def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
+    if fut.done():
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(KafkaException(err))
+
+
+class _TopicReader:
+    """A consumer on its own thread, with no group, over fixed partitions."""
+
+    def __init__(self, bootstrap: str, name: str) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"perdure-ingress-{name}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 100,
+            }
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            first = self._consumer.poll(0.1)  # returns on the first record, unlike consume()
+            batch = [] if first is None else [first, *self._consumer.consume(500, 0)]
+            for msg in batch:
+                if msg.error() is None:
+                    self.handle(msg.key(), msg.value(), msg.offset() or 0)
+            self.idle()
+
+    def handle(self, key: bytes | None, value: bytes | None, offset: int) -> None:
+        raise NotImplementedError
+
+    def idle(self) -> None:
+        """Called after every poll."""
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+
+class ServiceRegistry(_TopicReader):
+    """The services workers host, read from the compacted registry topic."""
+
+    def __init__(self, bootstrap: str, names: ClusterNames) -> None:
+        super().__init__(bootstrap, "ingress-registry")
+        self.services: dict[str, dict[str, Any]] = {}
+        tp = TopicPartition(names.registry_topic, 0)
+        _, self._end = self._consumer.get_watermark_offsets(tp, timeout=15, cached=False)
+        self.ready = threading.Event()
+        self._position = 0
+        tp.offset = 0
+        self._consumer.assign([tp])
+        if self._end == 0:
+            self.ready.set()
+        self._thread.start()
+
+    def handle(self, key: bytes | None, value: bytes | None, offset: int) -> None:
+        self._position = offset + 1
+        if key is None:
+            return
+        if value is None:
+            self.services.pop(key.decode(), None)
+            return
+        try:
+            self.services[key.decode()] = json.loads(value)
+        except ValueError:
+            log.warning("registry: unreadable entry for %r", key)
+
+    def idle(self) -> None:
+        if not self.ready.is_set() and self._position >= self._end:
+            self.ready.set()
+
+
+class ResponseReader(_TopicReader):
+    """Reads this replica's partition of the responses topic and wakes the waiting requests."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        names: ClusterNames,
+        partition: int,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[Response], None],
+    ) -> None:
+        super().__init__(bootstrap, f"ingress-responses-{partition}")
+        tp = TopicPartition(names.responses_topic, partition)
+        # Start at the current end: only answers to requests from now on matter.
+        _, end = self._consumer.get_watermark_offsets(tp, timeout=15, cached=False)
+        tp.offset = end
+        self._consumer.assign([tp])
+        self._loop = loop
+        self._deliver = deliver
+        self._thread.start()
+
+    def handle(self, key: bytes | None, value: bytes | None, offset: int) -> None:
+        if value is None:
+            return
+        try:
+            response = codec.decode_response(value)
+        except Exception:
+            log.warning("responses: unreadable record at offset %d", offset)
+            return
+        self._loop.call_soon_threadsafe(self._deliver, response)

@@ -1,0 +1,13 @@
+"""The worker runtime's exceptions: one root, :class:`PartitionError`."""
+
+
+class PartitionError(Exception):
+    """Root of every error raised by the worker runtime."""
+
+
+class StoreError(PartitionError):
+    """A partition store cannot be opened or written."""
+
+
+class TopicSetupError(PartitionError):
+    """The cluster's topics cannot be created or do not match the configuration."""

@@ -1,0 +1,248 @@
+"""Invoker: runs SDK handlers as asyncio tasks, one per running invocation.
+
+The processor thread tells the invoker what to start, which journal entries are durable and
+when to let go of a partition; the invoker appends proposals and completions to the log. A
+handler waits on the acknowledgement of each step, which only comes from the processor having
+read the step back from the log as leader (DESIGN.md invariant 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from confluent_kafka import KafkaError
+
+from engine.model import Failure, JournalEntry
+from engine.records import (
+    AckEntry,
+    AttemptFailed,
+    Command,
+    Complete,
+    Envelope,
+    ProposeEntry,
+    StartInvocation,
+)
+from partitions.log import LogWriter
+from partitions.metrics import WorkerMetrics
+from sdk import Context, Endpoint, InvocationAborted, TerminalError
+
+log = logging.getLogger("perdure.invoker")
+
+_REDELIVERY_DELAY_S = 1.0
+_MS = timedelta(milliseconds=1)
+
+
+@dataclass
+class _Attempt:
+    partition: int
+    epoch: int
+    start: StartInvocation
+    pending: dict[int, asyncio.Future[None]] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+
+class Invoker:
+    """Runs the handlers of ``endpoint`` for the partitions this worker leads.
+
+    All methods run on the invoker's event loop; the processor thread reaches them through
+    ``loop.call_soon_threadsafe``.
+    """
+
+    def __init__(
+        self, endpoint: Endpoint, writer: LogWriter, leader_id: str, metrics: WorkerMetrics
+    ) -> None:
+        self.endpoint = endpoint
+        self.writer = writer
+        self.leader_id = leader_id
+        self.metrics = metrics
+        self.attempts: dict[str, _Attempt] = {}
+
+    @property
+    def running(self) -> int:
+        """How many handler tasks are alive."""
+        return sum(1 for a in self.attempts.values() if a.task is not None and not a.task.done())
+
+    def start(
+        self, partition: int, epoch: int, action: StartInvocation, delay_s: float = 0
+    ) -> None:
+        """Starts attempt ``action.attempt`` unless that attempt already runs here."""
+        current = self.attempts.get(action.invocation_id)
+        if current is not None:
+            if current.start.attempt == action.attempt and current.epoch == epoch:
+                return
+            self._cancel(current)
+        attempt = _Attempt(partition, epoch, action)
+        self.attempts[action.invocation_id] = attempt
+        attempt.task = asyncio.get_running_loop().create_task(
+            self._run(attempt, delay_s), name=f"invocation {action.invocation_id}"
+        )
+
+    def ack(self, action: AckEntry) -> None:
+        """Entry ``action.index`` is durable: wake the handler waiting on it."""
+        attempt = self.attempts.get(action.invocation_id)
+        if attempt is None or attempt.start.attempt != action.attempt:
+            return
+        fut = attempt.pending.pop(action.index, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def ended(self, invocation_id: str) -> None:
+        """The invocation completed: forget it."""
+        attempt = self.attempts.pop(invocation_id, None)
+        if attempt is not None and attempt.task is not None and not attempt.task.done():
+            attempt.task.cancel()
+
+    def release_partition(self, partition: int) -> None:
+        """This worker no longer leads ``partition``: stop its handlers at their next await."""
+        for invocation_id, attempt in list(self.attempts.items()):
+            if attempt.partition == partition:
+                self._cancel(attempt)
+                del self.attempts[invocation_id]
+
+    async def shutdown(self) -> None:
+        """Stops every handler."""
+        tasks = [a.task for a in self.attempts.values() if a.task is not None]
+        for attempt in list(self.attempts.values()):
+            self._cancel(attempt)
+        self.attempts.clear()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _cancel(attempt: _Attempt) -> None:
+        for fut in attempt.pending.values():
+            if not fut.done():
+                fut.set_exception(InvocationAborted())
+        if attempt.task is not None and not attempt.task.done():
+            attempt.task.cancel()
+
+    def _append(
+        self, attempt: _Attempt, command: Command, fut: asyncio.Future[None] | None = None
+    ) -> asyncio.Future[None]:
+        """Appends a record of this attempt.
+
+        The returned future is resolved on delivery, unless ``fut`` is given: then only a
+        failed delivery settles it (its success comes from elsewhere: the acknowledgement).
+        """
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = fut if fut is not None else loop.create_future()
+        only_failure = fut is not None
+
+        def on_delivery(err: KafkaError | None) -> None:
+            if err is not None or not only_failure:
+                loop.call_soon_threadsafe(_settle, delivered, err)
+
+        self.writer.append(
+            attempt.partition,
+            Envelope(command, attempt.epoch, self.leader_id),
+            on_delivery,
+        )
+        return delivered
+
+    async def _propose(self, attempt: _Attempt, index: int, entry: JournalEntry) -> None:
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        attempt.pending[index] = acked
+        started = asyncio.get_running_loop().time()
+        start = attempt.start
+        self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry), acked)
+        await acked  # fails if Kafka refused the record: the attempt restarts after a pause
+        self.metrics.step_ack_seconds.observe(asyncio.get_running_loop().time() - started)
+
+    async def _run(self, attempt: _Attempt, delay_s: float) -> None:
+        start = attempt.start
+        try:
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            command = await self._execute(attempt)
+            await self._append(attempt, command)
+        except _LogUnavailable as err:
+            log.warning("invocation %s: %s; restarting it shortly", start.invocation_id, err)
+            self._restart_later(attempt)
+        except (asyncio.CancelledError, InvocationAborted):
+            return
+        finally:
+            self.metrics.handlers_running.set(self.running)
+
+    def _restart_later(self, attempt: _Attempt) -> None:
+        start = attempt.start
+        loop = asyncio.get_running_loop()
+
+        def again() -> None:
+            if self.attempts.get(start.invocation_id) is attempt:
+                del self.attempts[start.invocation_id]
+                self.start(attempt.partition, attempt.epoch, start)
+
+        loop.call_later(_REDELIVERY_DELAY_S, again)
+
+    async def _execute(self, attempt: _Attempt) -> Command:
+        start = attempt.start
+        handler = self.endpoint.handler(start.target.service, start.target.handler)
+        if handler is None:
+            return Complete(
+                start.invocation_id,
+                start.attempt,
+                failure=Failure(404, f"no handler {start.target} on this worker"),
+            )
+        driver = _Driver(self, attempt)
+        ctx = Context(
+            start.invocation_id, start.journal, driver, dict(start.headers), start.attempt
+        )
+        self.metrics.handlers_running.set(self.running)
+        try:
+            output = await handler.invoke(ctx, start.input)
+            self.metrics.invocations_completed.labels("ok").inc()
+            return Complete(start.invocation_id, start.attempt, result=output)
+        except TerminalError as err:
+            self.metrics.invocations_completed.labels("failed").inc()
+            return Complete(
+                start.invocation_id, start.attempt, failure=Failure(err.status_code, err.message)
+            )
+        except _LogUnavailable:
+            raise
+        except Exception as err:
+            attempts_made = start.attempt + 1
+            if attempts_made >= handler.retry.max_attempts:
+                self.metrics.invocations_completed.labels("failed").inc()
+                return Complete(
+                    start.invocation_id,
+                    start.attempt,
+                    failure=Failure(500, f"failed after {attempts_made} attempts: {err!r}"),
+                )
+            delay = handler.retry.delay_after(attempts_made)
+            log.info(
+                "invocation %s attempt %d failed: %r; retrying in %.2fs",
+                start.invocation_id,
+                attempts_made,
+                err,
+                delay.total_seconds(),
+            )
+            self.metrics.attempts_failed.inc()
+            return AttemptFailed(
+                start.invocation_id, start.attempt, repr(err)[:2000], int(delay / _MS)
+            )
+
+
+class _LogUnavailable(InvocationAborted):
+    """Kafka did not take a record of this attempt."""
+
+
+class _Driver:
+    def __init__(self, invoker: Invoker, attempt: _Attempt) -> None:
+        self._invoker = invoker
+        self._attempt = attempt
+
+    async def propose(self, index: int, entry: JournalEntry) -> None:
+        await self._invoker._propose(self._attempt, index, entry)
+
+
+def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
+    if fut.done():
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(_LogUnavailable(f"the log refused a record: {err.str()}"))

@@ -1,0 +1,73 @@
+"""LogWriter: appends records to the cluster's topics through one idempotent producer.
+
+The producer is shared by the processor thread and the invoker's event loop (librdkafka is
+thread-safe); delivery callbacks run on the processor thread, which polls the producer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from engine import codec, schemas
+from engine.cluster import ClusterNames, producer_settings
+from engine.records import Envelope, Response
+
+DeliveryCallback = Callable[[KafkaError | None], None]
+
+_HEADERS: list[tuple[str, str | bytes | None]] = [
+    (schemas.VERSION_HEADER, str(schemas.SCHEMA_VERSION).encode())
+]
+
+
+class LogWriter:
+    """Appends envelopes to the log and responses to the responses topic."""
+
+    def __init__(self, bootstrap: str, names: ClusterNames) -> None:
+        self.names = names
+        self.producer = Producer(producer_settings(bootstrap))
+        self._stop = threading.Event()
+        # Delivery callbacks must not wait for the processor loop: a thread of their own.
+        self._poller = threading.Thread(
+            target=self._poll_forever, name="producer-poll", daemon=True
+        )
+        self._poller.start()
+
+    def _poll_forever(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    def append(
+        self, partition: int, envelope: Envelope, on_delivery: DeliveryCallback | None = None
+    ) -> None:
+        """Appends one record to ``partition`` of the log."""
+        self._produce(self.names.log_topic, partition, codec.encode_envelope(envelope), on_delivery)
+
+    def respond(self, partition: int, response: Response) -> None:
+        """Sends a response to a partition of the responses topic."""
+        self._produce(self.names.responses_topic, partition, codec.encode_response(response), None)
+
+    def _produce(
+        self, topic: str, partition: int, value: bytes, on_delivery: DeliveryCallback | None
+    ) -> None:
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if on_delivery is not None:
+                on_delivery(err)
+
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value=value, partition=partition, headers=_HEADERS, on_delivery=delivered
+                )
+                return
+            except BufferError:
+                self._stop.wait(0.01)  # the local queue is full: the poller drains it
+
+    def close(self, timeout: float = 10) -> int:
+        """Waits for outstanding records and stops; returns how many were not delivered."""
+        left = int(self.producer.flush(timeout))
+        self._stop.set()
+        self._poller.join(2)
+        return left

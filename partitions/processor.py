@@ -1,0 +1,138 @@
+"""PartitionProcessor: folds one partition's log into its store and tracks its leadership.
+
+A processor replays the partition from the offset its store has applied. Once it has caught up
+with the log end it saw when the partition was assigned, it announces itself as leader with the
+next epoch. It acts as leader only after reading its own announcement back as the winning one,
+and stops the moment the log names another leader.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import Message
+
+from engine import codec, schemas, state_machine
+from engine.errors import CodecError
+from engine.records import Action, LeadershipChanged
+from partitions.store import PartitionStore
+
+log = logging.getLogger("perdure.processor")
+
+
+@dataclass
+class Applied:
+    """The outcome of applying a batch: actions for the leader, and leadership changes."""
+
+    actions: list[Action] = field(default_factory=list)
+    became_leader: bool = False
+    lost_leadership: bool = False
+
+
+class PartitionProcessor:
+    """The state and leadership of one owned partition.
+
+    Args:
+        partition: the log partition.
+        store: its open store.
+        leader_id: this worker's identity in leader announcements.
+        log_end: the partition's end offset when it was assigned; replay runs up to it.
+    """
+
+    def __init__(self, partition: int, store: PartitionStore, leader_id: str, log_end: int) -> None:
+        self.partition = partition
+        self.store = store
+        self.leader_id = leader_id
+        self.next_offset = store.applied_offset() + 1
+        self.restore_from = self.next_offset
+        self.log_end = log_end
+        self.is_leader = False
+        self.announced_at: float | None = None
+        self.displaced_at: float | None = None
+        self.restored = False
+        self.assigned_at = time.monotonic()
+        self.last_purge = time.monotonic()
+
+    @property
+    def epoch(self) -> int:
+        """The current leader epoch of the partition, as applied."""
+        return state_machine.leader(self.store.begin())[0]
+
+    def caught_up(self) -> bool:
+        """Whether replay reached the log end seen at assignment."""
+        if not self.restored and self.next_offset >= self.log_end:
+            self.restored = True
+            log.info(
+                "partition %d restored: applied offsets %d..%d in %.2fs",
+                self.partition,
+                self.restore_from,
+                self.next_offset - 1,
+                time.monotonic() - self.assigned_at,
+            )
+        return self.restored
+
+    def apply(self, messages: list[Message]) -> Applied:
+        """Applies records in offset order, commits them with the last offset, sorts actions."""
+        batch = self.store.begin()
+        out = Applied()
+        last = self.next_offset - 1
+        pending: list[Action] = []
+        for msg in messages:
+            offset = msg.offset()
+            if offset is None or offset < self.next_offset:
+                continue  # already applied (a re-fetch after a seek)
+            last = offset
+            headers = dict(msg.headers() or [])
+            version = headers.get(schemas.VERSION_HEADER)
+            value = msg.value()
+            if version != str(schemas.SCHEMA_VERSION).encode() or value is None:
+                log.error(
+                    "partition %d offset %d: unknown record version, skipped",
+                    self.partition,
+                    offset,
+                )
+                continue
+            try:
+                env = codec.decode_envelope(value, msg.timestamp()[1])
+            except CodecError as err:
+                log.error("partition %d offset %d: %s; skipped", self.partition, offset, err)
+                continue
+            pending.extend(state_machine.apply(env, batch))
+        if last >= self.next_offset:
+            self.store.commit(batch, last)
+            self.next_offset = last + 1
+        for action in pending:
+            if isinstance(action, LeadershipChanged):
+                mine = action.leader_id == self.leader_id
+                if mine and not self.is_leader:
+                    out.became_leader = True
+                    log.info("partition %d: leading at epoch %d", self.partition, action.epoch)
+                elif not mine:
+                    if self.is_leader:
+                        out.lost_leadership = True
+                        log.warning(
+                            "partition %d: %s took over at epoch %d; stepping down",
+                            self.partition,
+                            action.leader_id,
+                            action.epoch,
+                        )
+                    self.displaced_at = time.monotonic()
+                self.is_leader = mine
+                self.announced_at = None
+            elif self.is_leader:
+                out.actions.append(action)
+        return out
+
+    def should_announce(self, now: float, retry_after_s: float) -> bool:
+        """Whether to claim leadership now (caught up, not leading, not waiting on a claim)."""
+        if self.is_leader or not self.caught_up():
+            return False
+        if self.announced_at is not None and now - self.announced_at < retry_after_s:
+            return False
+        return not (self.displaced_at is not None and now - self.displaced_at < retry_after_s)
+
+    def close(self) -> None:
+        """Closes the store."""
+        self.store.close()

@@ -1,0 +1,283 @@
+"""Worker: a member of the cluster's consumer group that runs the partitions it is given.
+
+The Kafka side (consumer, rebalance callbacks, processors, stores) runs on one thread; handlers
+run on the asyncio loop of the calling thread. Leader actions cross over with
+``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from engine import state_machine
+from engine.records import (
+    AckEntry,
+    Action,
+    AnnounceLeader,
+    Envelope,
+    InvocationEnded,
+    PurgeExpired,
+    ScheduleRetry,
+    SendResponse,
+    StartInvocation,
+)
+from partitions.config import WorkerSettings
+from partitions.invoker import Invoker
+from partitions.log import LogWriter
+from partitions.metrics import WorkerMetrics
+from partitions.processor import PartitionProcessor
+from partitions.store import PartitionStore
+from partitions.topics import ensure_topics
+from sdk import Endpoint
+
+log = logging.getLogger("perdure.worker")
+
+
+class Worker:
+    """Runs ``endpoint``'s handlers for the partitions the group assigns to this process."""
+
+    def __init__(self, endpoint: Endpoint, settings: WorkerSettings) -> None:
+        self.endpoint = endpoint
+        self.settings = settings
+        self.names = settings.names
+        self.leader_id = f"{settings.worker_name}-{uuid.uuid4().hex[:8]}"
+        self.metrics = WorkerMetrics()
+        self.processors: dict[int, PartitionProcessor] = {}
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.writer: LogWriter | None = None
+        self.invoker: Invoker | None = None
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Runs until ``stop`` is set (or forever), then leaves the group cleanly."""
+        s = self.settings
+        partitions = await asyncio.to_thread(ensure_topics, s.bootstrap, self.names, s.partitions)
+        log.info(
+            "worker %s: cluster %r, %d partitions, state in %s",
+            self.leader_id,
+            s.cluster,
+            partitions,
+            s.state_dir,
+        )
+        self._loop = asyncio.get_running_loop()
+        self.writer = LogWriter(s.bootstrap, self.names)
+        self.invoker = Invoker(self.endpoint, self.writer, self.leader_id, self.metrics)
+        if s.metrics_port:
+            self.metrics.serve(s.metrics_port)
+        await asyncio.to_thread(self._publish_services)
+        thread = threading.Thread(target=self._consume, name="processor", daemon=True)
+        thread.start()
+        try:
+            if stop is None:
+                stop = asyncio.Event()
+            while not stop.is_set() and thread.is_alive():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+        finally:
+            self._stop.set()
+            await asyncio.to_thread(thread.join, 30)
+            await self.invoker.shutdown()
+            self.writer.close()
+            log.info("worker %s stopped", self.leader_id)
+
+    # -- registry -------------------------------------------------------------------------------
+
+    def _publish_services(self) -> None:
+        producer = Producer({"bootstrap.servers": self.settings.bootstrap, "acks": "all"})
+        for entry in self.endpoint.manifest():
+            producer.produce(
+                self.names.registry_topic,
+                key=entry["name"].encode(),
+                value=json.dumps({**entry, "worker": self.leader_id}).encode(),
+            )
+        if producer.flush(30):
+            raise RuntimeError("could not publish the service registry")
+        names = ", ".join(self.endpoint.services) or "none"
+        log.info("published services: %s", names)
+
+    # -- the processor thread -------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        s = self.settings
+        consumer = Consumer(
+            {
+                "bootstrap.servers": s.bootstrap,
+                "group.id": self.names.worker_group,
+                "client.id": self.leader_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": s.session_timeout_ms,
+                "heartbeat.interval.ms": max(s.session_timeout_ms // 6, 100),
+                "fetch.wait.max.ms": 100,
+                "enable.partition.eof": False,
+            }
+        )
+        self._consumer = consumer
+        consumer.subscribe(
+            [self.names.log_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        try:
+            while not self._stop.is_set():
+                messages = _next_batch(consumer, 0.05)
+                by_partition: dict[int, list[Message]] = {}
+                for msg in messages:
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            log.warning("consumer: %s", err)
+                        continue
+                    by_partition.setdefault(msg.partition() or 0, []).append(msg)
+                for partition, batch in by_partition.items():
+                    proc = self.processors.get(partition)
+                    if proc is not None:
+                        self._apply(proc, batch)
+                self._housekeeping()
+        except Exception:
+            log.exception("the processor loop failed; stopping the worker")
+            raise
+        finally:
+            for partition in list(self.processors):
+                self._drop(partition, "worker stopping")
+            consumer.close()
+
+    def _apply(self, proc: PartitionProcessor, batch: list[Message]) -> None:
+        applied = proc.apply(batch)
+        self.metrics.records_applied.inc(len(batch))
+        if applied.lost_leadership:
+            self._to_invoker(self._release, proc.partition)
+            self.metrics.partitions_led.dec()
+        if applied.became_leader:
+            self.metrics.partitions_led.inc()
+            epoch = proc.epoch
+            for start in state_machine.running_invocations(proc.store.begin()):
+                self._to_invoker(self._start, proc.partition, epoch, start, 0.0)
+        for action in applied.actions:
+            self._execute(proc, action)
+
+    def _execute(self, proc: PartitionProcessor, action: Action) -> None:
+        assert self.writer is not None
+        if isinstance(action, StartInvocation):
+            self._to_invoker(self._start, proc.partition, proc.epoch, action, 0.0)
+        elif isinstance(action, AckEntry):
+            self._to_invoker(self._ack, action)
+        elif isinstance(action, SendResponse):
+            self.writer.respond(action.reply.partition, action.response)
+        elif isinstance(action, ScheduleRetry):
+            start = state_machine.start_action(proc.store.begin(), action.invocation_id)
+            if start is not None:
+                self._to_invoker(
+                    self._start, proc.partition, proc.epoch, start, action.delay_ms / 1000
+                )
+        elif isinstance(action, InvocationEnded):
+            self._to_invoker(self._ended, action.invocation_id)
+
+    def _housekeeping(self) -> None:
+        assert self.writer is not None
+        now = time.monotonic()
+        retry_s = self.settings.session_timeout_ms / 1000
+        for proc in self.processors.values():
+            if proc.should_announce(now, retry_s):
+                proc.announced_at = now
+                epoch = proc.epoch + 1
+                log.info("partition %d: claiming leadership at epoch %d", proc.partition, epoch)
+                self.writer.append(proc.partition, Envelope(AnnounceLeader(self.leader_id), epoch))
+            elif proc.is_leader and now - proc.last_purge >= self.settings.purge_interval_s:
+                proc.last_purge = now
+                retention_ms = int(self.settings.retention_s * 1000)
+                self.writer.append(
+                    proc.partition, Envelope(PurgeExpired(retention_ms), proc.epoch, self.leader_id)
+                )
+
+    # -- rebalance callbacks (run inside consume, on the processor thread) ----------------------
+
+    def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        assigned = []
+        for tp in parts:
+            path = Path(self.settings.state_dir) / f"partition-{tp.partition}"
+            store = PartitionStore(path)
+            _, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            proc = PartitionProcessor(tp.partition, store, self.leader_id, high)
+            self.processors[tp.partition] = proc
+            assigned.append(TopicPartition(tp.topic, tp.partition, proc.next_offset))
+            log.info(
+                "partition %d assigned: store at offset %d, log end %d",
+                tp.partition,
+                proc.next_offset,
+                high,
+            )
+        consumer.incremental_assign(assigned)
+        self.metrics.partitions_owned.set(len(self.processors))
+
+    def _on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        for tp in parts:
+            self._drop(tp.partition, "revoked")
+        consumer.incremental_unassign(parts)
+        self.metrics.partitions_owned.set(len(self.processors))
+
+    def _on_lost(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        for tp in parts:
+            self._drop(tp.partition, "lost (this worker was out of the group)")
+        self.metrics.partitions_owned.set(len(self.processors))
+
+    def _drop(self, partition: int, why: str) -> None:
+        proc = self.processors.pop(partition, None)
+        if proc is None:
+            return
+        if proc.is_leader:
+            self.metrics.partitions_led.dec()
+        self._to_invoker(self._release, partition)
+        proc.close()
+        log.info("partition %d %s", partition, why)
+
+    # -- crossing to the event loop -------------------------------------------------------------
+
+    def _to_invoker(self, fn: object, *args: object) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(fn, *args)  # type: ignore[arg-type]
+
+    def _start(self, partition: int, epoch: int, start: StartInvocation, delay_s: float) -> None:
+        assert self.invoker is not None
+        proc = self.processors.get(partition)
+        if proc is None or not proc.is_leader:
+            return
+        self.invoker.start(partition, epoch, start, delay_s)
+
+    def _ack(self, action: AckEntry) -> None:
+        assert self.invoker is not None
+        self.invoker.ack(action)
+
+    def _ended(self, invocation_id: str) -> None:
+        assert self.invoker is not None
+        self.invoker.ended(invocation_id)
+
+    def _release(self, partition: int) -> None:
+        assert self.invoker is not None
+        self.invoker.release_partition(partition)
+
+
+def _next_batch(consumer: Consumer, timeout: float) -> list[Message]:
+    """Whatever is fetched already, or else the first record within ``timeout``.
+
+    ``consume(n, timeout)`` waits for the whole timeout unless ``n`` records arrive, which
+    would put the timeout into every step's latency; ``poll`` returns on the first record.
+    """
+    batch = consumer.consume(num_messages=1000, timeout=0)
+    if batch:
+        return batch
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(num_messages=999, timeout=0)]

@@ -1,0 +1,40 @@
+"""Endpoint: the set of services a worker hosts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sdk.errors import HandlerDefinitionError
+from sdk.service import HandlerDef, Service
+
+
+class Endpoint:
+    """Collects services for ``perdure worker MODULE:APP``.
+
+    Args:
+        services: the services to host; names must be unique.
+    """
+
+    def __init__(self, services: Iterable[Service]) -> None:
+        self.services: dict[str, Service] = {}
+        for svc in services:
+            if svc.name in self.services:
+                raise HandlerDefinitionError(f"two services are named {svc.name!r}")
+            self.services[svc.name] = svc
+
+    def handler(self, service: str, handler: str) -> HandlerDef | None:
+        """The handler for a target, or None if this endpoint does not host it."""
+        svc = self.services.get(service)
+        return None if svc is None else svc.handlers.get(handler)
+
+    def manifest(self) -> list[dict[str, Any]]:
+        """What the service registry publishes: names, kinds and handler kinds."""
+        return [
+            {
+                "name": svc.name,
+                "kind": svc.kind.value,
+                "handlers": {h.name: {"kind": h.kind} for h in svc.handlers.values()},
+            }
+            for svc in self.services.values()
+        ]
