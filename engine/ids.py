@@ -81,7 +81,7 @@ class InvocationId:
         if not text.startswith(_ID_PREFIX) or len(text) != len(_ID_PREFIX) + 32:
             raise InvalidId(f"not an invocation id: {text!r}")
         try:
-            raw = base64.b32decode(text[len(_ID_PREFIX) :].upper() + "====")
+            raw = base64.b32decode(text[len(_ID_PREFIX) :].upper())
         except ValueError as err:
             raise InvalidId(f"not an invocation id: {text!r}") from err
         if len(raw) != 20:

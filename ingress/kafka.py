@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,8 +42,29 @@ def prepare_topics(bootstrap: str, names: ClusterNames, partitions: int) -> tupl
             except KafkaException as err:
                 if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-    md = admin.list_topics(timeout=15).topics
-    return len(md[names.log_topic].partitions), len(md[names.responses_topic].partitions)
+    # A topic just created (here or by a worker) may show up before its partitions do.
+    for _ in range(100):
+        md = admin.list_topics(timeout=15).topics
+        counts = tuple(
+            len(md[t].partitions) if t in md and md[t].error is None else 0
+            for t in (names.log_topic, names.responses_topic)
+        )
+        if all(counts):
+            return counts[0], counts[1]
+        time.sleep(0.2)
+    raise RuntimeError(f"the topics of cluster {names.name!r} have no partitions")
+
+
+def log_end(consumer: Consumer, tp: TopicPartition, timeout: float = 30) -> int:
+    """The end offset of a partition, waiting out a new topic's leader election."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1])
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class LogProducer:
@@ -144,7 +166,7 @@ class ServiceRegistry(_TopicReader):
         super().__init__(bootstrap, "ingress-registry")
         self.services: dict[str, dict[str, Any]] = {}
         tp = TopicPartition(names.registry_topic, 0)
-        _, self._end = self._consumer.get_watermark_offsets(tp, timeout=15, cached=False)
+        self._end = log_end(self._consumer, tp)
         self.ready = threading.Event()
         self._position = 0
         tp.offset = 0
@@ -184,8 +206,7 @@ class ResponseReader(_TopicReader):
         super().__init__(bootstrap, f"ingress-responses-{partition}")
         tp = TopicPartition(names.responses_topic, partition)
         # Start at the current end: only answers to requests from now on matter.
-        _, end = self._consumer.get_watermark_offsets(tp, timeout=15, cached=False)
-        tp.offset = end
+        tp.offset = log_end(self._consumer, tp)
         self._consumer.assign([tp])
         self._loop = loop
         self._deliver = deliver

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -33,10 +34,16 @@ def ensure_topics(bootstrap: str, names: ClusterNames, partitions: int, timeout:
             except KafkaException as err:
                 if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TopicSetupError(f"cannot create topic {topic}: {err}") from err
-    md = admin.list_topics(names.log_topic, timeout=timeout).topics[names.log_topic]
-    actual = len(md.partitions)
-    if actual == 0:
-        raise TopicSetupError(f"topic {names.log_topic} has no partitions")
+    # A topic just created (here or by another process) may show up before its partitions do.
+    deadline = time.monotonic() + timeout
+    while True:
+        md = admin.list_topics(names.log_topic, timeout=timeout).topics.get(names.log_topic)
+        actual = 0 if md is None or md.error is not None else len(md.partitions)
+        if actual:
+            break
+        if time.monotonic() > deadline:
+            raise TopicSetupError(f"topic {names.log_topic} has no partitions after {timeout}s")
+        time.sleep(0.2)
     if actual != partitions:
         log.warning(
             "%s has %d partitions (fixed at creation); --partitions %d is ignored",

@@ -16,7 +16,14 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from engine import state_machine
 from engine.records import (
@@ -208,7 +215,7 @@ class Worker:
         for tp in parts:
             path = Path(self.settings.state_dir) / f"partition-{tp.partition}"
             store = PartitionStore(path)
-            _, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            high = _log_end(consumer, tp)
             proc = PartitionProcessor(tp.partition, store, self.leader_id, high)
             self.processors[tp.partition] = proc
             assigned.append(TopicPartition(tp.topic, tp.partition, proc.next_offset))
@@ -281,3 +288,15 @@ def _next_batch(consumer: Consumer, timeout: float) -> list[Message]:
     if first is None:
         return []
     return [first, *consumer.consume(num_messages=999, timeout=0)]
+
+
+def _log_end(consumer: Consumer, tp: TopicPartition, timeout: float = 30) -> int:
+    """The end offset of a partition, waiting out a new topic's leader election."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1])
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import Cluster
+
 REPO = Path(__file__).resolve().parent.parent
 BROKER_SH = REPO / "deploy" / "kafka" / "broker.sh"
 
@@ -65,3 +67,22 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"t-{base}-{kind}-{run}"
 
     return make
+
+
+@pytest.fixture
+def cluster_factory(
+    kafka_bootstrap: str, tmp_path: Path, unique_name: Callable[[str], str]
+) -> Iterator[Callable[..., Cluster]]:
+    """Makes :class:`tests.cluster.Cluster` objects; every process they start is stopped."""
+    made: list[Cluster] = []
+
+    def make(**kwargs: object) -> Cluster:
+        c = Cluster(kafka_bootstrap, unique_name("c"), tmp_path, **kwargs)  # type: ignore[arg-type]
+        made.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.stop_all()

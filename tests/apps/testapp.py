@@ -1,0 +1,114 @@
+"""Handlers for integration tests: failures, retries, typed inputs, slow steps.
+
+Side effects are appended to ``$PERDURE_EXAMPLE_LEDGER`` (one line per effect) so that tests can
+count them from outside the worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pydantic
+
+from examples.payments import payments
+from sdk import Context, Endpoint, RetryPolicy, RunOptions, Service, TerminalError
+
+
+def record(*fields: object) -> None:
+    ledger = Path(os.environ["PERDURE_EXAMPLE_LEDGER"])
+    with ledger.open("a") as f:
+        f.write("\t".join(map(str, fields)) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def count(*prefix: str) -> int:
+    ledger = Path(os.environ["PERDURE_EXAMPLE_LEDGER"])
+    if not ledger.exists():
+        return 0
+    want = "\t".join(prefix)
+    return sum(1 for line in ledger.read_text().splitlines() if line.startswith(want))
+
+
+class Order(pydantic.BaseModel):
+    order_id: str
+    amount: int = pydantic.Field(gt=0)
+
+
+@dataclasses.dataclass
+class Receipt:
+    order_id: str
+    total: int
+
+
+tests = Service("tests")
+
+
+@tests.handler()
+async def conflict(ctx: Context, what: str) -> str:
+    raise TerminalError(f"{what} already exists", status_code=409)
+
+
+@tests.handler(retry=RetryPolicy(initial_interval=timedelta(milliseconds=50)))
+async def flaky(ctx: Context, key: str) -> dict:
+    """Fails its first two attempts, then succeeds."""
+    record("flaky-attempt", key)
+    if count("flaky-attempt", key) <= 2:
+        raise RuntimeError(f"transient failure {count('flaky-attempt', key)}")
+    return {"key": key, "attempts": count("flaky-attempt", key)}
+
+
+@tests.handler(retry=RetryPolicy(max_attempts=3, initial_interval=timedelta(milliseconds=20)))
+async def always_fails(ctx: Context) -> None:
+    raise RuntimeError("boom")
+
+
+@tests.handler()
+async def typed(ctx: Context, order: Order) -> Receipt:
+    return Receipt(order.order_id, order.amount * 2)
+
+
+@tests.handler()
+async def step_retries(ctx: Context, key: str) -> int:
+    def attempt() -> int:
+        record("step-attempt", key)
+        n = count("step-attempt", key)
+        if n < 3:
+            raise RuntimeError("not yet")
+        return n
+
+    return await ctx.run("attempt", attempt, options=RunOptions(max_attempts=5))
+
+
+@tests.handler()
+async def idempotency_keys(ctx: Context) -> list[str]:
+    async def key() -> str:
+        return ctx.step_idempotency_key()
+
+    return [await ctx.run("a", key), await ctx.run("b", key)]
+
+
+@tests.handler()
+async def echo(ctx: Context, value: object) -> object:
+    return value
+
+
+@tests.handler()
+async def no_input(ctx: Context) -> str:
+    return ctx.invocation_id
+
+
+@tests.handler()
+async def slow_steps(ctx: Context, key: str) -> int:
+    """Two steps with a pause between them, for killing workers mid-invocation."""
+    await ctx.run("one", record, "slow-one", key)
+    await asyncio.sleep(float(os.environ.get("PERDURE_TEST_PAUSE", "0.5")))
+    await ctx.run("two", record, "slow-two", key)
+    return 2
+
+
+app = Endpoint([payments, tests])
