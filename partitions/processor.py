@@ -118,7 +118,10 @@ class PartitionProcessor:
                             action.leader_id,
                             action.epoch,
                         )
-                    self.displaced_at = time.monotonic()
+                    if self.restored:
+                        # A claim made while we own the partition: back off before
+                        # reclaiming, so a zombie and the rightful owner do not ping-pong.
+                        self.displaced_at = time.monotonic()
                 self.is_leader = mine
                 self.announced_at = None
             elif self.is_leader:

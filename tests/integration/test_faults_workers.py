@@ -1,0 +1,158 @@
+"""Two workers, real crashes: kill -9 under load, and a SIGSTOPped zombie (issue 3, tests 4, 5)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.cluster import Cluster, Proc, wait_until
+from tests.logfold import Fold, fold_partition
+
+pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.fault]
+
+PARTITIONS = 4
+
+
+def two_workers(cluster_factory: Callable[..., Cluster], **env: str) -> tuple[Cluster, Proc, Proc]:
+    c = cluster_factory(app="tests.apps.testapp:app", partitions=PARTITIONS, env=env)
+    a = c.start_worker("a")
+    c.wait_leading(a)
+    c.start_ingress()
+    b = c.start_worker("b")
+    # b joins: the group moves some partitions to it and it must lead them.
+    wait_until(lambda: "leading" in b.log(), 60, "worker b to lead a partition")
+    return c, a, b
+
+
+def led_by(worker: Proc) -> set[int]:
+    """Partitions the worker leads now, from its log (leading minus released)."""
+    led: set[int] = set()
+    for m in re.finditer(
+        r"partition (\d+)(: leading| (revoked|lost|worker stopping)|: .* stepping down)",
+        worker.log(),
+    ):
+        p = int(m.group(1))
+        if m.group(2) == ": leading":
+            led.add(p)
+        else:
+            led.discard(p)
+    return led
+
+
+def fold_all(c: Cluster) -> list[Fold]:
+    return [fold_partition(c.bootstrap, f"{c.name}.log", p) for p in range(PARTITIONS)]
+
+
+def call_payment(c: Cluster, order_id: str) -> httpx.Response:
+    order = {"orderId": order_id, "userId": order_id, "amount": 5}
+    return httpx.post(f"{c.url}/payments/process_payment", json=order, timeout=120)
+
+
+def test_kill_one_of_two_workers_under_load(cluster_factory: Callable[..., Cluster]) -> None:
+    c, a, b = two_workers(cluster_factory)
+    victim, survivor = (a, b) if led_by(a) else (b, a)
+    assert led_by(victim), "the victim must lead something"
+    orders = [f"o{i}" for i in range(200)]
+    results: dict[str, httpx.Response] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        with ThreadPoolExecutor(16) as pool:
+            for order_id, response in zip(
+                orders, pool.map(lambda o: call_payment(c, o), orders), strict=True
+            ):
+                results[order_id] = response
+        done.set()
+
+    loader = threading.Thread(target=run, daemon=True)
+    loader.start()
+    wait_until(lambda: len(c.ledger_lines()) >= 4 * 50, 60, "50 payments under way")
+    victim_partitions = led_by(victim)
+    victim.kill9()
+    loader.join(180)
+    assert done.is_set(), "the load did not finish"
+
+    assert all(r.status_code == 200 for r in results.values()), [
+        r.text for r in results.values() if r.status_code != 200
+    ][:3]
+    assert {o: r.json()["chargeId"] for o, r in results.items()} == {o: f"ch-{o}-5" for o in orders}
+    steps = Counter((line[0], line[1]) for line in c.ledger_lines())
+    for order_id in orders:
+        for api in ("reserve", "charge", "confirm", "email"):
+            assert steps[(api, order_id)] >= 1
+    # Only a step in flight at the kill may run again; nothing acknowledged runs twice.
+    twice = [k for k, n in steps.items() if n > 1]
+    assert all(n <= 2 for n in steps.values())
+    assert len(twice) <= 16, twice
+    folds = fold_all(c)
+    ended = Counter[str]()
+    for f in folds:
+        ended.update(f.ended)
+        assert all(n == 1 for n in f.acked.values())
+    assert sorted(ended.values()) == [1] * 200, "every invocation completes exactly once"
+    for p in victim_partitions:
+        survivor.wait_for_log(rf"partition {p} assigned", 5)
+    assert victim_partitions <= led_by(survivor)
+
+
+def test_zombie_worker_stops_acting_on_partitions_it_lost(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c, a, b = two_workers(cluster_factory, PERDURE_TEST_PAUSE="3")
+    zombie, heir = (a, b) if led_by(a) else (b, a)
+    zombie_partitions = led_by(zombie)
+    keys = [f"z{i}" for i in range(24)]
+    results: dict[str, httpx.Response] = {}
+
+    def call(key: str) -> None:
+        results[key] = httpx.post(f"{c.url}/tests/slow_steps", json=key, timeout=120)
+
+    threads = [threading.Thread(target=call, args=(k,), daemon=True) for k in keys]
+    for t in threads:
+        t.start()
+    # Every invocation has acknowledged step one and sits in the pause before step two.
+    wait_until(
+        lambda: sum(1 for line in c.ledger_lines() if line[0] == "slow-one") >= len(keys),
+        60,
+        "step one of every invocation",
+    )
+    zombie.signal(signal.SIGSTOP)
+    start = len(heir.log())
+    for p in zombie_partitions:
+        heir.wait_for_log(rf"partition {p}: leading", 60, start)
+    zombie_id = re.search(r"worker (worker-\d+-[0-9a-f]+):", zombie.log())
+    assert zombie_id is not None
+    zombie.signal(signal.SIGCONT)
+    for t in threads:
+        t.join(120)
+    assert all(results[k].status_code == 200 for k in keys), {
+        k: r.text for k, r in results.items() if r.status_code != 200
+    }
+    # The zombie noticed and let go of what it lost.
+    wait_until(
+        lambda: zombie_partitions.isdisjoint(led_by(zombie)) or not zombie.alive(),
+        30,
+        "the zombie to release its partitions",
+    )
+    time.sleep(1)
+    steps = Counter((line[0], line[1]) for line in c.ledger_lines())
+    for key in keys:
+        assert steps[("slow-one", key)] == 1, f"acknowledged step one of {key} ran again"
+        assert 1 <= steps[("slow-two", key)] <= 2
+    folds = fold_all(c)
+    ended = Counter[str]()
+    for p, f in enumerate(folds):
+        ended.update(f.ended)
+        assert all(n == 1 for n in f.acked.values())
+        if p in zombie_partitions:
+            takeover_epoch = max(e for e, leader in f.leaders if leader != zombie_id.group(1))
+            assert takeover_epoch > 0
+    assert sorted(ended.values()) == [1] * len(keys)

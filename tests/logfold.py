@@ -1,0 +1,61 @@
+"""Folds a cluster's log from outside, with the engine, to check invariants on what was accepted."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, TopicPartition
+
+from engine import codec, state_machine
+from engine.records import AckEntry, InvocationEnded, LeadershipChanged
+from engine.storage import MemoryTxn
+
+
+@dataclass
+class Fold:
+    """What the log of one partition says was accepted."""
+
+    store: MemoryTxn = field(default_factory=MemoryTxn)
+    ended: Counter[str] = field(default_factory=Counter)
+    acked: Counter[tuple[str, int]] = field(default_factory=Counter)
+    leaders: list[tuple[int, str]] = field(default_factory=list)
+    accepted_by_origin: Counter[str] = field(default_factory=Counter)
+    records: int = 0
+
+
+def fold_partition(bootstrap: str, topic: str, partition: int, until: int | None = None) -> Fold:
+    """Applies ``topic``'s ``partition`` from offset 0 (up to ``until`` inclusive, or its end)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "logfold", "enable.auto.commit": False}
+    )
+    tp = TopicPartition(topic, partition, 0)
+    end = consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+    last = end - 1 if until is None else until
+    consumer.assign([tp])
+    fold = Fold()
+    deadline = time.monotonic() + 60
+    offset = -1
+    try:
+        while offset < last:
+            assert time.monotonic() < deadline, f"could not read {topic}/{partition} to {last}"
+            for msg in consumer.consume(1000, 0.2):
+                if msg.error() is not None or (msg.offset() or 0) > last:
+                    continue
+                offset = msg.offset() or 0
+                env = codec.decode_envelope(msg.value() or b"", msg.timestamp()[1])
+                actions = state_machine.apply(env, fold.store)
+                fold.records += 1
+                for action in actions:
+                    if isinstance(action, InvocationEnded):
+                        fold.ended[action.invocation_id] += 1
+                    elif isinstance(action, AckEntry):
+                        fold.acked[(action.invocation_id, action.index)] += 1
+                    elif isinstance(action, LeadershipChanged):
+                        fold.leaders.append((action.epoch, action.leader_id))
+                if actions and env.origin:
+                    fold.accepted_by_origin[env.origin] += 1
+    finally:
+        consumer.close()
+    return fold
