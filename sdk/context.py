@@ -75,7 +75,8 @@ class Context:
         self._next_index = 0
         self._headers = dict(headers or {})
         self._attempt = attempt
-        self._previous_proposal: asyncio.Future[None] | None = None
+        # One future per entry this attempt will propose: entry n is proposed only after n-1.
+        self._proposed: dict[int, asyncio.Future[None]] = {}
 
     def headers(self) -> dict[str, str]:
         """The headers the invocation was started with."""
@@ -140,6 +141,27 @@ class Context:
         recorded = self._replayed(index, EntryKind.RUN, name)
         if recorded is not None:
             return self._outcome(recorded, result_type)
+        mine = self._proposed[index] = asyncio.get_running_loop().create_future()
+        try:
+            entry = await self._execute(index, name, fn, args, kwargs, options, result_type)
+            await self._propose(index, entry)
+        except BaseException as err:
+            if not mine.done():
+                mine.set_exception(err)
+                mine.exception()  # retrieved: later entries re-raise it
+            raise
+        return self._outcome(entry, result_type)
+
+    async def _execute(
+        self,
+        index: int,
+        name: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: RunOptions | None,
+        result_type: Any,
+    ) -> JournalEntry:
 
         policy = options.policy() if options is not None else None
         step_key = f"{self.invocation_id}:{index}"
@@ -168,8 +190,7 @@ class Context:
                     )
                     break
                 await asyncio.sleep(_delay(policy, attempt))
-        await self._propose(index, entry)
-        return self._outcome(entry, result_type)
+        return entry
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -209,20 +230,12 @@ class Context:
             _current_step.reset(token)
 
     async def _propose(self, index: int, entry: JournalEntry) -> None:
-        # Entries must reach the log in index order even when steps run concurrently.
-        previous = self._previous_proposal
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._previous_proposal = mine
-        try:
-            if previous is not None:
-                await asyncio.shield(previous)
-            await self._driver.propose(index, entry)
-            mine.set_result(None)
-        except BaseException as err:
-            if not mine.done():
-                mine.set_exception(err)
-                mine.exception()  # mark retrieved: the next proposal re-raises it
-            raise
+        # Entries must reach the log in index order even when steps finish out of order.
+        previous = self._proposed.get(index - 1)
+        if previous is not None:
+            await asyncio.shield(previous)
+        await self._driver.propose(index, entry)
+        self._proposed[index].set_result(None)
 
 
 def _delay(policy: RetryPolicy, attempt: int) -> float:
