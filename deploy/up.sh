@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up and run, from a fresh clone: venv, install, the local Kafka broker (jars fetched once from
-# Maven Central), then Perdure with the example app in the foreground (Ctrl-C stops it).
-# Usage: deploy/up.sh
+# Maven Central), then Perdure (one worker + the ingress on :8080) with the payments example, in the
+# foreground. Ctrl-C stops Perdure; the broker keeps running (deploy/kafka/broker.sh stop).
+# Usage: deploy/up.sh [MODULE:APP]      (default examples.payments:app)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,3 +15,9 @@ export PATH=$PWD/$VENV/bin:$PATH
 export KAFKA_DATA_DIR=${KAFKA_DATA_DIR:-$PWD/.perdure/kafka}
 BOOTSTRAP=$(bash deploy/kafka/broker.sh start | tail -n 1)
 echo "Kafka broker at $BOOTSTRAP (stop it with: KAFKA_DATA_DIR=$KAFKA_DATA_DIR deploy/kafka/broker.sh stop)"
+cat <<MSG
+Try it:
+  curl -s localhost:${PERDURE_PORT:-8080}/payments/process_payment \\
+       -H 'content-type: application/json' -d '{"orderId": "o-1", "userId": "u-7", "amount": 42}'
+MSG
+exec perdure dev "${1:-examples.payments:app}" --bootstrap "$BOOTSTRAP" --port "${PERDURE_PORT:-8080}"

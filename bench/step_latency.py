@@ -1,0 +1,173 @@
+"""The latency of one durable step, against the physical floor of the same broker.
+
+    python -m bench.step_latency [--calls 200]
+
+Starts a broker (unless PERDURE_BOOTSTRAP names one), one worker and the ingress with
+``bench.app``, then measures, sequentially (concurrency 1):
+
+* floor: one acks=all produce plus its read-back by a consumer, on the same broker;
+* noop: an HTTP call to a handler with no steps;
+* steps: an HTTP call to a handler with 10 ``ctx.run`` steps.
+
+One step costs ``(steps - noop) / 10``; it is reported as a ratio to the floor, since these
+machines are shared and noisy. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def floor_ms(bootstrap: str, n: int) -> list[float]:
+    """acks=all produce + read-back latency, one record at a time."""
+    topic = f"bench-floor-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 0}
+    )
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    out = []
+    try:
+        for _ in range(n):
+            start = time.perf_counter()
+            producer.produce(topic, b"x")
+            producer.poll(0)
+            while consumer.poll(0.5) is None:
+                pass
+            out.append((time.perf_counter() - start) * 1000)
+    finally:
+        producer.flush(5)
+        consumer.close()
+        admin.delete_topics([topic])
+    return out
+
+
+def timed_calls(url: str, path: str, body: object, n: int) -> list[float]:
+    out = []
+    with httpx.Client(timeout=30) as client:
+        for _ in range(n):
+            start = time.perf_counter()
+            r = client.post(url + path, json=body)
+            r.raise_for_status()
+            out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs: list[subprocess.Popen[bytes]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
+    broker_env = None
+    bootstrap = os.environ.get("PERDURE_BOOTSTRAP")
+    try:
+        if not bootstrap:
+            broker_env = dict(env, KAFKA_PORT=str(_free_port()), KAFKA_DATA_DIR=str(tmp / "kafka"))
+            out = subprocess.run(
+                ["bash", str(REPO / "deploy/kafka/broker.sh"), "start"],
+                env=broker_env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            bootstrap = out.stdout.strip().splitlines()[-1]
+        cluster = f"bench-{uuid.uuid4().hex[:6]}"
+        port = _free_port()
+        common = [
+            "--bootstrap",
+            bootstrap,
+            "--cluster",
+            cluster,
+            "--partitions",
+            "4",
+            "--log-level",
+            "WARNING",
+        ]
+        me = [sys.executable, "-m", "perdure"]
+        procs.append(
+            subprocess.Popen(
+                [*me, "worker", "bench.app:app", "--state-dir", str(tmp / "state"), *common],
+                env=env,
+                cwd=REPO,
+            )
+        )
+        procs.append(
+            subprocess.Popen([*me, "ingress", "--port", str(port), *common], env=env, cwd=REPO)
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.post(url + "/bench/noop", json=1, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the bench cluster did not come up")
+            time.sleep(0.2)
+        timed_calls(url, "/bench/steps", 10, 20)  # warm-up
+        floor = floor_ms(bootstrap, args.calls)
+        noop = timed_calls(url, "/bench/noop", {"a": 1}, args.calls)
+        steps = timed_calls(url, "/bench/steps", 10, args.calls)
+        step_p50 = (pct(steps, 50) - pct(noop, 50)) / 10
+        print("| measure (sequential) | p50 ms | p90 ms | p99 ms |")
+        print("| --- | --- | --- | --- |")
+        for name, values in (
+            ("floor: produce acks=all + read back", floor),
+            ("noop call over HTTP", noop),
+            ("call with 10 steps", steps),
+        ):
+            cells = " | ".join(f"{pct(values, q):.2f}" for q in (50, 90, 99))
+            print(f"| {name} | {cells} |")
+        print(f"\none step (p50): {step_p50:.2f} ms = {step_p50 / pct(floor, 50):.1f} x the floor")
+        return 0
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if broker_env is not None:
+            subprocess.run(
+                ["bash", str(REPO / "deploy/kafka/broker.sh"), "stop"],
+                env=broker_env,
+                check=False,
+                capture_output=True,
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
