@@ -136,6 +136,11 @@ def _run_dev(args: argparse.Namespace) -> int:
     if args.partitions:
         common += ["--partitions", str(args.partitions)]
     me = [sys.executable, "-m", "perdure"]
+
+    def on_term(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # stop the children below, as for Ctrl-C
+
+    signal.signal(signal.SIGTERM, on_term)
     worker = subprocess.Popen([*me, "worker", args.app, "--state-dir", args.state_dir, *common])
     ingress = subprocess.Popen([*me, "ingress", "--port", str(args.port), *common])
     print(f"perdure dev: broker {bootstrap}, ingress http://127.0.0.1:{args.port}", flush=True)

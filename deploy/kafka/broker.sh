@@ -224,7 +224,8 @@ cmd_start() {
   fi
   # A previous run's "Kafka Server started" must not satisfy the readiness check.
   [[ -f $LOGS/server.log ]] && mv -f "$LOGS/server.log" "$LOGS/server.log.prev"
-  nohup "${JAVA_ARGS[@]}" kafka.Kafka "$CONF/server.properties" >"$LOGS/broker.out" 2>&1 </dev/null &
+  # Its own session: Ctrl-C in the shell that started it (deploy/up.sh) must not stop it.
+  setsid nohup "${JAVA_ARGS[@]}" kafka.Kafka "$CONF/server.properties" >"$LOGS/broker.out" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   log "started pid $! (data in $KAFKA_DATA_DIR), waiting for it to answer"
   local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
