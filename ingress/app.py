@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -31,6 +31,7 @@ from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_
 log = logging.getLogger("perdure.ingress")
 
 ID_HEADER = "x-restate-id"
+Gone = Callable[[], Awaitable[bool]]
 NOT_READY = 470
 
 
@@ -118,6 +119,7 @@ class Ingress:
         idempotency_key: str | None,
         send: bool,
         headers: tuple[tuple[str, str], ...],
+        gone: Gone | None = None,
     ) -> tuple[str, LogResponse | None]:
         if idempotency_key:
             uid = idempotent_uid(target.service, target.handler, target.key, idempotency_key)
@@ -134,9 +136,11 @@ class Ingress:
             return invocation_id, None
         with self._waiter(request_id) as fut:
             await self.append(inv.partition(self.log_partitions), inv.uid, record)
-            return invocation_id, await self._await(fut, inv, request_id)
+            return invocation_id, await self._await(fut, inv, request_id, gone=gone)
 
-    async def attach(self, invocation_id: str, block: bool) -> LogResponse:
+    async def attach(
+        self, invocation_id: str, block: bool, gone: Gone | None = None
+    ) -> LogResponse:
         try:
             inv = InvocationId.parse(invocation_id)
         except InvalidId as err:
@@ -147,7 +151,7 @@ class Ingress:
             await self.append(
                 inv.partition(self.log_partitions), None, Attach(invocation_id, reply, block)
             )
-            return await self._await(fut, inv, request_id, reattach=block)
+            return await self._await(fut, inv, request_id, reattach=block, gone=gone)
 
     @contextlib.contextmanager
     def _waiter(self, request_id: str) -> Any:
@@ -164,6 +168,7 @@ class Ingress:
         inv: InvocationId,
         request_id: str,
         reattach: bool = True,
+        gone: Gone | None = None,
     ) -> LogResponse:
         """Waits for the answer; re-attaches now and then, so a lost answer is asked again."""
         while True:
@@ -172,6 +177,9 @@ class Ingress:
                     asyncio.shield(fut), self.settings.reattach_interval_s
                 )
             except TimeoutError:
+                if gone is not None and await gone():
+                    # Nobody to answer; the invocation itself goes on and can be attached to.
+                    raise IngressError(499, "the client closed the request") from None
                 if not reattach:
                     continue
                 reply = Reply(self.reply_partition, request_id)
@@ -232,8 +240,9 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         return _result(await ingress.attach(invocation_id, block=False), invocation_id)
 
     @app.get("/restate/invocation/{invocation_id}/attach")
-    async def attach(invocation_id: str) -> Response:
-        return _result(await ingress.attach(invocation_id, block=True), invocation_id)
+    async def attach(invocation_id: str, request: Request) -> Response:
+        response = await ingress.attach(invocation_id, True, request.is_disconnected)
+        return _result(response, invocation_id)
 
     @app.post("/{path:path}")
     async def call(path: str, request: Request) -> Response:
@@ -258,7 +267,12 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
             (k, v) for k, v in request.headers.items() if k.lower() not in _FORWARDED_SKIP
         )
         invocation_id, response = await ingress.invoke(
-            Target(service, handler), body, request.headers.get("idempotency-key"), send, headers
+            Target(service, handler),
+            body,
+            request.headers.get("idempotency-key"),
+            send,
+            headers,
+            request.is_disconnected,
         )
         if send:
             status = "Accepted"
