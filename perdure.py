@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_worker(args: argparse.Namespace) -> int:
     from partitions.config import WorkerSettings
+    from partitions.errors import PartitionError
     from partitions.worker import Worker
 
     settings = WorkerSettings.from_env(
@@ -94,7 +95,11 @@ def _run_worker(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await Worker(app, settings).run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except PartitionError as err:
+        logging.getLogger("perdure").error("worker failed: %s", err)
+        return 1
     return 0
 
 

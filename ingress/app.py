@@ -56,9 +56,13 @@ class Ingress:
 
     async def start(self) -> None:
         s = self.settings
-        self.log_partitions, response_partitions = await asyncio.to_thread(
-            prepare_topics, s.bootstrap, self.names, s.partitions
-        )
+        try:
+            self.log_partitions, response_partitions = await asyncio.to_thread(
+                prepare_topics, s.bootstrap, self.names, s.partitions
+            )
+        except KafkaException as err:
+            log.error("cannot reach Kafka at %s: %s", s.bootstrap, err)
+            raise
         self.reply_partition = (
             murmur2(self.replica_id.encode()) & 0x7FFFFFFF
         ) % response_partitions
