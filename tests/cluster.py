@@ -46,6 +46,8 @@ class Proc:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.name = name
         self.log_path = log_path
+        # A restarted process appends to the same file: its own lines start here.
+        self.log_start = log_path.stat().st_size if log_path.exists() else 0
         self._log = log_path.open("ab")
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "perdure", *args],
@@ -61,10 +63,11 @@ class Proc:
         return self.popen.poll() is None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """What this process (not an earlier one with the same name) has logged."""
+        return self.log_path.read_bytes()[self.log_start :].decode(errors="replace")
 
     def wait_for_log(self, pattern: str, timeout: float, start: int = 0) -> re.Match[str]:
-        """Waits until the log (from byte ``start``) matches ``pattern``."""
+        """Waits until the log (from character ``start``) matches ``pattern``."""
         found: list[re.Match[str]] = []
 
         def seen() -> bool:
