@@ -10,18 +10,24 @@ import fastavro
 from engine import schemas
 from engine.errors import CodecError
 from engine.model import (
+    Caller,
+    CallSpec,
     EntryKind,
     Failure,
+    HandlerKind,
     InvocationStatus,
     JournalEntry,
     Phase,
     Reply,
+    StateOp,
+    StateOpKind,
     Target,
 )
 from engine.records import (
     AnnounceLeader,
     Attach,
     AttemptFailed,
+    CallResult,
     Command,
     Complete,
     Envelope,
@@ -91,17 +97,69 @@ def _reply_in(d: Any) -> Reply | None:
     return Reply(d["partition"], d["request_id"])
 
 
+def _ops_out(ops: tuple[StateOp, ...]) -> list[dict[str, Any]]:
+    return [{"kind": o.kind.value, "name": o.name, "value": o.value} for o in ops]
+
+
+def _ops_in(d: list[dict[str, Any]]) -> tuple[StateOp, ...]:
+    return tuple(StateOp(StateOpKind(o["kind"]), o["name"], o["value"]) for o in d)
+
+
+def _caller_out(c: Caller | None) -> dict[str, Any] | None:
+    return None if c is None else {"invocation_id": c.invocation_id, "index": c.index}
+
+
+def _caller_in(d: Any) -> Caller | None:
+    if d is None:
+        return None
+    if isinstance(d, tuple):
+        d = d[1]
+    return Caller(d["invocation_id"], d["index"])
+
+
+def _call_out(c: CallSpec | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {
+        "target": _target_out(c.target),
+        "handler_kind": c.handler_kind.value,
+        "input": c.input,
+        "callee_id": c.callee_id,
+    }
+
+
+def _call_in(d: Any) -> CallSpec | None:
+    if d is None:
+        return None
+    if isinstance(d, tuple):
+        d = d[1]
+    return CallSpec(
+        _target_in(d["target"]), HandlerKind(d["handler_kind"]), d["input"], d["callee_id"]
+    )
+
+
 def _entry_out(e: JournalEntry) -> dict[str, Any]:
     return {
         "kind": e.kind.value,
         "name": e.name,
         "value": e.value,
         "failure": _failure_out(e.failure),
+        "state_ops": _ops_out(e.state_ops),
+        "call": _call_out(e.call),
+        "completed": e.completed,
     }
 
 
 def _entry_in(d: dict[str, Any]) -> JournalEntry:
-    return JournalEntry(EntryKind(d["kind"]), d["name"], d["value"], _failure_in(d["failure"]))
+    return JournalEntry(
+        EntryKind(d["kind"]),
+        d["name"],
+        d["value"],
+        _failure_in(d["failure"]),
+        _ops_in(d["state_ops"]),
+        _call_in(d["call"]),
+        d["completed"],
+    )
 
 
 def _headers_in(d: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -122,6 +180,8 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
                 "idempotency_key": c.idempotency_key,
                 "send": c.send,
                 "headers": dict(c.headers),
+                "handler_kind": c.handler_kind.value,
+                "caller": _caller_out(c.caller),
             }
         case Attach():
             return _NS + "Attach", {
@@ -142,6 +202,14 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
             return _NS + "Complete", {
                 "invocation_id": c.invocation_id,
                 "attempt": c.attempt,
+                "result": c.result,
+                "failure": _failure_out(c.failure),
+                "state_ops": _ops_out(c.state_ops),
+            }
+        case CallResult():
+            return _NS + "CallResult", {
+                "invocation_id": c.invocation_id,
+                "index": c.index,
                 "result": c.result,
                 "failure": _failure_out(c.failure),
             }
@@ -169,6 +237,8 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
             d["idempotency_key"],
             d["send"],
             _headers_in(d["headers"]),
+            HandlerKind(d["handler_kind"]),
+            _caller_in(d["caller"]),
         )
     if short == "Attach":
         attach_reply = _reply_in(d["reply"])
@@ -179,7 +249,15 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
     if short == "ProposeEntry":
         return ProposeEntry(d["invocation_id"], d["attempt"], d["index"], _entry_in(d["entry"]))
     if short == "Complete":
-        return Complete(d["invocation_id"], d["attempt"], d["result"], _failure_in(d["failure"]))
+        return Complete(
+            d["invocation_id"],
+            d["attempt"],
+            d["result"],
+            _failure_in(d["failure"]),
+            _ops_in(d["state_ops"]),
+        )
+    if short == "CallResult":
+        return CallResult(d["invocation_id"], d["index"], d["result"], _failure_in(d["failure"]))
     if short == "AttemptFailed":
         return AttemptFailed(d["invocation_id"], d["attempt"], d["message"], d["retry_in_ms"])
     if short == "PurgeExpired":
@@ -252,6 +330,8 @@ def encode_status(s: InvocationStatus) -> bytes:
             "completed_ms": s.completed_ms,
             "last_error": s.last_error,
             "headers": dict(s.headers),
+            "handler_kind": s.handler_kind.value,
+            "caller": _caller_out(s.caller),
         },
     )
 
@@ -275,6 +355,8 @@ def decode_status(data: bytes) -> InvocationStatus:
         completed_ms=d["completed_ms"],
         last_error=d["last_error"],
         headers=_headers_in(d["headers"]),
+        handler_kind=HandlerKind(d["handler_kind"]),
+        caller=_caller_in(d["caller"]),
     )
 
 

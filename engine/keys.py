@@ -14,10 +14,17 @@ STATUS = b"\x01"
 JOURNAL = b"\x02"
 EXPIRY = b"\x03"
 RUNNING = b"\x04"
+STATE = b"\x05"
+LOCK = b"\x06"
+INBOX = b"\x07"
+OUTBOX = b"\x08"
+PROMISE = b"\x09"
+PROMISE_WAITER = b"\x0a"
 
 META_APPLIED_OFFSET = META + b"applied-offset"
 META_FORMAT = META + b"format"
 META_LEADER = META + b"leader"
+META_INBOX_SEQ = META + b"inbox-seq"
 
 
 def _component(text: str) -> bytes:
@@ -71,3 +78,70 @@ def encode_int(value: int) -> bytes:
 def decode_int(data: bytes) -> int:
     """Reads :func:`encode_int`."""
     return int.from_bytes(data, "big", signed=True)
+
+
+def state_prefix(service: str, key: str) -> bytes:
+    """All state of one object or workflow, in name order."""
+    return STATE + _component(service) + _component(key)
+
+
+def state_key(service: str, key: str, name: str) -> bytes:
+    """One state entry."""
+    return state_prefix(service, key) + _component(name)
+
+
+def name_of_state_key(full: bytes, prefix: bytes) -> str:
+    """The state name in a key of :func:`state_prefix` ``prefix``."""
+    rest = full[len(prefix) :]
+    return rest[2 : 2 + int.from_bytes(rest[:2], "big")].decode()
+
+
+def lock_key(service: str, key: str) -> bytes:
+    """The exclusive invocation that holds an object key."""
+    return LOCK + _component(service) + _component(key)
+
+
+def inbox_prefix(service: str, key: str) -> bytes:
+    """Invocations waiting for an object key, in arrival order."""
+    return INBOX + _component(service) + _component(key)
+
+
+def inbox_key(service: str, key: str, seq: int) -> bytes:
+    """One waiting invocation."""
+    return inbox_prefix(service, key) + seq.to_bytes(8, "big")
+
+
+def outbox_key(invocation_id: str, index: int) -> bytes:
+    """A call or send of journal entry ``index`` not yet confirmed by its callee."""
+    return OUTBOX + _component(invocation_id) + index.to_bytes(4, "big")
+
+
+def promise_key(service: str, key: str, name: str) -> bytes:
+    """A workflow's durable promise."""
+    return PROMISE + _component(service) + _component(key) + _component(name)
+
+
+def promise_prefix(service: str, key: str) -> bytes:
+    """All promises of one workflow."""
+    return PROMISE + _component(service) + _component(key)
+
+
+def promise_waiter_prefix(service: str, key: str, name: str) -> bytes:
+    """Journal entries waiting for a promise."""
+    return PROMISE_WAITER + _component(service) + _component(key) + _component(name)
+
+
+def promise_waiter_key(service: str, key: str, name: str, invocation_id: str, index: int) -> bytes:
+    """One journal entry waiting for a promise."""
+    return (
+        promise_waiter_prefix(service, key, name)
+        + _component(invocation_id)
+        + index.to_bytes(4, "big")
+    )
+
+
+def waiter_of_key(full: bytes, prefix: bytes) -> tuple[str, int]:
+    """The invocation id and entry index in a promise-waiter key."""
+    rest = full[len(prefix) :]
+    length = int.from_bytes(rest[:2], "big")
+    return rest[2 : 2 + length].decode(), int.from_bytes(rest[2 + length : 6 + length], "big")

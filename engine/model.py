@@ -21,14 +21,41 @@ class ServiceKind(StrEnum):
 class Phase(StrEnum):
     """Where an invocation is in its life."""
 
+    INBOXED = "inboxed"
+    """Waiting in its object key's inbox behind the exclusive invocation that runs."""
     RUNNING = "running"
     COMPLETED = "completed"
+
+
+class HandlerKind(StrEnum):
+    """How an invocation takes part in its key's concurrency."""
+
+    SERVICE = ""
+    EXCLUSIVE = "exclusive"
+    """One at a time per object key, in arrival order."""
+    SHARED = "shared"
+    """Concurrent with everything; reads state only."""
+    WORKFLOW = "workflow"
+    """A workflow's main handler: at most one run per workflow id."""
 
 
 class EntryKind(StrEnum):
     """The kinds of journal entries; a replay must meet the same kind at the same index."""
 
     RUN = "run"
+    CALL = "call"
+    SEND = "send"
+    GET_PROMISE = "get_promise"
+    PEEK_PROMISE = "peek_promise"
+    COMPLETE_PROMISE = "complete_promise"
+
+
+class StateOpKind(StrEnum):
+    """A change to an object's or workflow's state."""
+
+    SET = "set"
+    CLEAR = "clear"
+    CLEAR_ALL = "clear_all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +89,47 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class StateOp:
+    """One state change, journaled with the entry (or completion) that follows it."""
+
+    kind: StateOpKind
+    name: str = ""
+    value: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallSpec:
+    """What a call or send entry invokes; the callee's id is fixed by the caller's journal."""
+
+    target: Target
+    handler_kind: HandlerKind
+    input: bytes
+    callee_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The journal entry of another invocation that waits for this one."""
+
+    invocation_id: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
 class JournalEntry:
-    """One recorded step of an invocation. Exactly one of ``value`` and ``failure`` is set."""
+    """One recorded step of an invocation.
+
+    A completed entry has its outcome: ``value`` or ``failure``. A call or a promise read is
+    journaled first and completed later, when its result arrives (``completed`` False until then).
+    """
 
     kind: EntryKind
     name: str
     value: bytes | None = None
     failure: Failure | None = None
+    state_ops: tuple[StateOp, ...] = ()
+    call: CallSpec | None = None
+    completed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +150,5 @@ class InvocationStatus:
     completed_ms: int | None = None
     last_error: str | None = None
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    handler_kind: HandlerKind = HandlerKind.SERVICE
+    caller: Caller | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from engine.model import Failure, JournalEntry, Reply, Target
+from engine.model import Caller, Failure, HandlerKind, JournalEntry, Reply, StateOp, Target
 
 # ---------------------------------------------------------------------------------------------
 # Records on the log topic
@@ -30,6 +30,8 @@ class Invoke:
     idempotency_key: str | None = None
     send: bool = False
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    handler_kind: HandlerKind = HandlerKind.SERVICE
+    caller: Caller | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +62,25 @@ class ProposeEntry:
 
 @dataclass(frozen=True, slots=True)
 class Complete:
-    """An attempt ended the invocation: a result or a terminal failure."""
+    """An attempt ended the invocation: a result or a terminal failure.
+
+    ``state_ops`` are the state changes made after the last journaled entry; with those of the
+    journal, they become visible when the completion is applied.
+    """
 
     invocation_id: str
     attempt: int
+    result: bytes | None = None
+    failure: Failure | None = None
+    state_ops: tuple[StateOp, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """From a callee's partition: the outcome of call entry ``index`` (or the receipt of a send)."""
+
+    invocation_id: str
+    index: int
     result: bytes | None = None
     failure: Failure | None = None
 
@@ -85,7 +102,16 @@ class PurgeExpired:
     retention_ms: int
 
 
-Command = Invoke | Attach | AnnounceLeader | ProposeEntry | Complete | AttemptFailed | PurgeExpired
+Command = (
+    Invoke
+    | Attach
+    | AnnounceLeader
+    | ProposeEntry
+    | Complete
+    | CallResult
+    | AttemptFailed
+    | PurgeExpired
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +169,28 @@ class StartInvocation:
     journal: tuple[JournalEntry, ...]
     attempt: int
     headers: tuple[tuple[str, str], ...] = ()
+    handler_kind: HandlerKind = HandlerKind.SERVICE
+    state: tuple[tuple[str, bytes], ...] = ()
+    """The key's state as it was before this invocation (keyed targets only)."""
 
 
 @dataclass(frozen=True, slots=True)
 class AckEntry:
-    """Journal entry ``index`` of the attempt is durable: the handler may go on."""
+    """Journal entry ``index`` of the attempt is durable and complete: the handler may go on."""
 
     invocation_id: str
     attempt: int
     index: int
+    entry: JournalEntry | None = None
+    """The completed entry, when its outcome was not known to the handler (calls, promises)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Append ``command`` to the partition that owns invocation ``route_id``."""
+
+    route_id: str
+    command: Command
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,5 +226,11 @@ class LeadershipChanged:
 
 
 Action = (
-    StartInvocation | AckEntry | ScheduleRetry | SendResponse | InvocationEnded | LeadershipChanged
+    StartInvocation
+    | AckEntry
+    | ScheduleRetry
+    | SendResponse
+    | InvocationEnded
+    | LeadershipChanged
+    | Deliver
 )

@@ -44,6 +44,38 @@ REPLY: dict[str, Any] = {
 
 HEADERS: dict[str, Any] = {"type": "map", "values": "string"}
 
+STATE_OP: dict[str, Any] = {
+    "type": "record",
+    "name": "StateOp",
+    "namespace": _NS,
+    "fields": [
+        {"name": "kind", "type": "string"},
+        {"name": "name", "type": "string"},
+        {"name": "value", "type": ["null", "bytes"], "default": None},
+    ],
+}
+
+CALL_SPEC: dict[str, Any] = {
+    "type": "record",
+    "name": "CallSpec",
+    "namespace": _NS,
+    "fields": [
+        {"name": "target", "type": f"{_NS}.Target"},
+        {"name": "handler_kind", "type": "string"},
+        {"name": "input", "type": "bytes"},
+        {"name": "callee_id", "type": "string"},
+    ],
+}
+
+CALLER: dict[str, Any] = {
+    "type": "record",
+    "name": "Caller",
+    "namespace": _NS,
+    "fields": [{"name": "invocation_id", "type": "string"}, {"name": "index", "type": "int"}],
+}
+
+_STATE_OPS: dict[str, Any] = {"type": "array", "items": f"{_NS}.StateOp"}
+
 JOURNAL_ENTRY: dict[str, Any] = {
     "type": "record",
     "name": "JournalEntry",
@@ -53,6 +85,9 @@ JOURNAL_ENTRY: dict[str, Any] = {
         {"name": "name", "type": "string"},
         {"name": "value", "type": ["null", "bytes"], "default": None},
         {"name": "failure", "type": ["null", f"{_NS}.Failure"], "default": None},
+        {"name": "state_ops", "type": _STATE_OPS, "default": []},
+        {"name": "call", "type": ["null", f"{_NS}.CallSpec"], "default": None},
+        {"name": "completed", "type": "boolean", "default": True},
     ],
 }
 
@@ -68,6 +103,8 @@ INVOKE: dict[str, Any] = {
         {"name": "idempotency_key", "type": ["null", "string"], "default": None},
         {"name": "send", "type": "boolean", "default": False},
         {"name": "headers", "type": HEADERS, "default": {}},
+        {"name": "handler_kind", "type": "string", "default": ""},
+        {"name": "caller", "type": ["null", f"{_NS}.Caller"], "default": None},
     ],
 }
 
@@ -110,6 +147,19 @@ COMPLETE: dict[str, Any] = {
         {"name": "attempt", "type": "int"},
         {"name": "result", "type": ["null", "bytes"], "default": None},
         {"name": "failure", "type": ["null", f"{_NS}.Failure"], "default": None},
+        {"name": "state_ops", "type": _STATE_OPS, "default": []},
+    ],
+}
+
+CALL_RESULT: dict[str, Any] = {
+    "type": "record",
+    "name": "CallResult",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "index", "type": "int"},
+        {"name": "result", "type": ["null", "bytes"], "default": None},
+        {"name": "failure", "type": ["null", f"{_NS}.Failure"], "default": None},
     ],
 }
 
@@ -147,6 +197,7 @@ ENVELOPE: dict[str, Any] = {
                 ANNOUNCE_LEADER,
                 PROPOSE_ENTRY,
                 COMPLETE,
+                CALL_RESULT,
                 ATTEMPT_FAILED,
                 PURGE_EXPIRED,
             ],
@@ -186,8 +237,18 @@ INVOCATION_STATUS: dict[str, Any] = {
         {"name": "completed_ms", "type": ["null", "long"], "default": None},
         {"name": "last_error", "type": ["null", "string"], "default": None},
         {"name": "headers", "type": HEADERS, "default": {}},
+        {"name": "handler_kind", "type": "string", "default": ""},
+        {"name": "caller", "type": ["null", f"{_NS}.Caller"], "default": None},
     ],
 }
 
 # The named types must be known before the records that use them.
-NAMED_TYPES: list[dict[str, Any]] = [FAILURE, TARGET, REPLY, JOURNAL_ENTRY]
+NAMED_TYPES: list[dict[str, Any]] = [
+    FAILURE,
+    TARGET,
+    REPLY,
+    STATE_OP,
+    CALL_SPEC,
+    CALLER,
+    JOURNAL_ENTRY,
+]

@@ -3,22 +3,35 @@
 No I/O, no clock (time is the record's timestamp), no randomness. Applying the same log to an
 empty store always yields the same store. Records that need leadership (journal proposals,
 completions, sweeps) are accepted only with the current leader epoch: that is what fences
-zombie workers (DESIGN.md invariant 3).
+zombie workers (DESIGN.md invariant 3). Records from other partitions (call results, invocations
+from calls) are deduplicated by their deterministic ids and entry indexes instead.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from engine import codec, keys
-from engine.model import InvocationStatus, JournalEntry, Phase, Reply
+from engine import codec, keyed, keys
+from engine.model import (
+    Caller,
+    EntryKind,
+    Failure,
+    HandlerKind,
+    InvocationStatus,
+    JournalEntry,
+    Phase,
+    Reply,
+    StateOp,
+)
 from engine.records import (
     AckEntry,
     Action,
     AnnounceLeader,
     Attach,
     AttemptFailed,
+    CallResult,
     Complete,
+    Deliver,
     Envelope,
     InvocationEnded,
     Invoke,
@@ -63,6 +76,19 @@ def running_invocations(txn: PartitionTxn) -> list[StartInvocation]:
     return out
 
 
+def start_action(txn: PartitionTxn, invocation_id: str) -> StartInvocation | None:
+    """The action that (re)starts a running invocation from its journal, or None if not running."""
+    s = get_status(txn, invocation_id)
+    if s is None or s.phase is not Phase.RUNNING:
+        return None
+    return _start(txn, s)
+
+
+def outbox(txn: PartitionTxn) -> list[Deliver]:
+    """Calls and sends whose callee has not confirmed them yet: a leader delivers them again."""
+    return [_undelivered(value) for _, value in txn.scan(keys.OUTBOX)]
+
+
 def apply(env: Envelope, txn: PartitionTxn) -> list[Action]:
     """Applies one log record to a partition's state and returns the actions it calls for."""
     c = env.command
@@ -70,6 +96,8 @@ def apply(env: Envelope, txn: PartitionTxn) -> list[Action]:
         return _invoke(env, c, txn)
     if isinstance(c, Attach):
         return _attach(c, txn)
+    if isinstance(c, CallResult):
+        return _call_result(c, txn)
     if isinstance(c, AnnounceLeader):
         return _announce(env, c, txn)
     if env.epoch != leader(txn)[0]:
@@ -85,13 +113,30 @@ def apply(env: Envelope, txn: PartitionTxn) -> list[Action]:
     return []
 
 
+# --- helpers -----------------------------------------------------------------------------------
+
+
 def _put(txn: PartitionTxn, status: InvocationStatus) -> None:
     txn.put(keys.status_key(status.invocation_id), codec.encode_status(status))
 
 
+def _put_entry(txn: PartitionTxn, invocation_id: str, index: int, entry: JournalEntry) -> None:
+    txn.put(keys.journal_key(invocation_id, index), codec.encode_entry(entry))
+
+
 def _start(txn: PartitionTxn, s: InvocationStatus) -> StartInvocation:
+    state: tuple[tuple[str, bytes], ...] = ()
+    if s.target.key is not None:
+        state = keyed.read_state(txn, s.target.service, s.target.key)
     return StartInvocation(
-        s.invocation_id, s.target, s.input, journal(txn, s.invocation_id), s.retry_count, s.headers
+        s.invocation_id,
+        s.target,
+        s.input,
+        journal(txn, s.invocation_id),
+        s.retry_count,
+        s.headers,
+        s.handler_kind,
+        state,
     )
 
 
@@ -106,40 +151,76 @@ def _answer(reply: Reply, invocation_id: str, status: ResponseStatus) -> SendRes
     return SendResponse(reply, Response(reply.request_id, invocation_id, status))
 
 
+def _notify(caller: Caller, result: bytes | None, failure: Failure | None) -> Deliver:
+    return Deliver(
+        caller.invocation_id, CallResult(caller.invocation_id, caller.index, result, failure)
+    )
+
+
 def _with_waiter(s: InvocationStatus, reply: Reply) -> InvocationStatus:
     if any(w.request_id == reply.request_id for w in s.waiters):
         return s
     return replace(s, waiters=(*s.waiters, reply))
 
 
+def _undelivered(value: bytes) -> Deliver:
+    env = codec.decode_envelope(value, 0)
+    assert isinstance(env.command, Invoke)
+    return Deliver(env.command.invocation_id, env.command)
+
+
+# --- invocations -------------------------------------------------------------------------------
+
+
 def _invoke(env: Envelope, c: Invoke, txn: PartitionTxn) -> list[Action]:
     existing = get_status(txn, c.invocation_id)
-    if existing is None:
-        status = InvocationStatus(
-            invocation_id=c.invocation_id,
-            target=c.target,
-            input=c.input,
-            phase=Phase.RUNNING,
-            created_ms=env.timestamp_ms,
-            idempotency_key=c.idempotency_key,
-            waiters=(c.reply,) if c.reply is not None and not c.send else (),
-            headers=c.headers,
-        )
-        _put(txn, status)
-        txn.put(keys.running_key(c.invocation_id), b"")
-        actions: list[Action] = [_start(txn, status)]
-        if c.send and c.reply is not None:
-            actions.append(_answer(c.reply, c.invocation_id, ResponseStatus.ACCEPTED))
+    if existing is not None:
+        return _invoke_again(c, existing, txn)
+    status = InvocationStatus(
+        invocation_id=c.invocation_id,
+        target=c.target,
+        input=c.input,
+        phase=Phase.RUNNING,
+        created_ms=env.timestamp_ms,
+        idempotency_key=c.idempotency_key,
+        waiters=(c.reply,) if c.reply is not None and not c.send else (),
+        headers=c.headers,
+        handler_kind=c.handler_kind,
+        caller=None if c.send else c.caller,
+    )
+    actions: list[Action] = []
+    if c.send and c.reply is not None:
+        actions.append(_answer(c.reply, c.invocation_id, ResponseStatus.ACCEPTED))
+    if c.send and c.caller is not None:
+        actions.append(_notify(c.caller, None, None))  # the caller's send is delivered
+    if c.handler_kind is HandlerKind.EXCLUSIVE and not keyed.try_lock(
+        txn, c.target, c.invocation_id
+    ):
+        _put(txn, replace(status, phase=Phase.INBOXED))
+        keyed.enqueue(txn, c.target, c.invocation_id)
         return actions
-    # The same invocation again: an idempotency key reused, or a record delivered twice.
+    _put(txn, status)
+    txn.put(keys.running_key(c.invocation_id), b"")
+    return [_start(txn, status), *actions]
+
+
+def _invoke_again(c: Invoke, existing: InvocationStatus, txn: PartitionTxn) -> list[Action]:
+    """The same invocation again: an idempotency key or workflow id reused, or a redelivery."""
+    actions: list[Action] = []
+    if c.caller is not None:
+        if c.send:
+            actions.append(_notify(c.caller, None, None))
+        elif existing.phase is Phase.COMPLETED:
+            actions.append(_notify(c.caller, existing.result, existing.failure))
     if c.reply is None:
-        return []
+        return actions
     if c.send:
-        return [_answer(c.reply, c.invocation_id, ResponseStatus.PREVIOUSLY_ACCEPTED)]
-    if existing.phase is Phase.COMPLETED:
-        return [_outcome(existing, c.reply)]
-    _put(txn, _with_waiter(existing, c.reply))
-    return []
+        actions.append(_answer(c.reply, c.invocation_id, ResponseStatus.PREVIOUSLY_ACCEPTED))
+    elif existing.phase is Phase.COMPLETED:
+        actions.append(_outcome(existing, c.reply))
+    else:
+        _put(txn, _with_waiter(existing, c.reply))
+    return actions
 
 
 def _attach(c: Attach, txn: PartitionTxn) -> list[Action]:
@@ -171,13 +252,126 @@ def _current_attempt(
     return s
 
 
+# --- journal -----------------------------------------------------------------------------------
+
+
 def _propose(c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
     s = _current_attempt(txn, c.invocation_id, c.attempt)
     if s is None or c.index != s.journal_length:
         return []  # a duplicate proposal or one out of turn
-    txn.put(keys.journal_key(c.invocation_id, c.index), codec.encode_entry(c.entry))
     _put(txn, replace(s, journal_length=s.journal_length + 1))
+    entry = c.entry
+    kind = entry.kind
+    if kind is EntryKind.CALL or kind is EntryKind.SEND:
+        return _propose_call(s, c.index, entry, txn)
+    if kind in (EntryKind.GET_PROMISE, EntryKind.PEEK_PROMISE, EntryKind.COMPLETE_PROMISE):
+        return _propose_promise(s, c.index, entry, txn)
+    _put_entry(txn, c.invocation_id, c.index, entry)
     return [AckEntry(c.invocation_id, c.attempt, c.index)]
+
+
+def _propose_call(
+    s: InvocationStatus, index: int, entry: JournalEntry, txn: PartitionTxn
+) -> list[Action]:
+    call = entry.call
+    if call is None:
+        failed = replace(entry, failure=Failure(500, "a call entry without a target"))
+        _put_entry(txn, s.invocation_id, index, failed)
+        return [AckEntry(s.invocation_id, s.retry_count, index, failed)]
+    send = entry.kind is EntryKind.SEND
+    invoke = Invoke(
+        call.callee_id,
+        call.target,
+        call.input,
+        send=send,
+        handler_kind=call.handler_kind,
+        caller=Caller(s.invocation_id, index),
+    )
+    txn.put(keys.outbox_key(s.invocation_id, index), codec.encode_envelope(Envelope(invoke)))
+    deliver = Deliver(call.callee_id, invoke)
+    if send:
+        done = replace(entry, value=call.callee_id.encode(), completed=True)
+        _put_entry(txn, s.invocation_id, index, done)
+        return [deliver, AckEntry(s.invocation_id, s.retry_count, index, done)]
+    _put_entry(txn, s.invocation_id, index, replace(entry, completed=False))
+    return [deliver]
+
+
+def _call_result(c: CallResult, txn: PartitionTxn) -> list[Action]:
+    outbox_key = keys.outbox_key(c.invocation_id, c.index)
+    if txn.get(outbox_key) is None:
+        return []  # already settled: a redelivered result
+    txn.delete(outbox_key)
+    s = get_status(txn, c.invocation_id)
+    raw = txn.get(keys.journal_key(c.invocation_id, c.index))
+    if s is None or raw is None:
+        return []
+    entry = codec.decode_entry(raw)
+    if entry.completed:
+        return []  # a send's receipt
+    done = replace(entry, value=c.result, failure=c.failure, completed=True)
+    _put_entry(txn, c.invocation_id, c.index, done)
+    if s.phase is not Phase.RUNNING:
+        return []
+    return [AckEntry(c.invocation_id, s.retry_count, c.index, done)]
+
+
+def _propose_promise(
+    s: InvocationStatus, index: int, entry: JournalEntry, txn: PartitionTxn
+) -> list[Action]:
+    service, key = s.target.service, s.target.key or ""
+    promise_key = keys.promise_key(service, key, entry.name)
+    raw = txn.get(promise_key)
+    current = None if raw is None else codec.decode_entry(raw)
+    actions: list[Action] = []
+    if entry.kind is EntryKind.COMPLETE_PROMISE:
+        if current is not None:
+            done = replace(
+                entry,
+                value=None,
+                failure=Failure(409, f"promise {entry.name!r} was already completed"),
+            )
+        else:
+            resolved = JournalEntry(EntryKind.GET_PROMISE, entry.name, entry.value, entry.failure)
+            txn.put(promise_key, codec.encode_entry(resolved))
+            actions.extend(_wake_promise_waiters(txn, service, key, entry.name, resolved))
+            done = replace(entry, value=b"true", failure=None)
+    elif current is not None:
+        done = replace(entry, value=current.value, failure=current.failure)
+    elif entry.kind is EntryKind.PEEK_PROMISE:
+        done = replace(entry, value=None, failure=None)
+    else:  # wait for it
+        _put_entry(txn, s.invocation_id, index, replace(entry, completed=False))
+        txn.put(keys.promise_waiter_key(service, key, entry.name, s.invocation_id, index), b"")
+        return actions
+    done = replace(done, completed=True)
+    _put_entry(txn, s.invocation_id, index, done)
+    actions.append(AckEntry(s.invocation_id, s.retry_count, index, done))
+    return actions
+
+
+def _wake_promise_waiters(
+    txn: PartitionTxn, service: str, key: str, name: str, resolved: JournalEntry
+) -> list[Action]:
+    actions: list[Action] = []
+    prefix = keys.promise_waiter_prefix(service, key, name)
+    for waiter_key, _ in list(txn.scan(prefix)):
+        txn.delete(waiter_key)
+        invocation_id, index = keys.waiter_of_key(waiter_key, prefix)
+        raw = txn.get(keys.journal_key(invocation_id, index))
+        s = get_status(txn, invocation_id)
+        if raw is None or s is None:
+            continue
+        done = replace(
+            codec.decode_entry(raw), value=resolved.value, failure=resolved.failure, completed=True
+        )
+        _put_entry(txn, invocation_id, index, done)
+        if s.phase is Phase.RUNNING:
+            actions.append(AckEntry(invocation_id, s.retry_count, index, done))
+    return actions
+
+
+# --- the end of an invocation ------------------------------------------------------------------
 
 
 def _complete(env: Envelope, c: Complete, txn: PartitionTxn) -> list[Action]:
@@ -196,8 +390,29 @@ def _complete(env: Envelope, c: Complete, txn: PartitionTxn) -> list[Action]:
     txn.delete(keys.running_key(c.invocation_id))
     txn.put(keys.expiry_key(env.timestamp_ms, c.invocation_id), b"")
     actions: list[Action] = [_outcome(done, w) for w in s.waiters]
+    if s.caller is not None:
+        actions.append(_notify(s.caller, c.result, c.failure))
+    if s.target.key is not None and s.handler_kind in (HandlerKind.EXCLUSIVE, HandlerKind.WORKFLOW):
+        ops: list[StateOp] = [op for e in journal(txn, c.invocation_id) for op in e.state_ops]
+        keyed.apply_state_ops(txn, s.target.service, s.target.key, [*ops, *c.state_ops])
     actions.append(InvocationEnded(c.invocation_id))
+    if s.handler_kind is HandlerKind.EXCLUSIVE:
+        actions.extend(_next_in_line(txn, s))
     return actions
+
+
+def _next_in_line(txn: PartitionTxn, s: InvocationStatus) -> list[Action]:
+    """Releases the object key and starts the next exclusive invocation waiting for it."""
+    next_id = keyed.release(txn, s.target)
+    if next_id is None:
+        return []
+    nxt = get_status(txn, next_id)
+    if nxt is None:
+        return []
+    running = replace(nxt, phase=Phase.RUNNING)
+    _put(txn, running)
+    txn.put(keys.running_key(next_id), b"")
+    return [_start(txn, running)]
 
 
 def _attempt_failed(c: AttemptFailed, txn: PartitionTxn) -> list[Action]:
@@ -216,15 +431,10 @@ def _purge(env: Envelope, c: PurgeExpired, txn: PartitionTxn) -> list[Action]:
     for key, _ in expired:
         _, invocation_id = keys.id_of_expiry_key(key)
         txn.delete(key)
+        s = get_status(txn, invocation_id)
         txn.delete(keys.status_key(invocation_id))
         for entry_key, _ in list(txn.scan(keys.journal_prefix(invocation_id))):
             txn.delete(entry_key)
+        if s is not None and s.handler_kind is HandlerKind.WORKFLOW and s.target.key is not None:
+            keyed.forget_workflow(txn, s.target.service, s.target.key)
     return []
-
-
-def start_action(txn: PartitionTxn, invocation_id: str) -> StartInvocation | None:
-    """The action that (re)starts a running invocation from its journal, or None if not running."""
-    s = get_status(txn, invocation_id)
-    if s is None or s.phase is not Phase.RUNNING:
-        return None
-    return _start(txn, s)

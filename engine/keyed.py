@@ -1,0 +1,67 @@
+"""Keyed services: per-key state, the exclusive lock and the per-key inbox (FIFO).
+
+An object key is held by at most one exclusive invocation; the others wait in the key's inbox in
+the order the log delivered them (DESIGN.md invariant 5). State changes of an invocation become
+visible all at once, when it completes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from engine import keys
+from engine.model import StateOp, StateOpKind, Target
+from engine.storage import PartitionTxn
+
+
+def read_state(txn: PartitionTxn, service: str, key: str) -> tuple[tuple[str, bytes], ...]:
+    """All state entries of an object or workflow, by name."""
+    prefix = keys.state_prefix(service, key)
+    return tuple((keys.name_of_state_key(k, prefix), v) for k, v in txn.scan(prefix))
+
+
+def apply_state_ops(txn: PartitionTxn, service: str, key: str, ops: Iterable[StateOp]) -> None:
+    """Applies state changes in order."""
+    for op in ops:
+        if op.kind is StateOpKind.SET and op.value is not None:
+            txn.put(keys.state_key(service, key, op.name), op.value)
+        elif op.kind is StateOpKind.CLEAR:
+            txn.delete(keys.state_key(service, key, op.name))
+        elif op.kind is StateOpKind.CLEAR_ALL:
+            for k, _ in list(txn.scan(keys.state_prefix(service, key))):
+                txn.delete(k)
+
+
+def try_lock(txn: PartitionTxn, target: Target, invocation_id: str) -> bool:
+    """Takes the key for ``invocation_id`` if nobody holds it."""
+    lock = keys.lock_key(target.service, target.key or "")
+    if txn.get(lock) is not None:
+        return False
+    txn.put(lock, invocation_id.encode())
+    return True
+
+
+def enqueue(txn: PartitionTxn, target: Target, invocation_id: str) -> None:
+    """Puts an invocation at the back of its key's inbox."""
+    raw = txn.get(keys.META_INBOX_SEQ)
+    seq = 0 if raw is None else keys.decode_int(raw) + 1
+    txn.put(keys.META_INBOX_SEQ, keys.encode_int(seq))
+    txn.put(keys.inbox_key(target.service, target.key or "", seq), invocation_id.encode())
+
+
+def release(txn: PartitionTxn, target: Target) -> str | None:
+    """Hands the key to the head of its inbox (returned), or frees it."""
+    service, key = target.service, target.key or ""
+    for inbox_key, value in txn.scan(keys.inbox_prefix(service, key)):
+        txn.delete(inbox_key)
+        txn.put(keys.lock_key(service, key), value)
+        return value.decode()
+    txn.delete(keys.lock_key(service, key))
+    return None
+
+
+def forget_workflow(txn: PartitionTxn, service: str, key: str) -> None:
+    """Drops a finished workflow's state and promises once its retention is over."""
+    for prefix in (keys.state_prefix(service, key), keys.promise_prefix(service, key)):
+        for k, _ in list(txn.scan(prefix)):
+            txn.delete(k)
