@@ -113,3 +113,24 @@ def idempotent_uid(service: str, handler: str, key: str | None, idempotency_key:
         h.update(len(data).to_bytes(4, "big"))
         h.update(data)
     return h.digest()
+
+
+def call_uid(caller_id: str, index: int) -> bytes:
+    """The unique bytes of the invocation that journal entry ``index`` of ``caller_id`` calls.
+
+    Deterministic, so that delivering the call twice (after a crash) names the same invocation.
+    """
+    h = hashlib.blake2b(digest_size=16, person=b"perdure-call-v1")
+    h.update(caller_id.encode())
+    h.update(index.to_bytes(4, "big"))
+    return h.digest()
+
+
+def workflow_run_id(workflow: str, workflow_id: str) -> InvocationId:
+    """The id of a workflow's main run: one per workflow id, whoever submits it."""
+    h = hashlib.blake2b(digest_size=16, person=b"perdure-wf-v1")
+    for part in (workflow, workflow_id):
+        data = part.encode()
+        h.update(len(data).to_bytes(4, "big"))
+        h.update(data)
+    return InvocationId.for_key(workflow_id.encode(), h.digest())

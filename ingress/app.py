@@ -20,13 +20,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from engine.errors import InvalidId
-from engine.ids import InvocationId, idempotent_uid, murmur2
-from engine.model import Reply, Target
+from engine.ids import InvocationId, murmur2, workflow_run_id
+from engine.model import HandlerKind, Reply
 from engine.records import Attach, Envelope, Invoke, ResponseStatus
 from engine.records import Response as LogResponse
 from ingress.config import IngressSettings
 from ingress.errors import IngressError
 from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
+from ingress.routing import Route, route
 
 log = logging.getLogger("perdure.ingress")
 
@@ -99,15 +100,10 @@ class Ingress:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def resolve(self, service: str, handler: str) -> dict[str, Any]:
+    def route(self, path: str) -> Route:
         if self.registry is None or not self.ready:
             raise IngressError(503, "the ingress is not ready yet: the service registry is loading")
-        entry = self.registry.services.get(service)
-        if entry is None:
-            raise IngressError(404, f"service {service!r} not found")
-        if handler not in entry.get("handlers", {}):
-            raise IngressError(404, f"handler {handler!r} not found in service {service!r}")
-        return entry
+        return route(path, self.registry.services)
 
     async def append(self, partition: int, key: bytes | None, record: Any) -> None:
         assert self.producer is not None
@@ -118,28 +114,37 @@ class Ingress:
 
     async def invoke(
         self,
-        target: Target,
+        where: Route,
         body: bytes,
         idempotency_key: str | None,
-        send: bool,
         headers: tuple[tuple[str, str], ...],
         gone: Gone | None = None,
     ) -> tuple[str, LogResponse | None]:
-        if idempotency_key:
-            uid = idempotent_uid(target.service, target.handler, target.key, idempotency_key)
-            inv = InvocationId.new_unkeyed(uid)
-        else:
-            inv = InvocationId.new_unkeyed()
+        if idempotency_key and where.handler_kind is HandlerKind.WORKFLOW:
+            raise IngressError(400, "a workflow run is idempotent by its id: no idempotency-key")
+        inv = where.invocation_id(idempotency_key)
         invocation_id = str(inv)
-        wait = not send or bool(idempotency_key)
+        # A send waits only where the partition must say whether it is new.
+        wait = not where.send or bool(idempotency_key) or where.handler_kind is HandlerKind.WORKFLOW
         request_id = uuid.uuid4().hex
         reply = Reply(self.reply_partition, request_id) if wait else None
-        record = Invoke(invocation_id, target, body, reply, idempotency_key or None, send, headers)
+        record = Invoke(
+            invocation_id,
+            where.target,
+            body,
+            reply,
+            idempotency_key or None,
+            where.send,
+            headers,
+            where.handler_kind,
+        )
+        key = where.target.key.encode() if where.target.key is not None else inv.uid
+        partition = inv.partition(self.log_partitions)
         if not wait:
-            await self.append(inv.partition(self.log_partitions), inv.uid, record)
+            await self.append(partition, key, record)
             return invocation_id, None
         with self._waiter(request_id) as fut:
-            await self.append(inv.partition(self.log_partitions), inv.uid, record)
+            await self.append(partition, key, record)
             return invocation_id, await self._await(fut, inv, request_id, gone=gone)
 
     async def attach(
@@ -243,6 +248,17 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
     async def output(invocation_id: str) -> Response:
         return _result(await ingress.attach(invocation_id, block=False), invocation_id)
 
+    @app.get("/restate/workflow/{name}/{workflow_id}/output")
+    async def workflow_output(name: str, workflow_id: str) -> Response:
+        invocation_id = str(workflow_run_id(name, workflow_id))
+        return _result(await ingress.attach(invocation_id, block=False), invocation_id)
+
+    @app.get("/restate/workflow/{name}/{workflow_id}/attach")
+    async def workflow_attach(name: str, workflow_id: str, request: Request) -> Response:
+        invocation_id = str(workflow_run_id(name, workflow_id))
+        response = await ingress.attach(invocation_id, True, request.is_disconnected)
+        return _result(response, invocation_id)
+
     @app.get("/restate/invocation/{invocation_id}/attach")
     async def attach(invocation_id: str, request: Request) -> Response:
         response = await ingress.attach(invocation_id, True, request.is_disconnected)
@@ -250,17 +266,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
 
     @app.post("/{path:path}")
     async def call(path: str, request: Request) -> Response:
-        parts = [p for p in path.split("/") if p]
-        send = bool(parts) and parts[-1] == "send"
-        if send:
-            parts = parts[:-1]
-        if len(parts) != 2:
-            raise IngressError(
-                404 if len(parts) > 3 or not parts else 400,
-                f"expected /{{service}}/{{handler}}[/send], got /{path}",
-            )
-        service, handler = parts
-        ingress.resolve(service, handler)
+        where = ingress.route(path)
         body = await _read_body(request, settings.max_body_bytes)
         if body.strip():
             try:
@@ -271,14 +277,9 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
             (k, v) for k, v in request.headers.items() if k.lower() not in _FORWARDED_SKIP
         )
         invocation_id, response = await ingress.invoke(
-            Target(service, handler),
-            body,
-            request.headers.get("idempotency-key"),
-            send,
-            headers,
-            request.is_disconnected,
+            where, body, request.headers.get("idempotency-key"), headers, request.is_disconnected
         )
-        if send:
+        if where.send:
             status = "Accepted"
             if response is not None and response.status is ResponseStatus.PREVIOUSLY_ACCEPTED:
                 status = "PreviouslyAccepted"

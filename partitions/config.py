@@ -29,6 +29,7 @@ class WorkerSettings:
     session_timeout_ms: int = 6000
     retention_s: float = 24 * 3600
     purge_interval_s: float = 60
+    redelivery_interval_s: float = 5
     metrics_port: int = 0
     worker_name: str = field(default_factory=lambda: f"worker-{os.getpid()}")
 

@@ -12,10 +12,11 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from confluent_kafka import KafkaError
 
-from engine.model import Failure, JournalEntry
+from engine.model import EntryKind, Failure, HandlerKind, JournalEntry, ServiceKind
 from engine.records import (
     AckEntry,
     AttemptFailed,
@@ -27,7 +28,16 @@ from engine.records import (
 )
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
-from sdk import Context, Endpoint, InvocationAborted, TerminalError
+from sdk import (
+    Context,
+    Endpoint,
+    InvocationAborted,
+    ObjectContext,
+    ObjectSharedContext,
+    TerminalError,
+    WorkflowContext,
+    WorkflowSharedContext,
+)
 
 log = logging.getLogger("perdure.invoker")
 
@@ -40,7 +50,7 @@ class _Attempt:
     partition: int
     epoch: int
     start: StartInvocation
-    pending: dict[int, asyncio.Future[None]] = field(default_factory=dict)
+    pending: dict[int, asyncio.Future[JournalEntry | None]] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
 
 
@@ -87,7 +97,7 @@ class Invoker:
             return
         fut = attempt.pending.pop(action.index, None)
         if fut is not None and not fut.done():
-            fut.set_result(None)
+            fut.set_result(action.entry)
 
     def ended(self, invocation_id: str) -> None:
         """The invocation completed: forget it."""
@@ -121,15 +131,15 @@ class Invoker:
             attempt.task.cancel()
 
     def _append(
-        self, attempt: _Attempt, command: Command, fut: asyncio.Future[None] | None = None
-    ) -> asyncio.Future[None]:
+        self, attempt: _Attempt, command: Command, fut: asyncio.Future[Any] | None = None
+    ) -> asyncio.Future[Any]:
         """Appends a record of this attempt.
 
         The returned future is resolved on delivery, unless ``fut`` is given: then only a
         failed delivery settles it (its success comes from elsewhere: the acknowledgement).
         """
         loop = asyncio.get_running_loop()
-        delivered: asyncio.Future[None] = fut if fut is not None else loop.create_future()
+        delivered: asyncio.Future[Any] = fut if fut is not None else loop.create_future()
         only_failure = fut is not None
 
         def on_delivery(err: KafkaError | None) -> None:
@@ -143,14 +153,26 @@ class Invoker:
         )
         return delivered
 
-    async def _propose(self, attempt: _Attempt, index: int, entry: JournalEntry) -> None:
-        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _propose(
+        self, attempt: _Attempt, index: int, entry: JournalEntry
+    ) -> JournalEntry | None:
+        acked: asyncio.Future[JournalEntry | None] = asyncio.get_running_loop().create_future()
         attempt.pending[index] = acked
         started = asyncio.get_running_loop().time()
         start = attempt.start
         self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry), acked)
-        await acked  # fails if Kafka refused the record: the attempt restarts after a pause
-        self.metrics.step_ack_seconds.observe(asyncio.get_running_loop().time() - started)
+        completed = await acked  # fails if Kafka refused the record: restart after a pause
+        if entry.kind is EntryKind.RUN:
+            self.metrics.step_ack_seconds.observe(asyncio.get_running_loop().time() - started)
+        return completed
+
+    async def _completion(self, attempt: _Attempt, index: int) -> JournalEntry:
+        fut = attempt.pending.get(index)
+        if fut is None:
+            fut = attempt.pending[index] = asyncio.get_running_loop().create_future()
+        entry = await fut
+        assert entry is not None
+        return entry
 
     async def _run(self, attempt: _Attempt, delay_s: float) -> None:
         start = attempt.start
@@ -188,18 +210,34 @@ class Invoker:
                 failure=Failure(404, f"no handler {start.target} on this worker"),
             )
         driver = _Driver(self, attempt)
-        ctx = Context(
-            start.invocation_id, start.journal, driver, dict(start.headers), start.attempt
+        context_type = _CONTEXTS.get((handler.service_kind, start.handler_kind), Context)
+        ctx = context_type(
+            start.invocation_id,
+            start.journal,
+            driver,
+            dict(start.headers),
+            start.attempt,
+            target=start.target,
+            handler_kind=start.handler_kind,
+            state=start.state,
         )
         self.metrics.handlers_running.set(self.running)
         try:
             output = await handler.invoke(ctx, start.input)
             self.metrics.invocations_completed.labels("ok").inc()
-            return Complete(start.invocation_id, start.attempt, result=output)
+            return Complete(
+                start.invocation_id,
+                start.attempt,
+                result=output,
+                state_ops=ctx.take_pending_state_ops(),
+            )
         except TerminalError as err:
             self.metrics.invocations_completed.labels("failed").inc()
             return Complete(
-                start.invocation_id, start.attempt, failure=Failure(err.status_code, err.message)
+                start.invocation_id,
+                start.attempt,
+                failure=Failure(err.status_code, err.message),
+                state_ops=ctx.take_pending_state_ops(),
             )
         except _LogUnavailable:
             raise
@@ -235,11 +273,22 @@ class _Driver:
         self._invoker = invoker
         self._attempt = attempt
 
-    async def propose(self, index: int, entry: JournalEntry) -> None:
-        await self._invoker._propose(self._attempt, index, entry)
+    async def propose(self, index: int, entry: JournalEntry) -> JournalEntry | None:
+        return await self._invoker._propose(self._attempt, index, entry)
+
+    async def completion(self, index: int) -> JournalEntry:
+        return await self._invoker._completion(self._attempt, index)
 
 
-def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
+_CONTEXTS: dict[tuple[ServiceKind, HandlerKind], type[Context]] = {
+    (ServiceKind.OBJECT, HandlerKind.EXCLUSIVE): ObjectContext,
+    (ServiceKind.OBJECT, HandlerKind.SHARED): ObjectSharedContext,
+    (ServiceKind.WORKFLOW, HandlerKind.WORKFLOW): WorkflowContext,
+    (ServiceKind.WORKFLOW, HandlerKind.SHARED): WorkflowSharedContext,
+}
+
+
+def _settle(fut: asyncio.Future[Any], err: KafkaError | None) -> None:
     if fut.done():
         return
     if err is None:

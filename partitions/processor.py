@@ -54,6 +54,7 @@ class PartitionProcessor:
         self.restored = False
         self.assigned_at = time.monotonic()
         self.last_purge = time.monotonic()
+        self.last_redelivery = time.monotonic()
 
     @property
     def epoch(self) -> int:

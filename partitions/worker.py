@@ -26,10 +26,12 @@ from confluent_kafka import (
 )
 
 from engine import state_machine
+from engine.ids import InvocationId
 from engine.records import (
     AckEntry,
     Action,
     AnnounceLeader,
+    Deliver,
     Envelope,
     InvocationEnded,
     PurgeExpired,
@@ -63,11 +65,13 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.writer: LogWriter | None = None
         self.invoker: Invoker | None = None
+        self.partition_count = settings.partitions
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Runs until ``stop`` is set (or forever), then leaves the group cleanly."""
         s = self.settings
         partitions = await asyncio.to_thread(ensure_topics, s.bootstrap, self.names, s.partitions)
+        self.partition_count = partitions
         log.info(
             "worker %s: cluster %r, %d partitions, state in %s",
             self.leader_id,
@@ -169,8 +173,10 @@ class Worker:
         if applied.became_leader:
             self.metrics.partitions_led.inc()
             epoch = proc.epoch
-            for start in state_machine.running_invocations(proc.store.begin()):
+            view = proc.store.begin()
+            for start in state_machine.running_invocations(view):
                 self._to_invoker(self._start, proc.partition, epoch, start, 0.0)
+            self._redeliver(proc)
         for action in applied.actions:
             self._execute(proc, action)
 
@@ -190,6 +196,20 @@ class Worker:
                 )
         elif isinstance(action, InvocationEnded):
             self._to_invoker(self._ended, action.invocation_id)
+        elif isinstance(action, Deliver):
+            self._deliver(action)
+
+    def _deliver(self, action: Deliver) -> None:
+        """Sends a record to the partition of another invocation (or of this one)."""
+        assert self.writer is not None
+        partition = InvocationId.parse(action.route_id).partition(self.partition_count)
+        self.writer.append(partition, Envelope(action.command, 0, self.leader_id))
+
+    def _redeliver(self, proc: PartitionProcessor) -> None:
+        """Delivers again what the outbox holds: the callee deduplicates by invocation id."""
+        proc.last_redelivery = time.monotonic()
+        for action in state_machine.outbox(proc.store.begin()):
+            self._deliver(action)
 
     def _housekeeping(self) -> None:
         assert self.writer is not None
@@ -201,6 +221,10 @@ class Worker:
                 epoch = proc.epoch + 1
                 log.info("partition %d: claiming leadership at epoch %d", proc.partition, epoch)
                 self.writer.append(proc.partition, Envelope(AnnounceLeader(self.leader_id), epoch))
+            elif (
+                proc.is_leader and now - proc.last_redelivery >= self.settings.redelivery_interval_s
+            ):
+                self._redeliver(proc)
             elif proc.is_leader and now - proc.last_purge >= self.settings.purge_interval_s:
                 proc.last_purge = now
                 retention_ms = int(self.settings.retention_s * 1000)

@@ -1,17 +1,32 @@
 """The Perdure SDK. Only the names in ``__all__`` are public (a test pins the list)."""
 
-from sdk.context import Context
+from sdk.context import Context, SendHandle
 from sdk.endpoint import Endpoint
 from sdk.errors import InvocationAborted, TerminalError
+from sdk.keyed_context import (
+    DurablePromise,
+    ObjectContext,
+    ObjectSharedContext,
+    WorkflowContext,
+    WorkflowSharedContext,
+)
 from sdk.options import RetryPolicy, RunOptions
-from sdk.service import Service
+from sdk.service import Service, VirtualObject, Workflow
 
 __all__ = [
     "Context",
+    "DurablePromise",
     "Endpoint",
     "InvocationAborted",
+    "ObjectContext",
+    "ObjectSharedContext",
     "RetryPolicy",
     "RunOptions",
+    "SendHandle",
     "Service",
     "TerminalError",
+    "VirtualObject",
+    "Workflow",
+    "WorkflowContext",
+    "WorkflowSharedContext",
 ]

@@ -12,10 +12,12 @@ import asyncio
 import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar, get_type_hints, overload
 
-from engine.model import EntryKind, Failure, JournalEntry
+from engine.ids import InvocationId, call_uid, workflow_run_id
+from engine.model import CallSpec, EntryKind, Failure, HandlerKind, JournalEntry, StateOp, Target
 from sdk import serde
 from sdk.errors import TerminalError
 from sdk.options import RetryPolicy, RunOptions
@@ -30,8 +32,16 @@ _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 class JournalDriver(Protocol):
     """What the worker gives a context: the way to make an entry durable."""
 
-    def propose(self, index: int, entry: JournalEntry) -> Awaitable[None]:
-        """Appends entry ``index`` to the log; resolves once the leader has applied it."""
+    def propose(self, index: int, entry: JournalEntry) -> Awaitable[JournalEntry | None]:
+        """Appends entry ``index`` to the log; resolves once the leader has applied it.
+
+        Resolves to the completed entry when its outcome came from elsewhere (a call's
+        result, a promise), or None when the proposed entry was complete already.
+        """
+        ...
+
+    def completion(self, index: int) -> Awaitable[JournalEntry]:
+        """Resolves when journaled entry ``index``, still waiting for its outcome, completes."""
         ...
 
 
@@ -68,6 +78,10 @@ class Context:
         driver: JournalDriver,
         headers: dict[str, str] | None = None,
         attempt: int = 0,
+        *,
+        target: Target | None = None,
+        handler_kind: HandlerKind = HandlerKind.SERVICE,
+        state: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         self.invocation_id = invocation_id
         self._replay = list(journal)
@@ -75,6 +89,10 @@ class Context:
         self._next_index = 0
         self._headers = dict(headers or {})
         self._attempt = attempt
+        self._target = target
+        self._handler_kind = handler_kind
+        self._state: dict[str, bytes] = dict(state)
+        self._pending_ops: list[StateOp] = []
         # One future per entry this attempt will propose: entry n is proposed only after n-1.
         self._proposed: dict[int, asyncio.Future[None]] = {}
 
@@ -144,13 +162,26 @@ class Context:
         mine = self._proposed[index] = asyncio.get_running_loop().create_future()
         try:
             entry = await self._execute(index, name, fn, args, kwargs, options, result_type)
-            await self._propose(index, entry)
+            entry = await self._propose(index, entry)
         except BaseException as err:
-            if not mine.done():
-                mine.set_exception(err)
-                mine.exception()  # retrieved: later entries re-raise it
+            _fail(mine, err)
             raise
         return self._outcome(entry, result_type)
+
+    async def _record(self, kind: EntryKind, name: str, entry: JournalEntry) -> JournalEntry:
+        """Journals ``entry`` (or finds it on replay) and returns it completed."""
+        index = self._take_index()
+        recorded = self._replayed(index, kind, name)
+        if recorded is not None:
+            if recorded.completed:
+                return recorded
+            return await self._driver.completion(index)
+        mine = self._proposed[index] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._propose(index, entry)
+        except BaseException as err:
+            _fail(mine, err)
+            raise
 
     async def _execute(
         self,
@@ -192,6 +223,93 @@ class Context:
                 await asyncio.sleep(_delay(policy, attempt))
         return entry
 
+    # -- calls --------------------------------------------------------------------------------
+
+    async def service_call(self, handler: Callable[..., Awaitable[T]], arg: Any = None) -> T:
+        """Calls a service handler durably and returns its result.
+
+        The call and its result are journaled: after a crash on either side it is neither lost
+        nor made twice. A :class:`TerminalError` of the callee is raised here.
+        """
+        return await self._call_handler(handler, None, arg)  # type: ignore[no-any-return]
+
+    async def object_call(
+        self, handler: Callable[..., Awaitable[T]], key: str, arg: Any = None
+    ) -> T:
+        """Calls a virtual object's handler for ``key`` durably and returns its result."""
+        return await self._call_handler(handler, key, arg)  # type: ignore[no-any-return]
+
+    async def workflow_call(
+        self, handler: Callable[..., Awaitable[T]], key: str, arg: Any = None
+    ) -> T:
+        """Calls a workflow handler (its main one runs once per id) and returns its result."""
+        return await self._call_handler(handler, key, arg)  # type: ignore[no-any-return]
+
+    async def service_send(self, handler: Callable[..., Any], arg: Any = None) -> SendHandle:
+        """Starts a service handler without waiting for it; returns its invocation's handle."""
+        return await self._send(handler, None, arg)
+
+    async def object_send(
+        self, handler: Callable[..., Any], key: str, arg: Any = None
+    ) -> SendHandle:
+        """Starts a virtual object's handler for ``key`` without waiting for it."""
+        return await self._send(handler, key, arg)
+
+    async def workflow_send(
+        self, handler: Callable[..., Any], key: str, arg: Any = None
+    ) -> SendHandle:
+        """Starts a workflow handler without waiting for it."""
+        return await self._send(handler, key, arg)
+
+    def _call_spec(
+        self, handler: Callable[..., Any], key: str | None, arg: Any
+    ) -> tuple[Any, CallSpec]:
+        h = getattr(handler, "__perdure_handler__", None)
+        if h is None:
+            raise TerminalError(f"{handler!r} is not a Perdure handler (decorate it first)")
+        kind = h.invocation_kind
+        if kind is HandlerKind.SERVICE and key is not None:
+            raise TerminalError(f"{h.service}/{h.name} is a service handler: it takes no key")
+        if kind is not HandlerKind.SERVICE and key is None:
+            raise TerminalError(f"{h.service}/{h.name} needs a key")
+        if (
+            kind is HandlerKind.EXCLUSIVE
+            and self._handler_kind is HandlerKind.EXCLUSIVE
+            and self._target is not None
+            and (self._target.service, self._target.key) == (h.service, key)
+        ):
+            raise TerminalError(
+                f"calling exclusive handler {h.service}/{key}/{h.name} from an exclusive handler "
+                f"of the same key would deadlock: use a send, or a shared handler",
+                500,
+            )
+        body = serde.encode(arg, h.input_type) if h.takes_input else b""
+        index = self._next_index  # the entry this call is about to take
+        if kind is HandlerKind.WORKFLOW:
+            assert key is not None
+            callee = str(workflow_run_id(h.service, key))
+        elif key is not None:
+            callee = str(InvocationId.for_key(key.encode(), call_uid(self.invocation_id, index)))
+        else:
+            callee = str(InvocationId.new_unkeyed(call_uid(self.invocation_id, index)))
+        return h, CallSpec(Target(h.service, h.name, key), kind, body, callee)
+
+    async def _call_handler(self, handler: Callable[..., Any], key: str | None, arg: Any) -> Any:
+        h, spec = self._call_spec(handler, key, arg)
+        name = str(spec.target)
+        entry = await self._record(
+            EntryKind.CALL, name, JournalEntry(EntryKind.CALL, name, call=spec, completed=False)
+        )
+        return self._outcome(entry, h.output_type)
+
+    async def _send(self, handler: Callable[..., Any], key: str | None, arg: Any) -> SendHandle:
+        _, spec = self._call_spec(handler, key, arg)
+        name = str(spec.target)
+        entry = await self._record(
+            EntryKind.SEND, name, JournalEntry(EntryKind.SEND, name, call=spec, completed=False)
+        )
+        return SendHandle((entry.value or b"").decode() or spec.callee_id)
+
     # -- internals ----------------------------------------------------------------------------
 
     def _take_index(self) -> int:
@@ -205,6 +323,7 @@ class Context:
         entry = self._replay[index]
         if entry.kind is not kind or entry.name != name:
             raise JournalMismatchError(index, entry, kind, name)
+        self._pending_ops.clear()  # they were journaled with this entry
         return entry
 
     @staticmethod
@@ -229,13 +348,44 @@ class Context:
         finally:
             _current_step.reset(token)
 
-    async def _propose(self, index: int, entry: JournalEntry) -> None:
+    async def _propose(self, index: int, entry: JournalEntry) -> JournalEntry:
         # Entries must reach the log in index order even when steps finish out of order.
         previous = self._proposed.get(index - 1)
         if previous is not None:
             await asyncio.shield(previous)
-        await self._driver.propose(index, entry)
+        if self._pending_ops:
+            # State changes made since the last entry are journaled with this one.
+            entry = replace(entry, state_ops=tuple(self._pending_ops))
+            self._pending_ops.clear()
+        completed = await self._driver.propose(index, entry)
         self._proposed[index].set_result(None)
+        return entry if completed is None else completed
+
+    def take_pending_state_ops(self) -> tuple[StateOp, ...]:
+        """State changes not journaled yet; the worker puts them in the completion record."""
+        ops = tuple(self._pending_ops)
+        self._pending_ops.clear()
+        return ops
+
+
+class SendHandle:
+    """A one-way invocation started by a send.
+
+    Attributes:
+        invocation_id: the callee's invocation id.
+    """
+
+    def __init__(self, invocation_id: str) -> None:
+        self.invocation_id = invocation_id
+
+    def __repr__(self) -> str:
+        return f"SendHandle({self.invocation_id!r})"
+
+
+def _fail(fut: asyncio.Future[None], err: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(err)
+        fut.exception()  # retrieved: later entries re-raise it
 
 
 def _delay(policy: RetryPolicy, attempt: int) -> float:

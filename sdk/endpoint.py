@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sdk.errors import HandlerDefinitionError
-from sdk.service import HandlerDef, Service
+from sdk.service import HandlerDef, ServiceDefinition
 
 
 class Endpoint:
@@ -16,8 +16,8 @@ class Endpoint:
         services: the services to host; names must be unique.
     """
 
-    def __init__(self, services: Iterable[Service]) -> None:
-        self.services: dict[str, Service] = {}
+    def __init__(self, services: Iterable[ServiceDefinition]) -> None:
+        self.services: dict[str, ServiceDefinition] = {}
         for svc in services:
             if svc.name in self.services:
                 raise HandlerDefinitionError(f"two services are named {svc.name!r}")

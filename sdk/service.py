@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar, get_type_hints
 
+from engine.model import HandlerKind as EngineHandlerKind
 from engine.model import ServiceKind
 from sdk import serde
 from sdk.errors import HandlerDefinitionError
@@ -33,6 +34,18 @@ class HandlerDef:
     input_type: Any
     output_type: Any
     retry: RetryPolicy = field(default=DEFAULT_RETRY_POLICY)
+    service_kind: ServiceKind = ServiceKind.SERVICE
+
+    @property
+    def invocation_kind(self) -> EngineHandlerKind:
+        """How invocations of this handler take part in their key's concurrency."""
+        if self.service_kind is ServiceKind.SERVICE:
+            return EngineHandlerKind.SERVICE
+        if self.kind == "shared":
+            return EngineHandlerKind.SHARED
+        if self.kind == "workflow":
+            return EngineHandlerKind.WORKFLOW
+        return EngineHandlerKind.EXCLUSIVE
 
     async def invoke(self, ctx: Any, raw_input: bytes) -> bytes:
         """Runs the handler on ``raw_input`` and returns its serialized output."""
@@ -76,7 +89,9 @@ def _make_handler(
     )
 
 
-class _ServiceBase:
+class ServiceDefinition:
+    """What services, virtual objects and workflows have in common."""
+
     kind: ServiceKind = ServiceKind.SERVICE
 
     def __init__(self, name: str) -> None:
@@ -84,6 +99,18 @@ class _ServiceBase:
             raise HandlerDefinitionError(f"invalid service name {name!r}")
         self.name = name
         self.handlers: dict[str, HandlerDef] = {}
+
+    def _decorator(
+        self, name: str | None, kind: HandlerKind | None, retry: RetryPolicy | None
+    ) -> Callable[[F], F]:
+        def decorate(fn: F) -> F:
+            h = _make_handler(self.name, fn, name, kind, retry or DEFAULT_RETRY_POLICY)
+            h = replace(h, service_kind=self.kind)
+            self._register(h)
+            fn.__perdure_handler__ = h  # type: ignore[attr-defined]  # for ctx.*_call(fn, ...)
+            return fn
+
+        return decorate
 
     def _register(self, h: HandlerDef) -> None:
         if h.name in self.handlers:
@@ -93,7 +120,7 @@ class _ServiceBase:
         self.handlers[h.name] = h
 
 
-class Service(_ServiceBase):
+class Service(ServiceDefinition):
     """A stateless durable service: each invocation runs to completion, steps at most once.
 
     Example::
@@ -116,8 +143,51 @@ class Service(_ServiceBase):
             retry: how failed attempts are retried (default :class:`RetryPolicy`).
         """
 
-        def decorate(fn: F) -> F:
-            self._register(_make_handler(self.name, fn, name, None, retry or DEFAULT_RETRY_POLICY))
-            return fn
+        return self._decorator(name, None, retry)
 
-        return decorate
+
+class VirtualObject(ServiceDefinition):
+    """A keyed entity with durable state and a single writer per key.
+
+    Exclusive handlers (the default) run one at a time per key, in arrival order; shared
+    handlers (``kind="shared"``) run concurrently with everything and may only read state.
+    """
+
+    kind = ServiceKind.OBJECT
+
+    def handler(
+        self,
+        name: str | None = None,
+        *,
+        kind: Literal["exclusive", "shared"] = "exclusive",
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[F], F]:
+        """Registers an async handler ``(ctx: ObjectContext[, input]) -> output``."""
+        if kind not in ("exclusive", "shared"):
+            raise HandlerDefinitionError(f"kind must be 'exclusive' or 'shared', not {kind!r}")
+        return self._decorator(name, kind, retry)
+
+
+class Workflow(ServiceDefinition):
+    """A workflow: one ``main`` run per workflow id, plus shared handlers that run alongside it."""
+
+    kind = ServiceKind.WORKFLOW
+
+    def main(
+        self, name: str | None = None, *, retry: RetryPolicy | None = None
+    ) -> Callable[[F], F]:
+        """Registers the workflow's main handler ``(ctx: WorkflowContext[, input])``."""
+        if any(h.kind == "workflow" for h in self.handlers.values()):
+            raise HandlerDefinitionError(f"workflow {self.name} already has a main handler")
+        return self._decorator(name, "workflow", retry)
+
+    def handler(
+        self, name: str | None = None, *, retry: RetryPolicy | None = None
+    ) -> Callable[[F], F]:
+        """Registers a shared handler ``(ctx: WorkflowSharedContext[, input])``."""
+        return self._decorator(name, "shared", retry)
+
+    @property
+    def main_handler(self) -> HandlerDef | None:
+        """The main handler, once registered."""
+        return next((h for h in self.handlers.values() if h.kind == "workflow"), None)

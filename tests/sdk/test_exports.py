@@ -6,12 +6,20 @@ import sdk
 def test_public_names_are_pinned() -> None:
     assert sorted(sdk.__all__) == [
         "Context",
+        "DurablePromise",
         "Endpoint",
         "InvocationAborted",
+        "ObjectContext",
+        "ObjectSharedContext",
         "RetryPolicy",
         "RunOptions",
+        "SendHandle",
         "Service",
         "TerminalError",
+        "VirtualObject",
+        "Workflow",
+        "WorkflowContext",
+        "WorkflowSharedContext",
     ]
     for name in sdk.__all__:
         assert getattr(sdk, name) is not None

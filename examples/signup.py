@@ -1,0 +1,51 @@
+"""Sign-up with e-mail verification: a workflow that waits on a promise resolved by a click.
+
+perdure dev examples.signup:app
+curl -s localhost:8080/signup/alice/run/send -d '{"email": "alice@example.com"}'
+curl -s localhost:8080/signup/alice/verify -d '"<the code from the mail>"'
+curl -s localhost:8080/restate/workflow/signup/alice/attach
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sdk import Endpoint, TerminalError, Workflow, WorkflowContext, WorkflowSharedContext
+
+signup = Workflow("signup")
+
+
+def send_mail(address: str, code: str) -> None:
+    """A fake mailer: appends to $PERDURE_EXAMPLE_LEDGER (default .perdure/ledger.txt)."""
+    ledger = Path(os.environ.get("PERDURE_EXAMPLE_LEDGER", ".perdure/ledger.txt"))
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    with ledger.open("a") as f:
+        f.write(f"mail\t{address}\t{code}\n")
+
+
+@signup.main()
+async def run(ctx: WorkflowContext, user: dict) -> dict:
+    code = await ctx.run("make-code", lambda: ctx.invocation_id[-6:])
+    ctx.set("status", "waiting for verification")
+    await ctx.run("send-mail", send_mail, user["email"], code)
+    clicked = await ctx.promise("verified").value()
+    if clicked != code:
+        ctx.set("status", "rejected")
+        raise TerminalError("wrong verification code", status_code=403)
+    ctx.set("status", "verified")
+    return {"user": ctx.key(), "email": user["email"], "verified": True}
+
+
+@signup.handler()
+async def verify(ctx: WorkflowSharedContext, code: str) -> str:
+    await ctx.promise("verified").resolve(code)
+    return "thanks"
+
+
+@signup.handler()
+async def status(ctx: WorkflowSharedContext) -> str | None:
+    return await ctx.get("status")
+
+
+app = Endpoint([signup])

@@ -1,0 +1,82 @@
+"""From an HTTP path to a target: which handler, which key, which invocation id.
+
+Paths (Restate-compatible): ``/{service}/{handler}``, ``/{object}/{key}/{handler}``,
+``/{workflow}/{id}/{main handler or "run"}`` and ``/{workflow}/{id}/{shared handler}``, each
+with an optional ``/send``. The service registry says what kind each service is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.ids import InvocationId, idempotent_uid, workflow_run_id
+from engine.model import HandlerKind, Target
+from ingress.errors import IngressError
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a request goes."""
+
+    target: Target
+    handler_kind: HandlerKind
+    send: bool
+
+    def invocation_id(self, idempotency_key: str | None) -> InvocationId:
+        """The invocation's id: fixed by the workflow id or idempotency key, else fresh."""
+        t = self.target
+        if self.handler_kind is HandlerKind.WORKFLOW:
+            assert t.key is not None
+            return workflow_run_id(t.service, t.key)
+        uid = None
+        if idempotency_key:
+            uid = idempotent_uid(t.service, t.handler, t.key, idempotency_key)
+        if t.key is None:
+            return InvocationId.new_unkeyed(uid)
+        return InvocationId.for_key(t.key.encode(), uid or InvocationId.new_unkeyed().uid)
+
+
+def route(path: str, services: dict[str, dict[str, Any]]) -> Route:
+    """Parses a POST path against the registry; raises :class:`IngressError` (404 or 400)."""
+    parts = [p for p in path.split("/") if p]
+    send = bool(parts) and parts[-1] == "send" and len(parts) > 2
+    if send:
+        parts = parts[:-1]
+    if not parts or len(parts) > 3:
+        raise IngressError(404, f"no such path: /{path}")
+    entry = services.get(parts[0])
+    if entry is None:
+        raise IngressError(404, f"service {parts[0]!r} not found")
+    service, kind, handlers = parts[0], entry.get("kind", "service"), entry.get("handlers", {})
+    if kind == "service":
+        if len(parts) == 3:
+            if parts[2] in handlers or parts[1] not in handlers:
+                raise IngressError(400, f"{service} is a service: its paths take no key")
+            raise IngressError(404, f"no such path: /{path}")
+        if len(parts) != 2:
+            raise IngressError(404, f"no such path: /{path}")
+        key, handler = None, parts[1]
+    else:
+        if len(parts) == 2:
+            noun = "an object" if kind == "object" else "a workflow"
+            raise IngressError(
+                400, f"{service} is {noun}: the path needs a key, /{service}/{{key}}/{{handler}}"
+            )
+        key, handler = parts[1], parts[2]
+        if kind == "workflow" and handler == "run" and "run" not in handlers:
+            handler = next((h for h, d in handlers.items() if d.get("kind") == "workflow"), handler)
+    spec = handlers.get(handler)
+    if spec is None:
+        raise IngressError(404, f"handler {handler!r} not found in service {service!r}")
+    return Route(Target(service, handler, key), _kind(kind, spec.get("kind")), send)
+
+
+def _kind(service_kind: str, handler_kind: str | None) -> HandlerKind:
+    if service_kind == "service":
+        return HandlerKind.SERVICE
+    if handler_kind == "shared":
+        return HandlerKind.SHARED
+    if handler_kind == "workflow":
+        return HandlerKind.WORKFLOW
+    return HandlerKind.EXCLUSIVE
