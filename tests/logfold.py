@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, TopicPartition
 
 from engine import codec, state_machine
-from engine.records import AckEntry, InvocationEnded, LeadershipChanged
+from engine.records import AckEntry, Envelope, InvocationEnded, LeadershipChanged
 from engine.storage import MemoryTxn
 
 
@@ -59,3 +59,27 @@ def fold_partition(bootstrap: str, topic: str, partition: int, until: int | None
     finally:
         consumer.close()
     return fold
+
+
+def read_log(bootstrap: str, topic: str, partitions: int) -> list[Envelope]:
+    """Every record of the log, partition by partition, in offset order."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "logread", "enable.auto.commit": False}
+    )
+    out: list[Envelope] = []
+    try:
+        for p in range(partitions):
+            tp = TopicPartition(topic, p, 0)
+            end = consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+            consumer.assign([tp])
+            deadline = time.monotonic() + 60
+            offset = -1
+            while offset < end - 1:
+                assert time.monotonic() < deadline, f"could not read {topic}/{p}"
+                for msg in consumer.consume(1000, 0.2):
+                    if msg.error() is None:
+                        offset = msg.offset() or 0
+                        out.append(codec.decode_envelope(msg.value() or b"", msg.timestamp()[1]))
+    finally:
+        consumer.close()
+    return out

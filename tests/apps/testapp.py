@@ -14,8 +14,20 @@ from pathlib import Path
 
 import pydantic
 
+from examples.cart import cart
 from examples.payments import payments
-from sdk import Context, Endpoint, RetryPolicy, RunOptions, Service, TerminalError
+from examples.signup import signup
+from sdk import (
+    Context,
+    Endpoint,
+    ObjectContext,
+    ObjectSharedContext,
+    RetryPolicy,
+    RunOptions,
+    Service,
+    TerminalError,
+    VirtualObject,
+)
 
 
 def record(*fields: object) -> None:
@@ -111,4 +123,57 @@ async def slow_steps(ctx: Context, key: str) -> int:
     return 2
 
 
-app = Endpoint([payments, tests])
+counter = VirtualObject("counter")
+
+
+@counter.handler()
+async def add(ctx: ObjectContext, delta: int) -> int:
+    value: int = await ctx.get("value") or 0
+    ctx.set("value", value + delta)
+    return value + delta
+
+
+@counter.handler()
+async def slow_add(ctx: ObjectContext, delta: int) -> int:
+    """Holds the key for a while, so that others queue behind it."""
+    value: int = await ctx.get("value") or 0
+    await asyncio.sleep(float(os.environ.get("PERDURE_TEST_PAUSE", "2")))
+    ctx.set("value", value + delta)
+    return value + delta
+
+
+@counter.handler(retry=RetryPolicy(initial_interval=timedelta(milliseconds=50)))
+async def set_then_fail(ctx: ObjectContext) -> int:
+    """Writes, then fails its first attempt: the retry must see the state as it was."""
+    seen: int = await ctx.get("value") or 0
+    ctx.set("value", seen + 100)
+    record("set-then-fail", ctx.key(), seen)
+    if count("set-then-fail", ctx.key()) == 1:
+        raise RuntimeError("fail after set")
+    return seen
+
+
+@counter.handler(kind="shared")
+async def get(ctx: ObjectSharedContext) -> int:
+    value: int = await ctx.get("value") or 0
+    return value
+
+
+@counter.handler(kind="shared")
+async def sneaky_set(ctx: ObjectSharedContext) -> None:
+    ctx.set("value", -1)
+
+
+@counter.handler()
+async def typed_add(ctx: ObjectContext, order: Order) -> int:
+    value: int = await ctx.get("value") or 0
+    ctx.set("value", value + order.amount)
+    return value + order.amount
+
+
+@counter.handler()
+async def call_myself(ctx: ObjectContext) -> int:
+    return await ctx.object_call(add, ctx.key(), 1)
+
+
+app = Endpoint([payments, tests, counter, cart, signup])
