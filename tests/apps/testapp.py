@@ -176,4 +176,24 @@ async def call_myself(ctx: ObjectContext) -> int:
     return await ctx.object_call(add, ctx.key(), 1)
 
 
+@tests.handler()
+async def fan_out(ctx: Context, key: str) -> dict:
+    """A send, then a call, to the same object key: they arrive in that order."""
+    handle = await ctx.object_send(add, key, 1)
+    total = await ctx.object_call(add, key, 10)
+    status = await ctx.workflow_call(status_of_signup, key)
+    return {"sent": handle.invocation_id, "total": total, "signup": status}
+
+
+@tests.handler()
+async def call_failing(ctx: Context) -> str:
+    try:
+        await ctx.service_call(conflict, "thing")
+    except TerminalError as err:
+        return f"{err.status_code}: {err.message}"
+    return "no error"
+
+
+status_of_signup = signup.handlers["status"].fn
+
 app = Endpoint([payments, tests, counter, cart, signup])

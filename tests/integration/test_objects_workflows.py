@@ -181,6 +181,19 @@ def test_checkout_survives_worker_kills(cluster_factory: Callable[..., Cluster])
         assert 1 <= charges <= 2, f"{cart}: charged {charges} times"
 
 
+def test_sends_and_calls_between_handlers(cluster: Cluster) -> None:
+    r = post(cluster, "/tests/fan_out", "fk")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 11, "the send was delivered before the call"
+    assert body["signup"] is None
+    assert body["sent"].startswith("inv_")
+    out = httpx.get(f"{cluster.url}/restate/invocation/{body['sent']}/attach", timeout=30)
+    assert out.json() == 1
+    failing = post(cluster, "/tests/call_failing")
+    assert failing.json() == "409: thing already exists"
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 
