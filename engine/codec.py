@@ -36,6 +36,8 @@ from engine.records import (
     PurgeExpired,
     Response,
     ResponseStatus,
+    Suspend,
+    TimerFired,
 )
 
 _named: dict[str, Any] = {}
@@ -125,6 +127,7 @@ def _call_out(c: CallSpec | None) -> dict[str, Any] | None:
         "handler_kind": c.handler_kind.value,
         "input": c.input,
         "callee_id": c.callee_id,
+        "delay_ms": c.delay_ms,
     }
 
 
@@ -134,7 +137,11 @@ def _call_in(d: Any) -> CallSpec | None:
     if isinstance(d, tuple):
         d = d[1]
     return CallSpec(
-        _target_in(d["target"]), HandlerKind(d["handler_kind"]), d["input"], d["callee_id"]
+        _target_in(d["target"]),
+        HandlerKind(d["handler_kind"]),
+        d["input"],
+        d["callee_id"],
+        d["delay_ms"],
     )
 
 
@@ -182,6 +189,7 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
                 "headers": dict(c.headers),
                 "handler_kind": c.handler_kind.value,
                 "caller": _caller_out(c.caller),
+                "delay_ms": c.delay_ms,
             }
         case Attach():
             return _NS + "Attach", {
@@ -213,6 +221,14 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
                 "result": c.result,
                 "failure": _failure_out(c.failure),
             }
+        case TimerFired():
+            return _NS + "TimerFired", {"invocation_id": c.invocation_id, "index": c.index}
+        case Suspend():
+            return _NS + "Suspend", {
+                "invocation_id": c.invocation_id,
+                "attempt": c.attempt,
+                "waiting_on": list(c.waiting_on),
+            }
         case AttemptFailed():
             return _NS + "AttemptFailed", {
                 "invocation_id": c.invocation_id,
@@ -239,6 +255,7 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
             _headers_in(d["headers"]),
             HandlerKind(d["handler_kind"]),
             _caller_in(d["caller"]),
+            d["delay_ms"],
         )
     if short == "Attach":
         attach_reply = _reply_in(d["reply"])
@@ -258,6 +275,10 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
         )
     if short == "CallResult":
         return CallResult(d["invocation_id"], d["index"], d["result"], _failure_in(d["failure"]))
+    if short == "TimerFired":
+        return TimerFired(d["invocation_id"], d["index"])
+    if short == "Suspend":
+        return Suspend(d["invocation_id"], d["attempt"], tuple(d["waiting_on"]))
     if short == "AttemptFailed":
         return AttemptFailed(d["invocation_id"], d["attempt"], d["message"], d["retry_in_ms"])
     if short == "PurgeExpired":
@@ -332,6 +353,8 @@ def encode_status(s: InvocationStatus) -> bytes:
             "headers": dict(s.headers),
             "handler_kind": s.handler_kind.value,
             "caller": _caller_out(s.caller),
+            "execute_at_ms": s.execute_at_ms,
+            "suspended_on": list(s.suspended_on),
         },
     )
 
@@ -357,6 +380,8 @@ def decode_status(data: bytes) -> InvocationStatus:
         headers=_headers_in(d["headers"]),
         handler_kind=HandlerKind(d["handler_kind"]),
         caller=_caller_in(d["caller"]),
+        execute_at_ms=d["execute_at_ms"],
+        suspended_on=tuple(d["suspended_on"]),
     )
 
 

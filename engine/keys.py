@@ -20,6 +20,10 @@ INBOX = b"\x07"
 OUTBOX = b"\x08"
 PROMISE = b"\x09"
 PROMISE_WAITER = b"\x0a"
+TIMER = b"\x0b"
+
+SCHEDULED_START = 0xFFFFFFFF
+"""The entry index of a delayed invocation's start timer."""
 
 META_APPLIED_OFFSET = META + b"applied-offset"
 META_FORMAT = META + b"format"
@@ -145,3 +149,22 @@ def waiter_of_key(full: bytes, prefix: bytes) -> tuple[str, int]:
     rest = full[len(prefix) :]
     length = int.from_bytes(rest[:2], "big")
     return rest[2 : 2 + length].decode(), int.from_bytes(rest[2 + length : 6 + length], "big")
+
+
+def timer_key(wake_at_ms: int, invocation_id: str, index: int) -> bytes:
+    """A timer, in wake-up order."""
+    return (
+        TIMER
+        + max(wake_at_ms, 0).to_bytes(8, "big")
+        + _component(invocation_id)
+        + (index & 0xFFFFFFFF).to_bytes(4, "big")
+    )
+
+
+def timer_of_key(key: bytes) -> tuple[int, str, int]:
+    """The wake-up time, invocation id and entry index of a timer key."""
+    wake_at = int.from_bytes(key[1:9], "big")
+    length = int.from_bytes(key[9:11], "big")
+    invocation_id = key[11 : 11 + length].decode()
+    index = int.from_bytes(key[11 + length : 15 + length], "big")
+    return wake_at, invocation_id, index

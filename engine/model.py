@@ -21,6 +21,8 @@ class ServiceKind(StrEnum):
 class Phase(StrEnum):
     """Where an invocation is in its life."""
 
+    SCHEDULED = "scheduled"
+    """A delayed invocation waiting for its start time."""
     INBOXED = "inboxed"
     """Waiting in its object key's inbox behind the exclusive invocation that runs."""
     RUNNING = "running"
@@ -48,6 +50,8 @@ class EntryKind(StrEnum):
     GET_PROMISE = "get_promise"
     PEEK_PROMISE = "peek_promise"
     COMPLETE_PROMISE = "complete_promise"
+    SLEEP = "sleep"
+    """Proposed with the duration in ms as its value; journaled with the absolute wake-up time."""
 
 
 class StateOpKind(StrEnum):
@@ -105,6 +109,7 @@ class CallSpec:
     handler_kind: HandlerKind
     input: bytes
     callee_id: str
+    delay_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,3 +157,6 @@ class InvocationStatus:
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     handler_kind: HandlerKind = HandlerKind.SERVICE
     caller: Caller | None = None
+    execute_at_ms: int | None = None
+    suspended_on: tuple[int, ...] = ()
+    """Journal entries a suspended invocation waits for; empty while it runs."""

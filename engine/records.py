@@ -32,6 +32,8 @@ class Invoke:
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     handler_kind: HandlerKind = HandlerKind.SERVICE
     caller: Caller | None = None
+    delay_ms: int = 0
+    """Start no earlier than this long after the record's timestamp (a delayed send)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,23 @@ class CallResult:
 
 
 @dataclass(frozen=True, slots=True)
+class TimerFired:
+    """The leader's timer of journal entry ``index`` (or of a delayed start) is due."""
+
+    invocation_id: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suspend:
+    """The attempt waits for entries ``waiting_on`` and holds no task until one completes."""
+
+    invocation_id: str
+    attempt: int
+    waiting_on: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptFailed:
     """An attempt failed with a retryable error; the invoker retries after ``retry_in_ms``."""
 
@@ -109,6 +128,8 @@ Command = (
     | ProposeEntry
     | Complete
     | CallResult
+    | TimerFired
+    | Suspend
     | AttemptFailed
     | PurgeExpired
 )
@@ -186,6 +207,15 @@ class AckEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterTimer:
+    """Append :class:`TimerFired` for entry ``index`` at ``wake_at_ms`` (wall clock, ms)."""
+
+    wake_at_ms: int
+    invocation_id: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
 class Deliver:
     """Append ``command`` to the partition that owns invocation ``route_id``."""
 
@@ -233,4 +263,5 @@ Action = (
     | InvocationEnded
     | LeadershipChanged
     | Deliver
+    | RegisterTimer
 )

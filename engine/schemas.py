@@ -64,6 +64,7 @@ CALL_SPEC: dict[str, Any] = {
         {"name": "handler_kind", "type": "string"},
         {"name": "input", "type": "bytes"},
         {"name": "callee_id", "type": "string"},
+        {"name": "delay_ms", "type": "long", "default": 0},
     ],
 }
 
@@ -105,6 +106,7 @@ INVOKE: dict[str, Any] = {
         {"name": "headers", "type": HEADERS, "default": {}},
         {"name": "handler_kind", "type": "string", "default": ""},
         {"name": "caller", "type": ["null", f"{_NS}.Caller"], "default": None},
+        {"name": "delay_ms", "type": "long", "default": 0},
     ],
 }
 
@@ -163,6 +165,24 @@ CALL_RESULT: dict[str, Any] = {
     ],
 }
 
+TIMER_FIRED: dict[str, Any] = {
+    "type": "record",
+    "name": "TimerFired",
+    "namespace": _NS,
+    "fields": [{"name": "invocation_id", "type": "string"}, {"name": "index", "type": "int"}],
+}
+
+SUSPEND: dict[str, Any] = {
+    "type": "record",
+    "name": "Suspend",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "attempt", "type": "int"},
+        {"name": "waiting_on", "type": {"type": "array", "items": "int"}},
+    ],
+}
+
 ATTEMPT_FAILED: dict[str, Any] = {
     "type": "record",
     "name": "AttemptFailed",
@@ -198,6 +218,8 @@ ENVELOPE: dict[str, Any] = {
                 PROPOSE_ENTRY,
                 COMPLETE,
                 CALL_RESULT,
+                TIMER_FIRED,
+                SUSPEND,
                 ATTEMPT_FAILED,
                 PURGE_EXPIRED,
             ],
@@ -239,6 +261,8 @@ INVOCATION_STATUS: dict[str, Any] = {
         {"name": "headers", "type": HEADERS, "default": {}},
         {"name": "handler_kind", "type": "string", "default": ""},
         {"name": "caller", "type": ["null", f"{_NS}.Caller"], "default": None},
+        {"name": "execute_at_ms", "type": ["null", "long"], "default": None},
+        {"name": "suspended_on", "type": {"type": "array", "items": "int"}, "default": []},
     ],
 }
 

@@ -38,11 +38,14 @@ from engine.records import (
     LeadershipChanged,
     ProposeEntry,
     PurgeExpired,
+    RegisterTimer,
     Response,
     ResponseStatus,
     ScheduleRetry,
     SendResponse,
     StartInvocation,
+    Suspend,
+    TimerFired,
 )
 from engine.storage import PartitionTxn
 
@@ -71,8 +74,17 @@ def running_invocations(txn: PartitionTxn) -> list[StartInvocation]:
     out: list[StartInvocation] = []
     for key, _ in txn.scan(keys.RUNNING):
         status = get_status(txn, keys.id_of_running_key(key))
-        if status is not None and status.phase is Phase.RUNNING:
-            out.append(_start(txn, status))
+        if status is not None and status.phase is Phase.RUNNING and not status.suspended_on:
+            out.append(_start(txn, status))  # suspended ones resume when what they wait for ends
+    return out
+
+
+def timers(txn: PartitionTxn) -> list[RegisterTimer]:
+    """Every armed timer, earliest first: what a new leader must arm again."""
+    out = []
+    for key, _ in txn.scan(keys.TIMER):
+        wake_at, invocation_id, index = keys.timer_of_key(key)
+        out.append(RegisterTimer(wake_at, invocation_id, index))
     return out
 
 
@@ -103,7 +115,11 @@ def apply(env: Envelope, txn: PartitionTxn) -> list[Action]:
     if env.epoch != leader(txn)[0]:
         return []  # a record of a deposed leader: fenced
     if isinstance(c, ProposeEntry):
-        return _propose(c, txn)
+        return _propose(env, c, txn)
+    if isinstance(c, TimerFired):
+        return _timer_fired(c, txn)
+    if isinstance(c, Suspend):
+        return _suspend(c, txn)
     if isinstance(c, Complete):
         return _complete(env, c, txn)
     if isinstance(c, AttemptFailed):
@@ -193,15 +209,27 @@ def _invoke(env: Envelope, c: Invoke, txn: PartitionTxn) -> list[Action]:
         actions.append(_answer(c.reply, c.invocation_id, ResponseStatus.ACCEPTED))
     if c.send and c.caller is not None:
         actions.append(_notify(c.caller, None, None))  # the caller's send is delivered
+    if c.delay_ms > 0:
+        at = env.timestamp_ms + c.delay_ms
+        _put(txn, replace(status, phase=Phase.SCHEDULED, execute_at_ms=at))
+        txn.put(keys.timer_key(at, c.invocation_id, keys.SCHEDULED_START), b"")
+        return [*actions, RegisterTimer(at, c.invocation_id, keys.SCHEDULED_START)]
+    return _begin(txn, status) + actions
+
+
+def _begin(txn: PartitionTxn, status: InvocationStatus) -> list[Action]:
+    """Starts a new invocation, or queues it behind its key's exclusive invocation."""
+    c = status
     if c.handler_kind is HandlerKind.EXCLUSIVE and not keyed.try_lock(
         txn, c.target, c.invocation_id
     ):
         _put(txn, replace(status, phase=Phase.INBOXED))
         keyed.enqueue(txn, c.target, c.invocation_id)
-        return actions
+        return []
+    status = replace(status, phase=Phase.RUNNING)
     _put(txn, status)
     txn.put(keys.running_key(c.invocation_id), b"")
-    return [_start(txn, status), *actions]
+    return [_start(txn, status)]
 
 
 def _invoke_again(c: Invoke, existing: InvocationStatus, txn: PartitionTxn) -> list[Action]:
@@ -255,7 +283,7 @@ def _current_attempt(
 # --- journal -----------------------------------------------------------------------------------
 
 
-def _propose(c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
+def _propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
     s = _current_attempt(txn, c.invocation_id, c.attempt)
     if s is None or c.index != s.journal_length:
         return []  # a duplicate proposal or one out of turn
@@ -266,6 +294,8 @@ def _propose(c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
         return _propose_call(s, c.index, entry, txn)
     if kind in (EntryKind.GET_PROMISE, EntryKind.PEEK_PROMISE, EntryKind.COMPLETE_PROMISE):
         return _propose_promise(s, c.index, entry, txn)
+    if kind is EntryKind.SLEEP:
+        return _propose_sleep(env, s, c.index, entry, txn)
     _put_entry(txn, c.invocation_id, c.index, entry)
     return [AckEntry(c.invocation_id, c.attempt, c.index)]
 
@@ -297,6 +327,67 @@ def _propose_call(
     return [deliver]
 
 
+def _propose_sleep(
+    env: Envelope, s: InvocationStatus, index: int, entry: JournalEntry, txn: PartitionTxn
+) -> list[Action]:
+    try:
+        duration = max(int(entry.value or b"0"), 0)
+    except ValueError:
+        duration = 0
+    wake_at = env.timestamp_ms + duration  # time comes from the log, never from a clock
+    armed = replace(entry, value=str(wake_at).encode(), completed=duration == 0)
+    _put_entry(txn, s.invocation_id, index, armed)
+    if duration == 0:
+        return [AckEntry(s.invocation_id, s.retry_count, index, armed)]
+    txn.put(keys.timer_key(wake_at, s.invocation_id, index), b"")
+    return [RegisterTimer(wake_at, s.invocation_id, index)]
+
+
+def _timer_fired(c: TimerFired, txn: PartitionTxn) -> list[Action]:
+    s = get_status(txn, c.invocation_id)
+    if s is None:
+        return []
+    if c.index == keys.SCHEDULED_START:
+        if s.phase is not Phase.SCHEDULED or s.execute_at_ms is None:
+            return []
+        txn.delete(keys.timer_key(s.execute_at_ms, c.invocation_id, c.index))
+        return _begin(txn, s)
+    raw = txn.get(keys.journal_key(c.invocation_id, c.index))
+    if raw is None:
+        return []
+    entry = codec.decode_entry(raw)
+    if entry.completed or entry.kind is not EntryKind.SLEEP:
+        return []
+    txn.delete(keys.timer_key(int(entry.value or b"0"), c.invocation_id, c.index))
+    return _complete_entry(txn, s, c.index, replace(entry, completed=True))
+
+
+def _complete_entry(
+    txn: PartitionTxn, s: InvocationStatus, index: int, done: JournalEntry
+) -> list[Action]:
+    """Records the outcome of a pending entry and wakes its invocation (or resumes it)."""
+    _put_entry(txn, s.invocation_id, index, done)
+    if s.phase is not Phase.RUNNING:
+        return []
+    if s.suspended_on:
+        resumed = replace(s, suspended_on=())
+        _put(txn, resumed)
+        return [_start(txn, resumed)]
+    return [AckEntry(s.invocation_id, s.retry_count, index, done)]
+
+
+def _suspend(c: Suspend, txn: PartitionTxn) -> list[Action]:
+    s = _current_attempt(txn, c.invocation_id, c.attempt)
+    if s is None or s.suspended_on:
+        return []
+    for index in c.waiting_on:
+        raw = txn.get(keys.journal_key(c.invocation_id, index))
+        if raw is None or codec.decode_entry(raw).completed:
+            return [_start(txn, s)]  # what it waits for came meanwhile: resume at once
+    _put(txn, replace(s, suspended_on=tuple(c.waiting_on) or (s.journal_length,)))
+    return []
+
+
 def _call_result(c: CallResult, txn: PartitionTxn) -> list[Action]:
     outbox_key = keys.outbox_key(c.invocation_id, c.index)
     if txn.get(outbox_key) is None:
@@ -310,10 +401,7 @@ def _call_result(c: CallResult, txn: PartitionTxn) -> list[Action]:
     if entry.completed:
         return []  # a send's receipt
     done = replace(entry, value=c.result, failure=c.failure, completed=True)
-    _put_entry(txn, c.invocation_id, c.index, done)
-    if s.phase is not Phase.RUNNING:
-        return []
-    return [AckEntry(c.invocation_id, s.retry_count, c.index, done)]
+    return _complete_entry(txn, s, c.index, done)
 
 
 def _propose_promise(
@@ -365,9 +453,7 @@ def _wake_promise_waiters(
         done = replace(
             codec.decode_entry(raw), value=resolved.value, failure=resolved.failure, completed=True
         )
-        _put_entry(txn, invocation_id, index, done)
-        if s.phase is Phase.RUNNING:
-            actions.append(AckEntry(invocation_id, s.retry_count, index, done))
+        actions.extend(_complete_entry(txn, s, index, done))
     return actions
 
 

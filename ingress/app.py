@@ -27,7 +27,7 @@ from engine.records import Response as LogResponse
 from ingress.config import IngressSettings
 from ingress.errors import IngressError
 from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
-from ingress.routing import Route, route
+from ingress.routing import Route, parse_delay, route
 
 log = logging.getLogger("perdure.ingress")
 
@@ -119,6 +119,7 @@ class Ingress:
         idempotency_key: str | None,
         headers: tuple[tuple[str, str], ...],
         gone: Gone | None = None,
+        delay_ms: int = 0,
     ) -> tuple[str, LogResponse | None]:
         if idempotency_key and where.handler_kind is HandlerKind.WORKFLOW:
             raise IngressError(400, "a workflow run is idempotent by its id: no idempotency-key")
@@ -137,6 +138,7 @@ class Ingress:
             where.send,
             headers,
             where.handler_kind,
+            delay_ms=delay_ms,
         )
         key = where.target.key.encode() if where.target.key is not None else inv.uid
         partition = inv.partition(self.log_partitions)
@@ -267,6 +269,11 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
     @app.post("/{path:path}")
     async def call(path: str, request: Request) -> Response:
         where = ingress.route(path)
+        delay_ms = 0
+        if "delay" in request.query_params:
+            if not where.send:
+                raise IngressError(400, "?delay is only for /send: a call cannot wait to start")
+            delay_ms = parse_delay(request.query_params["delay"])
         body = await _read_body(request, settings.max_body_bytes)
         if body.strip():
             try:
@@ -277,7 +284,12 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
             (k, v) for k, v in request.headers.items() if k.lower() not in _FORWARDED_SKIP
         )
         invocation_id, response = await ingress.invoke(
-            where, body, request.headers.get("idempotency-key"), headers, request.is_disconnected
+            where,
+            body,
+            request.headers.get("idempotency-key"),
+            headers,
+            request.is_disconnected,
+            delay_ms,
         )
         if where.send:
             status = "Accepted"

@@ -7,6 +7,7 @@ with an optional ``/send``. The service registry says what kind each service is.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,3 +81,33 @@ def _kind(service_kind: str, handler_kind: str | None) -> HandlerKind:
     if handler_kind == "workflow":
         return HandlerKind.WORKFLOW
     return HandlerKind.EXCLUSIVE
+
+
+_HUMAN = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_ISO = re.compile(
+    r"P(?:(?P<d>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+)
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_delay(text: str) -> int:
+    """A delay in milliseconds from ``10s``, ``1m30s``, ``500ms`` or ISO-8601 ``PT10S``.
+
+    Raises:
+        IngressError: 400, for anything else.
+    """
+    text = text.strip()
+    iso = _ISO.fullmatch(text.upper()) if text.upper().startswith("P") else None
+    if iso is not None and any(iso.groupdict().values()):
+        parts = {k: float(v) for k, v in iso.groupdict().items() if v}
+        return int(
+            parts.get("d", 0) * 86_400_000
+            + parts.get("h", 0) * 3_600_000
+            + parts.get("m", 0) * 60_000
+            + parts.get("s", 0) * 1000
+        )
+    pieces = _HUMAN.findall(text)
+    if text and pieces and "".join(f"{n}{u}" for n, u in pieces) == text.replace(" ", ""):
+        return int(sum(float(n) * _UNIT_MS[u] for n, u in pieces))
+    raise IngressError(400, f"bad delay {text!r}: use e.g. 10s, 1m30s, 500ms or PT10S")

@@ -30,6 +30,7 @@ class WorkerSettings:
     retention_s: float = 24 * 3600
     purge_interval_s: float = 60
     redelivery_interval_s: float = 5
+    suspend_after_s: float = 1.0
     metrics_port: int = 0
     worker_name: str = field(default_factory=lambda: f"worker-{os.getpid()}")
 

@@ -25,6 +25,7 @@ from engine.records import (
     Envelope,
     ProposeEntry,
     StartInvocation,
+    Suspend,
 )
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
@@ -62,8 +63,14 @@ class Invoker:
     """
 
     def __init__(
-        self, endpoint: Endpoint, writer: LogWriter, leader_id: str, metrics: WorkerMetrics
+        self,
+        endpoint: Endpoint,
+        writer: LogWriter,
+        leader_id: str,
+        metrics: WorkerMetrics,
+        suspend_after_s: float = 1.0,
     ) -> None:
+        self.suspend_after_s = suspend_after_s
         self.endpoint = endpoint
         self.writer = writer
         self.leader_id = leader_id
@@ -161,18 +168,32 @@ class Invoker:
         started = asyncio.get_running_loop().time()
         start = attempt.start
         self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry), acked)
+        if entry.kind in _WAITING_KINDS:
+            return await self._wait_or_suspend(attempt, index, acked)
         completed = await acked  # fails if Kafka refused the record: restart after a pause
-        if entry.kind is EntryKind.RUN:
-            self.metrics.step_ack_seconds.observe(asyncio.get_running_loop().time() - started)
+        self.metrics.step_ack_seconds.observe(asyncio.get_running_loop().time() - started)
         return completed
 
     async def _completion(self, attempt: _Attempt, index: int) -> JournalEntry:
         fut = attempt.pending.get(index)
         if fut is None:
             fut = attempt.pending[index] = asyncio.get_running_loop().create_future()
-        entry = await fut
+        entry = await self._wait_or_suspend(attempt, index, fut)
         assert entry is not None
         return entry
+
+    async def _wait_or_suspend(
+        self, attempt: _Attempt, index: int, fut: asyncio.Future[JournalEntry | None]
+    ) -> JournalEntry | None:
+        """Waits for an entry that completes later (a timer, a call, a promise).
+
+        Past ``suspend_after_s`` the attempt suspends: its task ends and the partition starts it
+        again, replaying, when one of the entries it waits for completes.
+        """
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.suspend_after_s)
+        except TimeoutError:
+            raise _Suspended(index) from None
 
     async def _run(self, attempt: _Attempt, delay_s: float) -> None:
         start = attempt.start
@@ -181,6 +202,8 @@ class Invoker:
                 await asyncio.sleep(delay_s)
             command = await self._execute(attempt)
             await self._append(attempt, command)
+        except _Suspended:
+            self._suspend(attempt)
         except _LogUnavailable as err:
             log.warning("invocation %s: %s; restarting it shortly", start.invocation_id, err)
             self._restart_later(attempt)
@@ -188,6 +211,16 @@ class Invoker:
             return
         finally:
             self.metrics.handlers_running.set(self.running)
+
+    def _suspend(self, attempt: _Attempt) -> None:
+        start = attempt.start
+        waiting = tuple(sorted(i for i, f in attempt.pending.items() if not f.done()))
+        if self.attempts.get(start.invocation_id) is attempt:
+            del self.attempts[start.invocation_id]
+        for fut in attempt.pending.values():
+            fut.cancel()
+        self._append(attempt, Suspend(start.invocation_id, start.attempt, waiting))
+        self.metrics.suspensions.inc()
 
     def _restart_later(self, attempt: _Attempt) -> None:
         start = attempt.start
@@ -262,6 +295,13 @@ class Invoker:
             return AttemptFailed(
                 start.invocation_id, start.attempt, repr(err)[:2000], int(delay / _MS)
             )
+
+
+class _Suspended(InvocationAborted):
+    """The handler waits for entry ``index`` longer than the invoker keeps a task for."""
+
+
+_WAITING_KINDS = frozenset({EntryKind.CALL, EntryKind.SLEEP, EntryKind.GET_PROMISE})
 
 
 class _LogUnavailable(InvocationAborted):

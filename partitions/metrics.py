@@ -31,6 +31,9 @@ class WorkerMetrics:
             ["outcome"],
             registry=r,
         )
+        self.suspensions = Counter(
+            "perdure_suspensions", "Handlers suspended while waiting (no task held)", registry=r
+        )
         self.attempts_failed = Counter(
             "perdure_attempts_failed", "Handler attempts that failed and will retry", registry=r
         )

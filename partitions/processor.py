@@ -55,6 +55,8 @@ class PartitionProcessor:
         self.assigned_at = time.monotonic()
         self.last_purge = time.monotonic()
         self.last_redelivery = time.monotonic()
+        self.timers: list[tuple[int, str, int]] = []
+        """The leader's armed timers: a heap of (wake-up ms, invocation id, entry index)."""
 
     @property
     def epoch(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 import logging
 import threading
@@ -35,9 +36,11 @@ from engine.records import (
     Envelope,
     InvocationEnded,
     PurgeExpired,
+    RegisterTimer,
     ScheduleRetry,
     SendResponse,
     StartInvocation,
+    TimerFired,
 )
 from partitions.config import WorkerSettings
 from partitions.invoker import Invoker
@@ -81,7 +84,9 @@ class Worker:
         )
         self._loop = asyncio.get_running_loop()
         self.writer = LogWriter(s.bootstrap, self.names)
-        self.invoker = Invoker(self.endpoint, self.writer, self.leader_id, self.metrics)
+        self.invoker = Invoker(
+            self.endpoint, self.writer, self.leader_id, self.metrics, s.suspend_after_s
+        )
         if s.metrics_port:
             self.metrics.serve(s.metrics_port)
         await asyncio.to_thread(self._publish_services)
@@ -142,7 +147,7 @@ class Worker:
         )
         try:
             while not self._stop.is_set():
-                messages = _next_batch(consumer, 0.05)
+                messages = _next_batch(consumer, self._poll_timeout())
                 by_partition: dict[int, list[Message]] = {}
                 for msg in messages:
                     err = msg.error()
@@ -176,7 +181,13 @@ class Worker:
             view = proc.store.begin()
             for start in state_machine.running_invocations(view):
                 self._to_invoker(self._start, proc.partition, epoch, start, 0.0)
+            proc.timers = [
+                (t.wake_at_ms, t.invocation_id, t.index) for t in state_machine.timers(view)
+            ]
+            heapq.heapify(proc.timers)
             self._redeliver(proc)
+        if applied.lost_leadership:
+            proc.timers = []
         for action in applied.actions:
             self._execute(proc, action)
 
@@ -198,6 +209,8 @@ class Worker:
             self._to_invoker(self._ended, action.invocation_id)
         elif isinstance(action, Deliver):
             self._deliver(action)
+        elif isinstance(action, RegisterTimer):
+            heapq.heappush(proc.timers, (action.wake_at_ms, action.invocation_id, action.index))
 
     def _deliver(self, action: Deliver) -> None:
         """Sends a record to the partition of another invocation (or of this one)."""
@@ -211,8 +224,26 @@ class Worker:
         for action in state_machine.outbox(proc.store.begin()):
             self._deliver(action)
 
+    def _poll_timeout(self) -> float:
+        """Up to 50 ms, less when a timer is due sooner (timers fire within a few ms)."""
+        due = [p.timers[0][0] for p in self.processors.values() if p.is_leader and p.timers]
+        if not due:
+            return 0.05
+        return min(max(min(due) / 1000 - time.time(), 0.0), 0.05)
+
+    def _fire_timers(self, proc: PartitionProcessor) -> None:
+        assert self.writer is not None
+        now_ms = time.time() * 1000
+        while proc.timers and proc.timers[0][0] <= now_ms:
+            _, invocation_id, index = heapq.heappop(proc.timers)
+            record = TimerFired(invocation_id, index)
+            self.writer.append(proc.partition, Envelope(record, proc.epoch, self.leader_id))
+
     def _housekeeping(self) -> None:
         assert self.writer is not None
+        for proc in self.processors.values():
+            if proc.is_leader and proc.timers:
+                self._fire_timers(proc)
         now = time.monotonic()
         retry_s = self.settings.session_timeout_ms / 1000
         for proc in self.processors.values():

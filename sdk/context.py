@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import inspect
+import random
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar, get_type_hints, overload
 
@@ -93,6 +98,7 @@ class Context:
         self._handler_kind = handler_kind
         self._state: dict[str, bytes] = dict(state)
         self._pending_ops: list[StateOp] = []
+        self._random: random.Random | None = None
         # One future per entry this attempt will propose: entry n is proposed only after n-1.
         self._proposed: dict[int, asyncio.Future[None]] = {}
 
@@ -223,6 +229,33 @@ class Context:
                 await asyncio.sleep(_delay(policy, attempt))
         return entry
 
+    # -- time and randomness ------------------------------------------------------------------
+
+    async def sleep(self, delay: timedelta, name: str = "sleep") -> None:
+        """Waits ``delay`` durably: the wake-up time is journaled and kept by the partition.
+
+        A worker crash or restart does not reset it; a long sleep holds no task while it waits
+        (the invocation suspends and resumes when the timer fires).
+        """
+        ms = max(int(delay.total_seconds() * 1000), 0)
+        entry = JournalEntry(EntryKind.SLEEP, name, value=str(ms).encode(), completed=False)
+        await self._record(EntryKind.SLEEP, name, entry)
+
+    def random(self) -> random.Random:
+        """A random generator seeded by the invocation: the same numbers on every replay."""
+        if self._random is None:
+            seed = hashlib.blake2b(self.invocation_id.encode(), digest_size=8).digest()
+            self._random = random.Random(int.from_bytes(seed, "big"))
+        return self._random
+
+    def uuid(self) -> uuid.UUID:
+        """A UUID (version 4) drawn from :meth:`random`: the same on every replay."""
+        return uuid.UUID(int=self.random().getrandbits(128), version=4)
+
+    async def time(self) -> float:
+        """The current time (seconds since the epoch), journaled: a replay returns the same."""
+        return await self.run("time", _now)
+
     # -- calls --------------------------------------------------------------------------------
 
     async def service_call(self, handler: Callable[..., Awaitable[T]], arg: Any = None) -> T:
@@ -245,21 +278,36 @@ class Context:
         """Calls a workflow handler (its main one runs once per id) and returns its result."""
         return await self._call_handler(handler, key, arg)  # type: ignore[no-any-return]
 
-    async def service_send(self, handler: Callable[..., Any], arg: Any = None) -> SendHandle:
-        """Starts a service handler without waiting for it; returns its invocation's handle."""
-        return await self._send(handler, None, arg)
+    async def service_send(
+        self, handler: Callable[..., Any], arg: Any = None, *, delay: timedelta | None = None
+    ) -> SendHandle:
+        """Starts a service handler without waiting for it; returns its invocation's handle.
+
+        With ``delay``, the invocation is scheduled: it starts no earlier than ``delay`` from now.
+        """
+        return await self._send(handler, None, arg, delay)
 
     async def object_send(
-        self, handler: Callable[..., Any], key: str, arg: Any = None
+        self,
+        handler: Callable[..., Any],
+        key: str,
+        arg: Any = None,
+        *,
+        delay: timedelta | None = None,
     ) -> SendHandle:
         """Starts a virtual object's handler for ``key`` without waiting for it."""
-        return await self._send(handler, key, arg)
+        return await self._send(handler, key, arg, delay)
 
     async def workflow_send(
-        self, handler: Callable[..., Any], key: str, arg: Any = None
+        self,
+        handler: Callable[..., Any],
+        key: str,
+        arg: Any = None,
+        *,
+        delay: timedelta | None = None,
     ) -> SendHandle:
         """Starts a workflow handler without waiting for it."""
-        return await self._send(handler, key, arg)
+        return await self._send(handler, key, arg, delay)
 
     def _call_spec(
         self, handler: Callable[..., Any], key: str | None, arg: Any
@@ -302,8 +350,16 @@ class Context:
         )
         return self._outcome(entry, h.output_type)
 
-    async def _send(self, handler: Callable[..., Any], key: str | None, arg: Any) -> SendHandle:
+    async def _send(
+        self,
+        handler: Callable[..., Any],
+        key: str | None,
+        arg: Any,
+        delay: timedelta | None = None,
+    ) -> SendHandle:
         _, spec = self._call_spec(handler, key, arg)
+        if delay is not None:
+            spec = replace(spec, delay_ms=max(int(delay.total_seconds() * 1000), 0))
         name = str(spec.target)
         entry = await self._record(
             EntryKind.SEND, name, JournalEntry(EntryKind.SEND, name, call=spec, completed=False)
@@ -380,6 +436,10 @@ class SendHandle:
 
     def __repr__(self) -> str:
         return f"SendHandle({self.invocation_id!r})"
+
+
+def _now() -> float:
+    return time.time()
 
 
 def _fail(fut: asyncio.Future[None], err: BaseException) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -192,6 +193,34 @@ async def call_failing(ctx: Context) -> str:
     except TerminalError as err:
         return f"{err.status_code}: {err.message}"
     return "no error"
+
+
+@tests.handler()
+async def sleeper(ctx: Context, ms: int) -> dict:
+    """Sleeps durably; records when it was asked to and when it woke."""
+    asked = await ctx.run("asked", time.time)
+    await ctx.sleep(timedelta(milliseconds=ms))
+    woke = await ctx.run("woke", time.time)
+    record("woke", ctx.invocation_id, asked, woke)
+    return {"asked": asked, "woke": woke}
+
+
+@tests.handler()
+async def dice(ctx: Context) -> list:
+    """Draws, sleeps past the suspension point (a replay), draws again: the same values."""
+    values = [ctx.random().random(), str(ctx.uuid()), await ctx.time()]
+    record("dice", ctx.invocation_id, *values)
+    await ctx.sleep(timedelta(milliseconds=1500))
+    record("dice-after", ctx.invocation_id, *values)
+    return values
+
+
+@tests.handler()
+async def delayed_echo(ctx: Context, ms: int) -> str:
+    handle = await ctx.service_send(
+        echo, {"sent_at": await ctx.time()}, delay=timedelta(milliseconds=ms)
+    )
+    return handle.invocation_id
 
 
 status_of_signup = signup.handlers["status"].fn
