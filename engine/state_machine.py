@@ -316,6 +316,7 @@ def _propose_call(
         send=send,
         handler_kind=call.handler_kind,
         caller=Caller(s.invocation_id, index),
+        delay_ms=call.delay_ms if send else 0,
     )
     txn.put(keys.outbox_key(s.invocation_id, index), codec.encode_envelope(Envelope(invoke)))
     deliver = Deliver(call.callee_id, invoke)

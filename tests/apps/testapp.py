@@ -223,6 +223,14 @@ async def delayed_echo(ctx: Context, ms: int) -> str:
     return handle.invocation_id
 
 
+@tests.handler()
+async def stamp(ctx: Context, key: str) -> float:
+    """Records when it ran."""
+    now = time.time()
+    await ctx.run("stamp", record, "stamp", key, now)
+    return now
+
+
 status_of_signup = signup.handlers["status"].fn
 
 app = Endpoint([payments, tests, counter, cart, signup])

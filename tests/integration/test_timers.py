@@ -1,0 +1,103 @@
+"""Durable timers, delayed sends and deterministic helpers through crashes (issue 5, 1, 2, 6)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.cluster import Cluster, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.fault]
+
+APP = "tests.apps.testapp:app"
+
+
+def started(cluster_factory: Callable[..., Cluster], **env: str) -> Cluster:
+    c = cluster_factory(app=APP, env=env)
+    worker = c.start_worker("w")
+    c.start_ingress()
+    c.wait_leading(worker)
+    return c
+
+
+def test_sleepers_survive_a_worker_restart_and_wake_on_time(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c = started(cluster_factory)
+    with httpx.Client(base_url=c.url, timeout=30) as client:
+        ids = [
+            client.post("/tests/sleeper/send", json=2000).json()["invocationId"] for _ in range(200)
+        ]
+    time.sleep(1.2)  # every sleeper is armed and suspended
+    worker = c.procs[0]
+    worker.kill9()
+    restarted = c.start_worker("w")
+    c.wait_leading(restarted)
+    leading_at = time.time()
+    wait_until(
+        lambda: sum(1 for line in c.ledger_lines() if line[0] == "woke") >= 200, 60, "200 wake-ups"
+    )
+    woke = {
+        line[1]: (float(line[2]), float(line[3])) for line in c.ledger_lines() if line[0] == "woke"
+    }
+    assert sorted(woke) == sorted(ids), "every sleeper finished, once"
+    assert sum(1 for line in c.ledger_lines() if line[0] == "woke") == 200
+    for inv, (asked, at) in woke.items():
+        assert at >= asked + 2.0, f"{inv} woke {asked + 2.0 - at:.3f}s early"
+        late = at - max(asked + 2.0, leading_at)
+        assert late <= 1.0, f"{inv} woke {late:.3f}s late after the restart"
+
+
+def test_delayed_send_runs_once_after_its_delay_across_a_restart(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c = started(cluster_factory)
+    sent_at = time.time()
+    r = httpx.post(f"{c.url}/tests/stamp/send?delay=3s", json="d1", timeout=30)
+    assert r.status_code == 202
+    inv = r.json()["invocationId"]
+    early = httpx.get(f"{c.url}/restate/invocation/{inv}/output", timeout=30)
+    assert early.status_code == 470
+    time.sleep(1)
+    c.procs[0].kill9()
+    restarted = c.start_worker("w")
+    c.wait_leading(restarted)
+    wait_until(lambda: any(line[0] == "stamp" for line in c.ledger_lines()), 30, "the delayed run")
+    time.sleep(1)
+    stamps = [float(line[2]) for line in c.ledger_lines() if line[0] == "stamp"]
+    assert len(stamps) == 1
+    assert stamps[0] >= sent_at + 3.0
+    out = httpx.get(f"{c.url}/restate/invocation/{inv}/output", timeout=30)
+    assert out.status_code == 200
+    bad = httpx.post(f"{c.url}/tests/stamp/send?delay=soon", json="x", timeout=30)
+    assert bad.status_code == 400
+    on_call = httpx.post(f"{c.url}/tests/stamp?delay=1s", json="x", timeout=30)
+    assert on_call.status_code == 400
+
+
+def test_delayed_send_from_a_handler(cluster_factory: Callable[..., Cluster]) -> None:
+    c = started(cluster_factory)
+    r = httpx.post(f"{c.url}/tests/delayed_echo", json=1500, timeout=30)
+    callee = r.json()
+    assert httpx.get(f"{c.url}/restate/invocation/{callee}/output", timeout=30).status_code == 470
+    attached = httpx.get(f"{c.url}/restate/invocation/{callee}/attach", timeout=30)
+    assert attached.status_code == 200
+    assert time.time() - attached.json()["sent_at"] >= 1.5
+
+
+def test_random_uuid_and_time_are_the_same_on_replay(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c = started(cluster_factory)
+    r = httpx.post(f"{c.url}/tests/dice", timeout=30)
+    assert r.status_code == 200
+    inv = r.headers["x-restate-id"]
+    runs = [line[2:] for line in c.ledger_lines() if line[1] == inv]
+    assert len(runs) >= 3, "the sleep suspended the handler and it was replayed"
+    assert all(run == runs[0] for run in runs)
+    assert [str(v) for v in r.json()] == runs[0]
+    other = httpx.post(f"{c.url}/tests/dice", timeout=30).json()
+    assert other[:2] != r.json()[:2], "each invocation has its own seed"
