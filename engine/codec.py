@@ -30,6 +30,7 @@ from engine.records import (
     CallResult,
     Command,
     Complete,
+    CompleteAwakeable,
     Envelope,
     Invoke,
     ProposeEntry,
@@ -221,6 +222,15 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
                 "result": c.result,
                 "failure": _failure_out(c.failure),
             }
+        case CompleteAwakeable():
+            return _NS + "CompleteAwakeable", {
+                "invocation_id": c.invocation_id,
+                "index": c.index,
+                "value": c.value,
+                "failure": _failure_out(c.failure),
+                "reply": _reply_out(c.reply),
+                "caller": _caller_out(c.caller),
+            }
         case TimerFired():
             return _NS + "TimerFired", {"invocation_id": c.invocation_id, "index": c.index}
         case Suspend():
@@ -275,6 +285,15 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
         )
     if short == "CallResult":
         return CallResult(d["invocation_id"], d["index"], d["result"], _failure_in(d["failure"]))
+    if short == "CompleteAwakeable":
+        return CompleteAwakeable(
+            d["invocation_id"],
+            d["index"],
+            d["value"],
+            _failure_in(d["failure"]),
+            _reply_in(d["reply"]),
+            _caller_in(d["caller"]),
+        )
     if short == "TimerFired":
         return TimerFired(d["invocation_id"], d["index"])
     if short == "Suspend":

@@ -134,3 +134,21 @@ def workflow_run_id(workflow: str, workflow_id: str) -> InvocationId:
         h.update(len(data).to_bytes(4, "big"))
         h.update(data)
     return InvocationId.for_key(workflow_id.encode(), h.digest())
+
+
+_AWAKEABLE_PREFIX = "awk_"
+
+
+def awakeable_id(invocation_id: str, index: int) -> str:
+    """The id of the awakeable at journal entry ``index``: it routes to the invocation."""
+    return f"{_AWAKEABLE_PREFIX}{invocation_id[len(_ID_PREFIX) :]}_{index}"
+
+
+def parse_awakeable_id(text: str) -> tuple[str, int]:
+    """The invocation id and entry index of an awakeable id; :class:`InvalidId` otherwise."""
+    body, _, index = text.removeprefix(_AWAKEABLE_PREFIX).partition("_")
+    if not text.startswith(_AWAKEABLE_PREFIX) or not index.isdigit():
+        raise InvalidId(f"not an awakeable id: {text!r}")
+    invocation_id = _ID_PREFIX + body
+    InvocationId.parse(invocation_id)
+    return invocation_id, int(index)

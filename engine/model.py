@@ -50,6 +50,9 @@ class EntryKind(StrEnum):
     GET_PROMISE = "get_promise"
     PEEK_PROMISE = "peek_promise"
     COMPLETE_PROMISE = "complete_promise"
+    AWAKEABLE = "awakeable"
+    """Completed from outside (HTTP or another handler) by its awakeable id."""
+    COMPLETE_AWAKEABLE = "complete_awakeable"
     SLEEP = "sleep"
     """Proposed with the duration in ms as its value; journaled with the absolute wake-up time."""
 

@@ -88,6 +88,22 @@ class CallResult:
 
 
 @dataclass(frozen=True, slots=True)
+class CompleteAwakeable:
+    """Resolve (``value``) or reject (``failure``) the awakeable at entry ``index``.
+
+    From the ingress (answered on ``reply``) or from another handler's journal (answered to
+    ``caller`` with a :class:`CallResult`).
+    """
+
+    invocation_id: str
+    index: int
+    value: bytes | None = None
+    failure: Failure | None = None
+    reply: Reply | None = None
+    caller: Caller | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TimerFired:
     """The leader's timer of journal entry ``index`` (or of a delayed start) is due."""
 
@@ -128,6 +144,7 @@ Command = (
     | ProposeEntry
     | Complete
     | CallResult
+    | CompleteAwakeable
     | TimerFired
     | Suspend
     | AttemptFailed

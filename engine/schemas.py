@@ -165,6 +165,20 @@ CALL_RESULT: dict[str, Any] = {
     ],
 }
 
+COMPLETE_AWAKEABLE: dict[str, Any] = {
+    "type": "record",
+    "name": "CompleteAwakeable",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "index", "type": "int"},
+        {"name": "value", "type": ["null", "bytes"], "default": None},
+        {"name": "failure", "type": ["null", f"{_NS}.Failure"], "default": None},
+        {"name": "reply", "type": ["null", f"{_NS}.Reply"], "default": None},
+        {"name": "caller", "type": ["null", f"{_NS}.Caller"], "default": None},
+    ],
+}
+
 TIMER_FIRED: dict[str, Any] = {
     "type": "record",
     "name": "TimerFired",
@@ -218,6 +232,7 @@ ENVELOPE: dict[str, Any] = {
                 PROPOSE_ENTRY,
                 COMPLETE,
                 CALL_RESULT,
+                COMPLETE_AWAKEABLE,
                 TIMER_FIRED,
                 SUSPEND,
                 ATTEMPT_FAILED,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from engine import codec, keyed, keys
+from engine.errors import InvalidId
+from engine.ids import parse_awakeable_id
 from engine.model import (
     Caller,
     EntryKind,
@@ -31,6 +33,7 @@ from engine.records import (
     AttemptFailed,
     CallResult,
     Complete,
+    CompleteAwakeable,
     Deliver,
     Envelope,
     InvocationEnded,
@@ -110,6 +113,8 @@ def apply(env: Envelope, txn: PartitionTxn) -> list[Action]:
         return _attach(c, txn)
     if isinstance(c, CallResult):
         return _call_result(c, txn)
+    if isinstance(c, CompleteAwakeable):
+        return _complete_awakeable(c, txn)
     if isinstance(c, AnnounceLeader):
         return _announce(env, c, txn)
     if env.epoch != leader(txn)[0]:
@@ -181,7 +186,7 @@ def _with_waiter(s: InvocationStatus, reply: Reply) -> InvocationStatus:
 
 def _undelivered(value: bytes) -> Deliver:
     env = codec.decode_envelope(value, 0)
-    assert isinstance(env.command, Invoke)
+    assert isinstance(env.command, Invoke | CompleteAwakeable)
     return Deliver(env.command.invocation_id, env.command)
 
 
@@ -296,6 +301,12 @@ def _propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
         return _propose_promise(s, c.index, entry, txn)
     if kind is EntryKind.SLEEP:
         return _propose_sleep(env, s, c.index, entry, txn)
+    if kind is EntryKind.AWAKEABLE:
+        pending = replace(entry, completed=False)
+        _put_entry(txn, c.invocation_id, c.index, pending)
+        return [AckEntry(c.invocation_id, c.attempt, c.index, pending)]
+    if kind is EntryKind.COMPLETE_AWAKEABLE:
+        return _propose_complete_awakeable(s, c.index, entry, txn)
     _put_entry(txn, c.invocation_id, c.index, entry)
     return [AckEntry(c.invocation_id, c.attempt, c.index)]
 
@@ -387,6 +398,45 @@ def _suspend(c: Suspend, txn: PartitionTxn) -> list[Action]:
             return [_start(txn, s)]  # what it waits for came meanwhile: resume at once
     _put(txn, replace(s, suspended_on=tuple(c.waiting_on) or (s.journal_length,)))
     return []
+
+
+def _propose_complete_awakeable(
+    s: InvocationStatus, index: int, entry: JournalEntry, txn: PartitionTxn
+) -> list[Action]:
+    try:
+        target_id, target_index = parse_awakeable_id(entry.name)
+    except InvalidId:
+        done = replace(entry, value=None, failure=Failure(404, f"no awakeable {entry.name!r}"))
+        _put_entry(txn, s.invocation_id, index, done)
+        return [AckEntry(s.invocation_id, s.retry_count, index, done)]
+    command = CompleteAwakeable(
+        target_id, target_index, entry.value, entry.failure, caller=Caller(s.invocation_id, index)
+    )
+    txn.put(keys.outbox_key(s.invocation_id, index), codec.encode_envelope(Envelope(command)))
+    _put_entry(txn, s.invocation_id, index, replace(entry, completed=False))
+    return [Deliver(target_id, command)]
+
+
+def _complete_awakeable(c: CompleteAwakeable, txn: PartitionTxn) -> list[Action]:
+    s = get_status(txn, c.invocation_id)
+    raw = txn.get(keys.journal_key(c.invocation_id, c.index))
+    entry = None if raw is None else codec.decode_entry(raw)
+    failure: Failure | None = None
+    actions: list[Action] = []
+    if s is None or entry is None or entry.kind is not EntryKind.AWAKEABLE:
+        failure = Failure(404, "awakeable not found")
+    elif entry.completed:
+        failure = Failure(409, "the awakeable was already completed")
+    else:
+        done = replace(entry, value=c.value, failure=c.failure, completed=True)
+        actions.extend(_complete_entry(txn, s, c.index, done))
+    if c.reply is not None:
+        status = ResponseStatus.OK if failure is None else ResponseStatus.FAILED
+        response = Response(c.reply.request_id, c.invocation_id, status, None, failure)
+        actions.append(SendResponse(c.reply, response))
+    if c.caller is not None:
+        actions.append(_notify(c.caller, b"true" if failure is None else None, failure))
+    return actions
 
 
 def _call_result(c: CallResult, txn: PartitionTxn) -> list[Action]:

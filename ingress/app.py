@@ -20,9 +20,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from engine.errors import InvalidId
-from engine.ids import InvocationId, murmur2, workflow_run_id
-from engine.model import HandlerKind, Reply
-from engine.records import Attach, Envelope, Invoke, ResponseStatus
+from engine.ids import InvocationId, murmur2, parse_awakeable_id, workflow_run_id
+from engine.model import Failure, HandlerKind, Reply
+from engine.records import Attach, CompleteAwakeable, Envelope, Invoke, ResponseStatus
 from engine.records import Response as LogResponse
 from ingress.config import IngressSettings
 from ingress.errors import IngressError
@@ -149,6 +149,17 @@ class Ingress:
             await self.append(partition, key, record)
             return invocation_id, await self._await(fut, inv, request_id, gone=gone)
 
+    async def complete_awakeable(
+        self, invocation_id: str, index: int, value: bytes | None, failure: Failure | None
+    ) -> LogResponse:
+        inv = InvocationId.parse(invocation_id)
+        request_id = uuid.uuid4().hex
+        reply = Reply(self.reply_partition, request_id)
+        record = CompleteAwakeable(invocation_id, index, value, failure, reply)
+        with self._waiter(request_id) as fut:
+            await self.append(inv.partition(self.log_partitions), None, record)
+            return await self._await(fut, inv, request_id, reattach=False)
+
     async def attach(
         self, invocation_id: str, block: bool, gone: Gone | None = None
     ) -> LogResponse:
@@ -266,6 +277,33 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         response = await ingress.attach(invocation_id, True, request.is_disconnected)
         return _result(response, invocation_id)
 
+    @app.post("/restate/awakeables/{awakeable}/{action}")
+    @app.post("/restate/a/{awakeable}/{action}")
+    async def complete_awakeable(awakeable: str, action: str, request: Request) -> Response:
+        if action not in ("resolve", "reject"):
+            raise IngressError(404, f"no such path: {request.url.path}")
+        try:
+            invocation_id, index = parse_awakeable_id(awakeable)
+        except InvalidId as err:
+            raise IngressError(404, f"awakeable {awakeable!r} not found: {err}") from err
+        body = await _read_body(request, settings.max_body_bytes)
+        value: bytes | None = None
+        failure: Failure | None = None
+        if action == "resolve":
+            if body.strip():
+                try:
+                    json.loads(body)
+                except ValueError as err:
+                    raise IngressError(400, f"the body is not valid JSON: {err}") from err
+            value = body or b"null"
+        else:
+            failure = Failure(500, _reason(body))
+        response = await ingress.complete_awakeable(invocation_id, index, value, failure)
+        if response.status is ResponseStatus.OK:
+            return Response(status_code=202)
+        failed = response.failure or Failure(500, "unexpected answer")
+        return _error(failed.code, failed.message)
+
     @app.post("/{path:path}")
     async def call(path: str, request: Request) -> Response:
         where = ingress.route(path)
@@ -304,6 +342,15 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         return _result(response, invocation_id)
 
     return app
+
+
+def _reason(body: bytes) -> str:
+    """A rejection's reason: a JSON string, or the body as text."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace") or "rejected"
+    return parsed if isinstance(parsed, str) else json.dumps(parsed)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -52,6 +52,7 @@ class _Attempt:
     epoch: int
     start: StartInvocation
     pending: dict[int, asyncio.Future[JournalEntry | None]] = field(default_factory=dict)
+    early: dict[int, JournalEntry] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
 
 
@@ -105,6 +106,8 @@ class Invoker:
         fut = attempt.pending.pop(action.index, None)
         if fut is not None and not fut.done():
             fut.set_result(action.entry)
+        elif fut is None and action.entry is not None and action.entry.completed:
+            attempt.early[action.index] = action.entry  # completed before anyone awaited it
 
     def ended(self, invocation_id: str) -> None:
         """The invocation completed: forget it."""
@@ -175,6 +178,9 @@ class Invoker:
         return completed
 
     async def _completion(self, attempt: _Attempt, index: int) -> JournalEntry:
+        early = attempt.early.pop(index, None)
+        if early is not None:
+            return early
         fut = attempt.pending.get(index)
         if fut is None:
             fut = attempt.pending[index] = asyncio.get_running_loop().create_future()
@@ -301,7 +307,9 @@ class _Suspended(InvocationAborted):
     """The handler waits for entry ``index`` longer than the invoker keeps a task for."""
 
 
-_WAITING_KINDS = frozenset({EntryKind.CALL, EntryKind.SLEEP, EntryKind.GET_PROMISE})
+_WAITING_KINDS = frozenset(
+    {EntryKind.CALL, EntryKind.SLEEP, EntryKind.GET_PROMISE, EntryKind.COMPLETE_AWAKEABLE}
+)
 
 
 class _LogUnavailable(InvocationAborted):

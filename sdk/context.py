@@ -21,7 +21,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar, get_type_hints, overload
 
-from engine.ids import InvocationId, call_uid, workflow_run_id
+from engine.ids import InvocationId, awakeable_id, call_uid, workflow_run_id
 from engine.model import CallSpec, EntryKind, Failure, HandlerKind, JournalEntry, StateOp, Target
 from sdk import serde
 from sdk.errors import TerminalError
@@ -255,6 +255,65 @@ class Context:
     async def time(self) -> float:
         """The current time (seconds since the epoch), journaled: a replay returns the same."""
         return await self.run("time", _now)
+
+    # -- awakeables ---------------------------------------------------------------------------
+
+    def awakeable(self, type_hint: Any = None) -> tuple[str, Awaitable[Any]]:
+        """An id that anything outside can complete, and the future of its value.
+
+        Give the id to another system; it resolves it with ``POST
+        /restate/awakeables/{id}/resolve`` (a JSON body) or ``/reject``, or a handler does with
+        :meth:`resolve_awakeable`. Awaiting the future suspends the invocation until then, and
+        raises :class:`TerminalError` if it was rejected.
+        """
+        index = self._take_index()
+        awakeable = awakeable_id(self.invocation_id, index)
+        recorded = self._replayed(index, EntryKind.AWAKEABLE, "awakeable")
+        proposal: asyncio.Task[JournalEntry] | None = None
+        if recorded is None:
+            # Proposed at once, so that it exists before anyone can complete it.
+            mine = self._proposed[index] = asyncio.get_running_loop().create_future()
+            entry = JournalEntry(EntryKind.AWAKEABLE, "awakeable", completed=False)
+
+            async def propose() -> JournalEntry:
+                try:
+                    return await self._propose(index, entry)
+                except BaseException as err:
+                    _fail(mine, err)
+                    raise
+
+            proposal = asyncio.get_running_loop().create_task(propose())
+
+        async def value() -> Any:
+            done = recorded
+            if proposal is not None:
+                done = await proposal
+            assert done is not None
+            if not done.completed:
+                done = await self._driver.completion(index)
+            return self._outcome(done, type_hint)
+
+        return awakeable, value()
+
+    async def resolve_awakeable(self, awakeable: str, value: Any) -> None:
+        """Resolves another invocation's awakeable; a second completion raises (409)."""
+        entry = JournalEntry(
+            EntryKind.COMPLETE_AWAKEABLE, awakeable, value=serde.encode(value), completed=False
+        )
+        await self._complete_awakeable(entry)
+
+    async def reject_awakeable(self, awakeable: str, reason: str, status_code: int = 500) -> None:
+        """Rejects another invocation's awakeable: its waiter gets a :class:`TerminalError`."""
+        failure = Failure(status_code, reason)
+        entry = JournalEntry(
+            EntryKind.COMPLETE_AWAKEABLE, awakeable, failure=failure, completed=False
+        )
+        await self._complete_awakeable(entry)
+
+    async def _complete_awakeable(self, entry: JournalEntry) -> None:
+        done = await self._record(EntryKind.COMPLETE_AWAKEABLE, entry.name, entry)
+        if done.failure is not None and done.value is None:
+            raise TerminalError(done.failure.message, done.failure.code)
 
     # -- calls --------------------------------------------------------------------------------
 

@@ -231,6 +231,26 @@ async def stamp(ctx: Context, key: str) -> float:
     return now
 
 
+@tests.handler()
+async def wait_awakeable(ctx: Context, tag: str) -> str:
+    """Publishes an awakeable id in the ledger and waits for someone to complete it."""
+    awakeable, value = ctx.awakeable()
+    await ctx.run("publish", record, "awakeable", tag, awakeable)
+    try:
+        return f"resolved: {await value}"
+    except TerminalError as err:
+        return f"rejected: {err.message}"
+
+
+@tests.handler()
+async def resolve_other(ctx: Context, awakeable: str) -> str:
+    try:
+        await ctx.resolve_awakeable(awakeable, "from a handler")
+    except TerminalError as err:
+        return f"{err.status_code}: {err.message}"
+    return "done"
+
+
 status_of_signup = signup.handlers["status"].fn
 
 app = Endpoint([payments, tests, counter, cart, signup])
