@@ -28,6 +28,7 @@ from engine.records import (
     Attach,
     AttemptFailed,
     CallResult,
+    Cancel,
     Command,
     Complete,
     CompleteAwakeable,
@@ -231,6 +232,13 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
                 "reply": _reply_out(c.reply),
                 "caller": _caller_out(c.caller),
             }
+        case Cancel():
+            return _NS + "Cancel", {
+                "invocation_id": c.invocation_id,
+                "kill": c.kill,
+                "reply": _reply_out(c.reply),
+                "caller": _caller_out(c.caller),
+            }
         case TimerFired():
             return _NS + "TimerFired", {"invocation_id": c.invocation_id, "index": c.index}
         case Suspend():
@@ -294,6 +302,8 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
             _reply_in(d["reply"]),
             _caller_in(d["caller"]),
         )
+    if short == "Cancel":
+        return Cancel(d["invocation_id"], d["kill"], _reply_in(d["reply"]), _caller_in(d["caller"]))
     if short == "TimerFired":
         return TimerFired(d["invocation_id"], d["index"])
     if short == "Suspend":
@@ -374,6 +384,7 @@ def encode_status(s: InvocationStatus) -> bytes:
             "caller": _caller_out(s.caller),
             "execute_at_ms": s.execute_at_ms,
             "suspended_on": list(s.suspended_on),
+            "cancel_requested": s.cancel_requested,
         },
     )
 
@@ -401,6 +412,7 @@ def decode_status(data: bytes) -> InvocationStatus:
         caller=_caller_in(d["caller"]),
         execute_at_ms=d["execute_at_ms"],
         suspended_on=tuple(d["suspended_on"]),
+        cancel_requested=d["cancel_requested"],
     )
 
 

@@ -60,6 +60,13 @@ def release(txn: PartitionTxn, target: Target) -> str | None:
     return None
 
 
+def dequeue(txn: PartitionTxn, target: Target, invocation_id: str) -> None:
+    """Takes an invocation out of its key's inbox (it was cancelled before its turn)."""
+    for inbox_key, value in list(txn.scan(keys.inbox_prefix(target.service, target.key or ""))):
+        if value.decode() == invocation_id:
+            txn.delete(inbox_key)
+
+
 def forget_workflow(txn: PartitionTxn, service: str, key: str) -> None:
     """Drops a finished workflow's state and promises once its retention is over."""
     for prefix in (keys.state_prefix(service, key), keys.promise_prefix(service, key)):

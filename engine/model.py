@@ -53,6 +53,7 @@ class EntryKind(StrEnum):
     AWAKEABLE = "awakeable"
     """Completed from outside (HTTP or another handler) by its awakeable id."""
     COMPLETE_AWAKEABLE = "complete_awakeable"
+    CANCEL_INVOCATION = "cancel_invocation"
     SLEEP = "sleep"
     """Proposed with the duration in ms as its value; journaled with the absolute wake-up time."""
 
@@ -163,3 +164,5 @@ class InvocationStatus:
     execute_at_ms: int | None = None
     suspended_on: tuple[int, ...] = ()
     """Journal entries a suspended invocation waits for; empty while it runs."""
+    cancel_requested: bool = False
+    """Cancelled while not waiting: the next journal entry fails with the cancellation."""

@@ -104,6 +104,17 @@ class CompleteAwakeable:
 
 
 @dataclass(frozen=True, slots=True)
+class Cancel:
+    """Cancel an invocation (it sees a 409 at its next await and may compensate), or ``kill``
+    it (it ends at once, nothing more runs). Both reach the calls it waits for."""
+
+    invocation_id: str
+    kill: bool = False
+    reply: Reply | None = None
+    caller: Caller | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TimerFired:
     """The leader's timer of journal entry ``index`` (or of a delayed start) is due."""
 
@@ -145,6 +156,7 @@ Command = (
     | Complete
     | CallResult
     | CompleteAwakeable
+    | Cancel
     | TimerFired
     | Suspend
     | AttemptFailed

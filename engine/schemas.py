@@ -179,6 +179,18 @@ COMPLETE_AWAKEABLE: dict[str, Any] = {
     ],
 }
 
+CANCEL: dict[str, Any] = {
+    "type": "record",
+    "name": "Cancel",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "kill", "type": "boolean", "default": False},
+        {"name": "reply", "type": ["null", f"{_NS}.Reply"], "default": None},
+        {"name": "caller", "type": ["null", f"{_NS}.Caller"], "default": None},
+    ],
+}
+
 TIMER_FIRED: dict[str, Any] = {
     "type": "record",
     "name": "TimerFired",
@@ -233,6 +245,7 @@ ENVELOPE: dict[str, Any] = {
                 COMPLETE,
                 CALL_RESULT,
                 COMPLETE_AWAKEABLE,
+                CANCEL,
                 TIMER_FIRED,
                 SUSPEND,
                 ATTEMPT_FAILED,
@@ -278,6 +291,7 @@ INVOCATION_STATUS: dict[str, Any] = {
         {"name": "caller", "type": ["null", f"{_NS}.Caller"], "default": None},
         {"name": "execute_at_ms", "type": ["null", "long"], "default": None},
         {"name": "suspended_on", "type": {"type": "array", "items": "int"}, "default": []},
+        {"name": "cancel_requested", "type": "boolean", "default": False},
     ],
 }
 

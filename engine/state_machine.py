@@ -32,6 +32,8 @@ from engine.records import (
     Attach,
     AttemptFailed,
     CallResult,
+    Cancel,
+    Command,
     Complete,
     CompleteAwakeable,
     Deliver,
@@ -115,6 +117,8 @@ def apply(env: Envelope, txn: PartitionTxn) -> list[Action]:
         return _call_result(c, txn)
     if isinstance(c, CompleteAwakeable):
         return _complete_awakeable(c, txn)
+    if isinstance(c, Cancel):
+        return _cancel(env, c, txn)
     if isinstance(c, AnnounceLeader):
         return _announce(env, c, txn)
     if env.epoch != leader(txn)[0]:
@@ -186,7 +190,7 @@ def _with_waiter(s: InvocationStatus, reply: Reply) -> InvocationStatus:
 
 def _undelivered(value: bytes) -> Deliver:
     env = codec.decode_envelope(value, 0)
-    assert isinstance(env.command, Invoke | CompleteAwakeable)
+    assert isinstance(env.command, Invoke | CompleteAwakeable | Cancel)
     return Deliver(env.command.invocation_id, env.command)
 
 
@@ -292,9 +296,14 @@ def _propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
     s = _current_attempt(txn, c.invocation_id, c.attempt)
     if s is None or c.index != s.journal_length:
         return []  # a duplicate proposal or one out of turn
-    _put(txn, replace(s, journal_length=s.journal_length + 1))
+    _put(txn, replace(s, journal_length=s.journal_length + 1, cancel_requested=False))
     entry = c.entry
     kind = entry.kind
+    if s.cancel_requested:
+        # Cancelled while it ran a step: this entry is where the handler learns of it.
+        failed = replace(entry, failure=CANCELLED, completed=True)
+        _put_entry(txn, c.invocation_id, c.index, failed)
+        return [AckEntry(c.invocation_id, c.attempt, c.index, failed)]
     if kind is EntryKind.CALL or kind is EntryKind.SEND:
         return _propose_call(s, c.index, entry, txn)
     if kind in (EntryKind.GET_PROMISE, EntryKind.PEEK_PROMISE, EntryKind.COMPLETE_PROMISE):
@@ -307,6 +316,9 @@ def _propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
         return [AckEntry(c.invocation_id, c.attempt, c.index, pending)]
     if kind is EntryKind.COMPLETE_AWAKEABLE:
         return _propose_complete_awakeable(s, c.index, entry, txn)
+    if kind is EntryKind.CANCEL_INVOCATION:
+        command: Command = Cancel(entry.name, caller=Caller(s.invocation_id, c.index))
+        return _via_outbox(s, c.index, entry, command, txn)
     _put_entry(txn, c.invocation_id, c.index, entry)
     return [AckEntry(c.invocation_id, c.attempt, c.index)]
 
@@ -412,9 +424,114 @@ def _propose_complete_awakeable(
     command = CompleteAwakeable(
         target_id, target_index, entry.value, entry.failure, caller=Caller(s.invocation_id, index)
     )
+    return _via_outbox(s, index, entry, command, txn)
+
+
+def _via_outbox(
+    s: InvocationStatus, index: int, entry: JournalEntry, command: Command, txn: PartitionTxn
+) -> list[Action]:
+    """Journals an entry that another partition completes; delivers its command until then."""
+    assert isinstance(command, Invoke | CompleteAwakeable | Cancel)
     txn.put(keys.outbox_key(s.invocation_id, index), codec.encode_envelope(Envelope(command)))
     _put_entry(txn, s.invocation_id, index, replace(entry, completed=False))
-    return [Deliver(target_id, command)]
+    return [Deliver(command.invocation_id, command)]
+
+
+CANCELLED = Failure(409, "the invocation was cancelled")
+KILLED = Failure(409, "the invocation was killed")
+
+
+def _cancel(env: Envelope, c: Cancel, txn: PartitionTxn) -> list[Action]:
+    s = get_status(txn, c.invocation_id)
+    outcome: Failure | None = None
+    actions: list[Action] = []
+    if s is None:
+        outcome = Failure(404, f"invocation {c.invocation_id} not found")
+    elif s.phase is Phase.COMPLETED:
+        outcome = Failure(409, f"invocation {c.invocation_id} has already completed")
+    elif c.kill or s.phase is not Phase.RUNNING:
+        actions = _end_now(env, txn, s, KILLED if c.kill else CANCELLED, c.kill)
+    else:
+        actions = _cancel_running(txn, s)
+    if c.reply is not None:
+        status = ResponseStatus.ACCEPTED if outcome is None else ResponseStatus.FAILED
+        response = Response(c.reply.request_id, c.invocation_id, status, None, outcome)
+        actions.append(SendResponse(c.reply, response))
+    if c.caller is not None:
+        actions.append(_notify(c.caller, b"true" if outcome is None else None, outcome))
+    return actions
+
+
+def _pending_entries(txn: PartitionTxn, invocation_id: str) -> list[tuple[int, JournalEntry]]:
+    prefix = keys.journal_prefix(invocation_id)
+    out = []
+    for key, raw in txn.scan(prefix):
+        entry = codec.decode_entry(raw)
+        if not entry.completed:
+            out.append((int.from_bytes(key[len(prefix) :], "big"), entry))
+    return out
+
+
+def _abandon(
+    txn: PartitionTxn, invocation_id: str, index: int, entry: JournalEntry, kill: bool
+) -> list[Action]:
+    """Stops what a pending entry waits for: cancels (or kills) a call, disarms a sleep."""
+    if entry.kind is EntryKind.CALL and entry.call is not None:
+        txn.delete(keys.outbox_key(invocation_id, index))
+        return [Deliver(entry.call.callee_id, Cancel(entry.call.callee_id, kill))]
+    if entry.kind is EntryKind.SLEEP:
+        txn.delete(keys.timer_key(int(entry.value or b"0"), invocation_id, index))
+    return []
+
+
+def _cancel_running(txn: PartitionTxn, s: InvocationStatus) -> list[Action]:
+    pending = _pending_entries(txn, s.invocation_id)
+    if not pending:
+        _put(txn, replace(s, cancel_requested=True))
+        return []
+    actions: list[Action] = []
+    for index, entry in pending:
+        actions.extend(_abandon(txn, s.invocation_id, index, entry, kill=False))
+    first, entry = pending[0]
+    # The handler learns of it where it waits; the other pending entries fail the same way.
+    for index, other in pending[1:]:
+        _put_entry(txn, s.invocation_id, index, replace(other, failure=CANCELLED, completed=True))
+    failed = replace(entry, failure=CANCELLED, completed=True)
+    actions.extend(_complete_entry(txn, s, first, failed))
+    return actions
+
+
+def _end_now(
+    env: Envelope, txn: PartitionTxn, s: InvocationStatus, failure: Failure, kill: bool
+) -> list[Action]:
+    """Ends an invocation without running anything more (a kill, or a cancel before it ran)."""
+    actions: list[Action] = []
+    if s.phase is Phase.SCHEDULED and s.execute_at_ms is not None:
+        txn.delete(keys.timer_key(s.execute_at_ms, s.invocation_id, keys.SCHEDULED_START))
+    if s.phase is Phase.INBOXED and s.target.key is not None:
+        keyed.dequeue(txn, s.target, s.invocation_id)
+    was_running = s.phase is Phase.RUNNING
+    if was_running:
+        for index, entry in _pending_entries(txn, s.invocation_id):
+            actions.extend(_abandon(txn, s.invocation_id, index, entry, kill))
+    done = replace(
+        s,
+        phase=Phase.COMPLETED,
+        failure=failure,
+        completed_ms=env.timestamp_ms,
+        waiters=(),
+        suspended_on=(),
+    )
+    _put(txn, done)
+    txn.delete(keys.running_key(s.invocation_id))
+    txn.put(keys.expiry_key(env.timestamp_ms, s.invocation_id), b"")
+    actions.extend(_outcome(done, w) for w in s.waiters)
+    if s.caller is not None:
+        actions.append(_notify(s.caller, None, failure))
+    actions.append(InvocationEnded(s.invocation_id))
+    if was_running and s.handler_kind is HandlerKind.EXCLUSIVE:
+        actions.extend(_next_in_line(txn, s))
+    return actions
 
 
 def _complete_awakeable(c: CompleteAwakeable, txn: PartitionTxn) -> list[Action]:

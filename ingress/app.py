@@ -22,7 +22,14 @@ from fastapi.responses import JSONResponse, Response
 from engine.errors import InvalidId
 from engine.ids import InvocationId, murmur2, parse_awakeable_id, workflow_run_id
 from engine.model import Failure, HandlerKind, Reply
-from engine.records import Attach, CompleteAwakeable, Envelope, Invoke, ResponseStatus
+from engine.records import (
+    Attach,
+    Cancel,
+    CompleteAwakeable,
+    Envelope,
+    Invoke,
+    ResponseStatus,
+)
 from engine.records import Response as LogResponse
 from ingress.config import IngressSettings
 from ingress.errors import IngressError
@@ -160,6 +167,19 @@ class Ingress:
             await self.append(inv.partition(self.log_partitions), None, record)
             return await self._await(fut, inv, request_id, reattach=False)
 
+    async def cancel(self, invocation_id: str, kill: bool) -> LogResponse:
+        try:
+            inv = InvocationId.parse(invocation_id)
+        except InvalidId as err:
+            raise IngressError(400, str(err)) from err
+        request_id = uuid.uuid4().hex
+        reply = Reply(self.reply_partition, request_id)
+        with self._waiter(request_id) as fut:
+            await self.append(
+                inv.partition(self.log_partitions), None, Cancel(invocation_id, kill, reply)
+            )
+            return await self._await(fut, inv, request_id, reattach=False)
+
     async def attach(
         self, invocation_id: str, block: bool, gone: Gone | None = None
     ) -> LogResponse:
@@ -271,6 +291,17 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         invocation_id = str(workflow_run_id(name, workflow_id))
         response = await ingress.attach(invocation_id, True, request.is_disconnected)
         return _result(response, invocation_id)
+
+    @app.delete("/restate/invocation/{invocation_id}")
+    async def cancel(invocation_id: str, mode: str = "cancel") -> Response:
+        """Cancels (default) or kills (``?mode=kill``) an invocation; 202 when taken."""
+        if mode not in ("cancel", "kill"):
+            raise IngressError(400, f"mode must be cancel or kill, not {mode!r}")
+        response = await ingress.cancel(invocation_id, kill=mode == "kill")
+        if response.status is ResponseStatus.ACCEPTED:
+            return JSONResponse({"invocationId": invocation_id, "status": mode}, status_code=202)
+        failed = response.failure or Failure(500, "unexpected answer")
+        return _error(failed.code, failed.message, invocation_id)
 
     @app.get("/restate/invocation/{invocation_id}/attach")
     async def attach(invocation_id: str, request: Request) -> Response:

@@ -308,7 +308,13 @@ class _Suspended(InvocationAborted):
 
 
 _WAITING_KINDS = frozenset(
-    {EntryKind.CALL, EntryKind.SLEEP, EntryKind.GET_PROMISE, EntryKind.COMPLETE_AWAKEABLE}
+    {
+        EntryKind.CALL,
+        EntryKind.SLEEP,
+        EntryKind.GET_PROMISE,
+        EntryKind.COMPLETE_AWAKEABLE,
+        EntryKind.CANCEL_INVOCATION,
+    }
 )
 
 

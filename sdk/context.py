@@ -315,6 +315,18 @@ class Context:
         if done.failure is not None and done.value is None:
             raise TerminalError(done.failure.message, done.failure.code)
 
+    async def cancel_invocation(self, invocation_id: str) -> None:
+        """Cancels another invocation: it gets a 409 :class:`TerminalError` at its next await
+        and may compensate; the calls it waits for are cancelled too.
+
+        Raises:
+            TerminalError: 404 if the invocation is unknown, 409 if it already completed.
+        """
+        entry = JournalEntry(EntryKind.CANCEL_INVOCATION, invocation_id, completed=False)
+        done = await self._record(EntryKind.CANCEL_INVOCATION, invocation_id, entry)
+        if done.failure is not None:
+            raise TerminalError(done.failure.message, done.failure.code)
+
     # -- calls --------------------------------------------------------------------------------
 
     async def service_call(self, handler: Callable[..., Awaitable[T]], arg: Any = None) -> T:

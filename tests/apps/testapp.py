@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pydantic
 
+from examples.booking import booking
 from examples.cart import cart
 from examples.payments import payments
 from examples.signup import signup
@@ -253,4 +254,4 @@ async def resolve_other(ctx: Context, awakeable: str) -> str:
 
 status_of_signup = signup.handlers["status"].fn
 
-app = Endpoint([payments, tests, counter, cart, signup])
+app = Endpoint([payments, tests, counter, cart, signup, booking])

@@ -1,0 +1,101 @@
+"""Cancellation, kill and the booking saga's durable compensations (issue 5, tests 4 and 5)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.cluster import Cluster, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.fault]
+
+
+def start(cluster_factory: Callable[..., Cluster], **env: str) -> Cluster:
+    c = cluster_factory(app="tests.apps.testapp:app", env=env)
+    worker = c.start_worker("w")
+    c.start_ingress()
+    c.wait_leading(worker)
+    return c
+
+
+def steps(c: Cluster, trip: str) -> list[str]:
+    return [line[0] for line in c.ledger_lines() if line[1] == trip]
+
+
+def book_in_background(c: Cluster, trip: dict) -> tuple[threading.Thread, list[httpx.Response]]:
+    out: list[httpx.Response] = []
+    t = threading.Thread(
+        target=lambda: out.append(httpx.post(f"{c.url}/booking/book_trip", json=trip, timeout=120)),
+        daemon=True,
+    )
+    t.start()
+    return t, out
+
+
+def test_cancel_during_step_two_runs_compensations_once(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c = start(cluster_factory, PERDURE_EXAMPLE_SLOW="book-hotel:2")
+    t, out = book_in_background(c, {"tripId": "t1"})
+    wait_until(lambda: steps(c, "t1") == ["book-flight"], 30, "step 1")
+    time.sleep(0.3)  # inside step 2
+    inv = _invocation_of(c, "t1")
+    r = httpx.delete(f"{c.url}/restate/invocation/{inv}", timeout=30)
+    assert r.status_code == 202
+    t.join(60)
+    assert out[0].status_code == 409
+    assert "cancelled" in out[0].json()["message"]
+    wait_until(lambda: "cancel-flight" in steps(c, "t1"), 30, "compensations")
+    time.sleep(0.5)
+    assert steps(c, "t1") == ["book-flight", "book-hotel", "cancel-hotel", "cancel-flight"]
+    again = httpx.delete(f"{c.url}/restate/invocation/{inv}", timeout=30)
+    assert again.status_code == 409
+
+
+def test_kill_during_step_two_runs_nothing_further(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c = start(cluster_factory, PERDURE_EXAMPLE_SLOW="book-hotel:1")
+    t, out = book_in_background(c, {"tripId": "t2"})
+    wait_until(lambda: steps(c, "t2") == ["book-flight"], 30, "step 1")
+    inv = _invocation_of(c, "t2")
+    r = httpx.delete(f"{c.url}/restate/invocation/{inv}?mode=kill", timeout=30)
+    assert r.status_code == 202
+    t.join(60)
+    assert out[0].status_code == 409
+    assert "killed" in out[0].json()["message"]
+    time.sleep(2.5)
+    later = steps(c, "t2")
+    assert later[:1] == ["book-flight"]
+    assert not [s for s in later if s.startswith("cancel") or s == "book-car"]
+
+
+def test_failed_car_compensates_exactly_once_through_a_kill(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c = start(cluster_factory, PERDURE_EXAMPLE_SLOW="cancel-hotel:3")
+    t, out = book_in_background(c, {"tripId": "t3", "failCar": True})
+    wait_until(lambda: "cancel-car" in steps(c, "t3"), 30, "the compensation to start")
+    time.sleep(0.5)  # inside cancel-hotel
+    c.procs[0].kill9()
+    restarted = c.start_worker("w")
+    c.wait_leading(restarted)
+    t.join(90)
+    assert out, "the caller never got an answer"
+    assert out[0].status_code == 409
+    assert "no availability" in out[0].json()["message"]
+    wait_until(lambda: "cancel-flight" in steps(c, "t3"), 30, "all compensations")
+    done = steps(c, "t3")
+    assert done.count("cancel-flight") == 1
+    assert done.count("cancel-hotel") == 1
+    assert done == ["book-flight", "book-hotel", "cancel-car", "cancel-hotel", "cancel-flight"]
+
+
+def _invocation_of(c: Cluster, trip: str) -> str:
+    """From the idempotency key the first step passed to the booking API."""
+    line = next(line for line in c.ledger_lines() if line[1] == trip)
+    return line[2].split(":")[0]
