@@ -15,7 +15,7 @@ import inspect
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache
@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar, get_type_hints, overload
 from engine.ids import InvocationId, awakeable_id, call_uid, workflow_run_id
 from engine.model import CallSpec, EntryKind, Failure, HandlerKind, JournalEntry, StateOp, Target
 from sdk import serde
-from sdk.errors import TerminalError
+from sdk.errors import InvocationAborted, TerminalError
 from sdk.options import RetryPolicy, RunOptions
 
 T = TypeVar("T")
@@ -174,9 +174,11 @@ class Context:
             raise
         return self._outcome(entry, result_type)
 
-    async def _record(self, kind: EntryKind, name: str, entry: JournalEntry) -> JournalEntry:
+    async def _record(
+        self, kind: EntryKind, name: str, entry: JournalEntry, index: int | None = None
+    ) -> JournalEntry:
         """Journals ``entry`` (or finds it on replay) and returns it completed."""
-        index = self._take_index()
+        index = self._take_index() if index is None else index
         recorded = self._replayed(index, kind, name)
         if recorded is not None:
             if recorded.completed:
@@ -255,6 +257,59 @@ class Context:
     async def time(self) -> float:
         """The current time (seconds since the epoch), journaled: a replay returns the same."""
         return await self.run("time", _now)
+
+    # -- combinators --------------------------------------------------------------------------
+
+    async def select(self, **branches: Awaitable[Any]) -> tuple[str, Any]:
+        """Waits for the first of several durable futures; returns ``(name, value)``.
+
+        The winner is journaled, so a replay picks the same one even if the others completed
+        meanwhile. A winner that failed raises its error. Example::
+
+            _, done = ctx.awakeable()
+            which, value = await ctx.select(done=done, timeout=ctx.sleep(timedelta(minutes=5)))
+
+        ``asyncio.gather`` over durable futures is deterministic as it is (every result comes
+        from the journal); ``select`` is for a race, where the order of completions matters.
+        """
+        if not branches:
+            raise TerminalError("select() needs at least one future")
+        tasks = {name: asyncio.ensure_future(aw) for name, aw in branches.items()}
+        try:
+            await asyncio.sleep(0)  # every branch takes its journal index, in argument order
+            index = self._take_index()
+            recorded = self._replayed(index, EntryKind.RUN, "select")
+            if recorded is not None:
+                winner = serde.decode(recorded.value or b"null", str)
+            else:
+                winner = await self._first(tasks)
+                entry = JournalEntry(EntryKind.RUN, "select", value=serde.encode(winner))
+                await self._record(EntryKind.RUN, "select", entry, index)
+            return winner, await tasks[winner]
+        finally:
+            for task in tasks.values():
+                if not task.done():
+                    task.cancel()
+
+    async def with_timeout(self, future: Awaitable[T], after: timedelta) -> T:
+        """The value of ``future``, or a 408 :class:`TerminalError` after ``after`` (durable)."""
+        which, value = await self.select(value=future, timeout=self.sleep(after, "timeout"))
+        if which == "timeout":
+            raise TerminalError(f"timed out after {after}", 408)
+        return value  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def _first(tasks: Mapping[str, asyncio.Future[Any]]) -> str:
+        pending = set(tasks.values())
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for name, task in tasks.items():
+                if task in done:
+                    err = task.exception() if not task.cancelled() else None
+                    if isinstance(err, InvocationAborted):
+                        raise err  # the attempt suspends (or stops): a replay decides later
+                    return name
+        raise TerminalError("select(): no branch completed")
 
     # -- awakeables ---------------------------------------------------------------------------
 

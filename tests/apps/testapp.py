@@ -252,6 +252,18 @@ async def resolve_other(ctx: Context, awakeable: str) -> str:
     return "done"
 
 
+@tests.handler()
+async def race(ctx: Context, timeout_ms: int) -> str:
+    """An awakeable against a timer; then a sleep that forces a replay of the decision."""
+    awakeable, done = ctx.awakeable()
+    await ctx.run("publish", record, "race-awakeable", ctx.invocation_id, awakeable)
+    which, _ = await ctx.select(done=done, timeout=ctx.sleep(timedelta(milliseconds=timeout_ms)))
+    record("race", ctx.invocation_id, which)
+    await ctx.sleep(timedelta(milliseconds=1500))
+    record("race-after", ctx.invocation_id, which)
+    return which
+
+
 status_of_signup = signup.handlers["status"].fn
 
 app = Endpoint([payments, tests, counter, cart, signup, booking])

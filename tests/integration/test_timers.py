@@ -101,3 +101,32 @@ def test_random_uuid_and_time_are_the_same_on_replay(
     assert [str(v) for v in r.json()] == runs[0]
     other = httpx.post(f"{c.url}/tests/dice", timeout=30).json()
     assert other[:2] != r.json()[:2], "each invocation has its own seed"
+
+
+def test_select_between_timer_and_awakeable_replays_the_same_winner(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c = started(cluster_factory)
+
+    def lines(kind: str, inv: str) -> list[list[str]]:
+        return [line for line in c.ledger_lines() if line[0] == kind and line[1] == inv]
+
+    # The timer wins; the awakeable is resolved afterwards, before the replay.
+    inv = httpx.post(f"{c.url}/tests/race/send", json=300, timeout=30).json()["invocationId"]
+    wait_until(lambda: lines("race", inv), 30, "the race")
+    awakeable = lines("race-awakeable", inv)[0][2]
+    late = httpx.post(f"{c.url}/restate/awakeables/{awakeable}/resolve", json=1, timeout=30)
+    assert late.status_code == 202
+    out = httpx.get(f"{c.url}/restate/invocation/{inv}/attach", timeout=30)
+    assert out.json() == "timeout"
+    assert {line[2] for line in lines("race", inv) + lines("race-after", inv)} == {"timeout"}
+    assert len(lines("race", inv)) >= 2, "the decision was replayed"
+
+    # The awakeable wins.
+    inv = httpx.post(f"{c.url}/tests/race/send", json=20_000, timeout=30).json()["invocationId"]
+    wait_until(lambda: lines("race-awakeable", inv), 30, "the awakeable")
+    awakeable = lines("race-awakeable", inv)[0][2]
+    httpx.post(f"{c.url}/restate/awakeables/{awakeable}/resolve", json=1, timeout=30)
+    out = httpx.get(f"{c.url}/restate/invocation/{inv}/attach", timeout=30)
+    assert out.json() == "done"
+    assert {line[2] for line in lines("race", inv) + lines("race-after", inv)} == {"done"}
