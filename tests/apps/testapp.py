@@ -264,6 +264,25 @@ async def race(ctx: Context, timeout_ms: int) -> str:
     return which
 
 
+@tests.handler()
+async def wait_on_child(ctx: Context, tag: str) -> str:
+    """Calls a handler that waits on an awakeable; a cancel must reach that child too."""
+    try:
+        return str(await ctx.service_call(wait_awakeable, tag))
+    except TerminalError as err:
+        await ctx.run("compensate", record, "compensated", tag)
+        raise TerminalError(f"parent: {err.message}", err.status_code) from None
+
+
+@tests.handler()
+async def cancel_other(ctx: Context, invocation_id: str) -> str:
+    try:
+        await ctx.cancel_invocation(invocation_id)
+    except TerminalError as err:
+        return f"{err.status_code}: {err.message}"
+    return "cancelled"
+
+
 status_of_signup = signup.handlers["status"].fn
 
 app = Endpoint([payments, tests, counter, cart, signup, booking])

@@ -99,3 +99,27 @@ def _invocation_of(c: Cluster, trip: str) -> str:
     """From the idempotency key the first step passed to the booking API."""
     line = next(line for line in c.ledger_lines() if line[1] == trip)
     return line[2].split(":")[0]
+
+
+def test_cancel_reaches_the_call_a_handler_waits_on(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    c = start(cluster_factory)
+    parent = httpx.post(f"{c.url}/tests/wait_on_child/send", json="kid", timeout=30).json()
+    wait_until(
+        lambda: any(line[:2] == ["awakeable", "kid"] for line in c.ledger_lines()), 30, "child"
+    )
+    r = httpx.post(f"{c.url}/tests/cancel_other", json=parent["invocationId"], timeout=30)
+    assert r.json() == "cancelled"
+    out = httpx.get(f"{c.url}/restate/invocation/{parent['invocationId']}/attach", timeout=30)
+    assert out.status_code == 409
+    assert out.json()["message"] == "parent: the invocation was cancelled"
+    wait_until(
+        lambda: any(line[:2] == ["compensated", "kid"] for line in c.ledger_lines()), 30, "undo"
+    )
+    # The child was cancelled too: its awakeable can no longer be completed.
+    awakeable = next(line[2] for line in c.ledger_lines() if line[:2] == ["awakeable", "kid"])
+    late = httpx.post(f"{c.url}/restate/awakeables/{awakeable}/resolve", json=1, timeout=30)
+    assert late.status_code in (404, 409)
+    again = httpx.post(f"{c.url}/tests/cancel_other", json=parent["invocationId"], timeout=30)
+    assert again.json().startswith("409")
