@@ -1,8 +1,10 @@
-"""Handlers the benchmarks drive."""
+"""The handlers the benchmarks drive (one per workload)."""
 
 from __future__ import annotations
 
-from sdk import Context, Endpoint, Service
+from datetime import timedelta
+
+from sdk import Context, Endpoint, ObjectContext, Service, VirtualObject
 
 bench = Service("bench")
 
@@ -13,6 +15,13 @@ async def noop(ctx: Context, value: object) -> object:
 
 
 @bench.handler()
+async def three_steps(ctx: Context, value: int) -> int:
+    a = await ctx.run("one", lambda: value + 1)
+    b = await ctx.run("two", lambda: a + 1)
+    return await ctx.run("three", lambda: b + 1)
+
+
+@bench.handler()
 async def steps(ctx: Context, n: int) -> int:
     total = 0
     for i in range(n):
@@ -20,4 +29,19 @@ async def steps(ctx: Context, n: int) -> int:
     return total
 
 
-app = Endpoint([bench])
+@bench.handler()
+async def sleepy(ctx: Context) -> None:
+    await ctx.sleep(timedelta(milliseconds=100))
+
+
+counter = VirtualObject("counter")
+
+
+@counter.handler()
+async def add(ctx: ObjectContext, delta: int) -> int:
+    value: int = await ctx.get("value") or 0
+    ctx.set("value", value + delta)
+    return value + delta
+
+
+app = Endpoint([bench, counter])

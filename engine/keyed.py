@@ -41,21 +41,45 @@ def try_lock(txn: PartitionTxn, target: Target, invocation_id: str) -> bool:
     return True
 
 
+def _ends(txn: PartitionTxn, service: str, key: str) -> tuple[int, int]:
+    raw = txn.get(keys.inbox_ends_key(service, key))
+    return (0, 0) if raw is None else (keys.decode_int(raw[:8]), keys.decode_int(raw[8:]))
+
+
+def _set_ends(txn: PartitionTxn, service: str, key: str, head: int, tail: int) -> None:
+    if head >= tail:
+        txn.delete(keys.inbox_ends_key(service, key))
+    else:
+        txn.put(keys.inbox_ends_key(service, key), keys.encode_int(head) + keys.encode_int(tail))
+
+
 def enqueue(txn: PartitionTxn, target: Target, invocation_id: str) -> None:
     """Puts an invocation at the back of its key's inbox."""
-    raw = txn.get(keys.META_INBOX_SEQ)
-    seq = 0 if raw is None else keys.decode_int(raw) + 1
-    txn.put(keys.META_INBOX_SEQ, keys.encode_int(seq))
-    txn.put(keys.inbox_key(target.service, target.key or "", seq), invocation_id.encode())
+    service, key = target.service, target.key or ""
+    head, tail = _ends(txn, service, key)
+    txn.put(keys.inbox_key(service, key, tail), invocation_id.encode())
+    _set_ends(txn, service, key, head, tail + 1)
 
 
 def release(txn: PartitionTxn, target: Target) -> str | None:
-    """Hands the key to the head of its inbox (returned), or frees it."""
+    """Hands the key to the head of its inbox (returned), or frees it.
+
+    Reads the head by its sequence number instead of scanning: a hot key's inbox would
+    otherwise make every release step over the tombstones of all earlier ones.
+    """
     service, key = target.service, target.key or ""
-    for inbox_key, value in txn.scan(keys.inbox_prefix(service, key)):
+    head, tail = _ends(txn, service, key)
+    while head < tail:
+        inbox_key = keys.inbox_key(service, key, head)
+        value = txn.get(inbox_key)
+        head += 1
+        if value is None:
+            continue  # taken out by a cancellation
         txn.delete(inbox_key)
+        _set_ends(txn, service, key, head, tail)
         txn.put(keys.lock_key(service, key), value)
         return value.decode()
+    _set_ends(txn, service, key, head, tail)
     txn.delete(keys.lock_key(service, key))
     return None
 

@@ -21,6 +21,7 @@ OUTBOX = b"\x08"
 PROMISE = b"\x09"
 PROMISE_WAITER = b"\x0a"
 TIMER = b"\x0b"
+INBOX_ENDS = b"\x0c"
 
 SCHEDULED_START = 0xFFFFFFFF
 """The entry index of a delayed invocation's start timer."""
@@ -28,7 +29,6 @@ SCHEDULED_START = 0xFFFFFFFF
 META_APPLIED_OFFSET = META + b"applied-offset"
 META_FORMAT = META + b"format"
 META_LEADER = META + b"leader"
-META_INBOX_SEQ = META + b"inbox-seq"
 
 
 def _component(text: str) -> bytes:
@@ -108,6 +108,11 @@ def lock_key(service: str, key: str) -> bytes:
 def inbox_prefix(service: str, key: str) -> bytes:
     """Invocations waiting for an object key, in arrival order."""
     return INBOX + _component(service) + _component(key)
+
+
+def inbox_ends_key(service: str, key: str) -> bytes:
+    """The head and tail sequence numbers of a key's inbox (a queue without scans)."""
+    return INBOX_ENDS + _component(service) + _component(key)
 
 
 def inbox_key(service: str, key: str, seq: int) -> bytes:

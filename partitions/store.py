@@ -8,6 +8,7 @@ replays the log from the offset it finds. Losing a memtable costs replay time, n
 
 from __future__ import annotations
 
+import bisect
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,9 @@ class PartitionStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        # Small memtables: a worker holds many partitions, and the log is the truth anyway.
+        options.set_write_buffer_size(8 * 2**20)
+        options.set_max_write_buffer_number(2)
         try:
             self._db = Rdict(str(path), options)
         except Exception as err:
@@ -99,6 +103,7 @@ class StoreBatch:
     def __init__(self, store: PartitionStore) -> None:
         self._store = store
         self.overlay: dict[bytes, bytes | None] = {}
+        self._keys: list[bytes] = []  # the overlay's keys, sorted, for range scans
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.overlay:
@@ -106,18 +111,27 @@ class StoreBatch:
         return self._store.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
+        if key not in self.overlay:
+            bisect.insort(self._keys, key)
         self.overlay[key] = value
 
     def delete(self, key: bytes) -> None:
+        if key not in self.overlay:
+            bisect.insort(self._keys, key)
         self.overlay[key] = _DELETED
 
     def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         merged = dict(self._store.scan(prefix, end))
-        for key, value in self.overlay.items():
-            if key.startswith(prefix) and (end is None or key < end):
-                if value is _DELETED:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
+        i = bisect.bisect_left(self._keys, prefix)
+        while i < len(self._keys):
+            key = self._keys[i]
+            if not key.startswith(prefix) or (end is not None and key >= end):
+                break
+            value = self.overlay[key]
+            if value is _DELETED:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+            i += 1
         for key in sorted(merged):
             yield key, merged[key]

@@ -1,0 +1,317 @@
+"""Perdure's benchmark harness: workloads over HTTP against one worker and one ingress.
+
+    python -m bench.run                     # full run (about 15 minutes), results in bench/results/
+    python -m bench.run --duration 2 --warmup 1 --reps 1 --concurrency 4   # a quick look
+
+Starts a broker (unless PERDURE_BOOTSTRAP names one), one worker and the ingress with
+``bench.app``, measures the broker's floor, then drives each workload at each concurrency for a
+fixed duration after a warm-up, several times, and reports medians: calls/s, p50/p90/p99 latency,
+errors, and the CPU share (cores) and peak RSS of each process, the load generator included (it
+shares the same cores). Writes ``<out>/bench-<timestamp>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import floor
+from bench.procs import Usage
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    path: Callable[[int], str]
+    body: Callable[[int], Any]
+    concurrency: tuple[int, ...] | None = None  # None: the run's default levels
+
+
+WORKLOADS = [
+    Workload("noop", lambda i: "/bench/noop", lambda i: {"i": i}),
+    Workload("three_steps", lambda i: "/bench/three_steps", lambda i: i),
+    Workload("counter_1000", lambda i: f"/counter/k{i % 1000}/add", lambda i: 1),
+    Workload("counter_hot", lambda i: "/counter/hot/add", lambda i: 1),
+    Workload("sleepy", lambda i: "/bench/sleepy", lambda i: None, (64,)),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+async def drive(
+    url: str, w: Workload, concurrency: int, warmup: float, duration: float, usage: Usage
+) -> dict[str, Any]:
+    """Runs ``concurrency`` closed-loop clients; measures the window after the warm-up."""
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    begin = time.monotonic()
+    measure_from = begin + warmup
+    end = measure_from + duration
+    measuring = False
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal errors, counter
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                return
+            counter += 1
+            i = counter
+            start = time.perf_counter()
+            try:
+                async with session.post(url + w.path(i), json=w.body(i)) as r:
+                    await r.read()
+                    ok = r.status == 200
+            except aiohttp.ClientError:
+                ok = False
+            if time.monotonic() >= measure_from and start >= 0:
+                if ok:
+                    latencies.append((time.perf_counter() - start) * 1000)
+                else:
+                    errors += 1
+
+    async def sampler() -> None:
+        nonlocal measuring
+        await asyncio.sleep(max(measure_from - time.monotonic(), 0))
+        usage.begin()
+        measuring = True
+        while time.monotonic() < end:
+            usage.sample()
+            await asyncio.sleep(0.25)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(sampler(), *(client(session) for _ in range(concurrency)))
+    return {
+        "calls_per_s": round(len(latencies) / duration, 1),
+        "p50_ms": round(pct(latencies, 50), 2),
+        "p90_ms": round(pct(latencies, 90), 2),
+        "p99_ms": round(pct(latencies, 99), 2),
+        "errors": errors,
+        "processes": usage.end(duration),
+    }
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("calls_per_s", "p50_ms", "p90_ms", "p99_ms", "errors"):
+        out[key] = round(statistics.median(r[key] for r in runs), 2)
+    out["processes"] = {
+        name: {
+            metric: round(statistics.median(r["processes"][name][metric] for r in runs), 2)
+            for metric in runs[0]["processes"][name]
+        }
+        for name in runs[0]["processes"]
+    }
+    return out
+
+
+class Stack:
+    """The broker (unless given), one worker and one ingress, as plain processes."""
+
+    def __init__(self, partitions: int) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
+        self.env = dict(os.environ, PYTHONPATH=str(REPO))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.broker_env: dict[str, str] | None = None
+        self.broker_pid: int | None = None
+        self.partitions = partitions
+
+    def start(self) -> str:
+        bootstrap = os.environ.get("PERDURE_BOOTSTRAP")
+        if not bootstrap:
+            self.broker_env = dict(
+                self.env, KAFKA_PORT=str(_free_port()), KAFKA_DATA_DIR=str(self.tmp / "kafka")
+            )
+            out = subprocess.run(
+                ["bash", str(REPO / "deploy/kafka/broker.sh"), "start"],
+                env=self.broker_env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            bootstrap = out.stdout.strip().splitlines()[-1]
+            self.broker_pid = int((self.tmp / "kafka" / "broker.pid").read_text())
+        self.bootstrap = bootstrap
+        cluster = f"bench-{uuid.uuid4().hex[:6]}"
+        port = _free_port()
+        common = ["--bootstrap", bootstrap, "--cluster", cluster]
+        common += ["--partitions", str(self.partitions), "--log-level", "WARNING"]
+        me = [sys.executable, "-m", "perdure"]
+        state = str(self.tmp / "state")
+        self.worker = subprocess.Popen(
+            [*me, "worker", "bench.app:app", "--state-dir", state, *common], env=self.env, cwd=REPO
+        )
+        self.ingress = subprocess.Popen(
+            [*me, "ingress", "--port", str(port), *common], env=self.env, cwd=REPO
+        )
+        self.procs = [self.worker, self.ingress]
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                import httpx
+
+                if httpx.post(self.url + "/bench/noop", json=1, timeout=5).status_code == 200:
+                    return bootstrap
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the bench cluster did not come up")
+            time.sleep(0.2)
+
+    def pids(self) -> dict[str, int]:
+        pids = {"worker": self.worker.pid, "ingress": self.ingress.pid, "loadgen": os.getpid()}
+        if self.broker_pid is not None:
+            pids["broker"] = self.broker_pid
+        return pids
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.broker_env is not None:
+            subprocess.run(
+                ["bash", str(REPO / "deploy/kafka/broker.sh"), "stop"],
+                env=self.broker_env,
+                check=False,
+                capture_output=True,
+            )
+
+
+def markdown(result: dict[str, Any]) -> str:
+    f = result["floor"]
+    lines = [
+        f"# Perdure benchmark, {result['when']}",
+        "",
+        f"Machine: {result['machine']}. Durations: {result['settings']}.",
+        "",
+        f"Floor (same broker, same run): one acks=all produce + read-back p50 "
+        f"{f['latency_p50_ms']} ms (p99 {f['latency_p99_ms']} ms); produce+consume "
+        f"{f['throughput_per_s']:.0f} small records/s.",
+        "",
+        "| workload | concurrency | calls/s | p50 ms | p90 ms | p99 ms | errors | p50 / floor "
+        "| cores: worker, ingress, broker, loadgen | peak RSS MB: worker, ingress, broker |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in result["rows"]:
+        m = row["median"]
+        p = m["processes"]
+
+        def get(name: str, metric: str, p: dict[str, Any] = p) -> str:
+            return str(p[name][metric]) if name in p else "-"
+
+        ratio = m["p50_ms"] / f["latency_p50_ms"] if f["latency_p50_ms"] else float("nan")
+        lines.append(
+            f"| {row['workload']} | {row['concurrency']} | {m['calls_per_s']} | {m['p50_ms']} "
+            f"| {m['p90_ms']} | {m['p99_ms']} | {m['errors']} | {ratio:.1f} "
+            f"| {get('worker', 'cpu_cores')}, {get('ingress', 'cpu_cores')}, "
+            f"{get('broker', 'cpu_cores')}, {get('loadgen', 'cpu_cores')} "
+            f"| {get('worker', 'peak_rss_mb')}, {get('ingress', 'peak_rss_mb')}, "
+            f"{get('broker', 'peak_rss_mb')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Perdure's benchmark harness")
+    parser.add_argument("--duration", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS))
+    parser.add_argument("--floor-calls", type=int, default=300)
+    parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    args = parser.parse_args(argv)
+    levels = tuple(int(c) for c in args.concurrency.split(","))
+    chosen = [w for w in WORKLOADS if w.name in args.workloads.split(",")]
+    stack = Stack(partitions=8)
+    try:
+        bootstrap = stack.start()
+        lat = floor.latency_ms(bootstrap, args.floor_calls)
+        result: dict[str, Any] = {
+            "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python "
+            f"{platform.python_version()}",
+            "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "reps": args.reps},
+            "floor": {
+                "latency_p50_ms": round(pct(lat, 50), 3),
+                "latency_p99_ms": round(pct(lat, 99), 3),
+                "throughput_per_s": round(
+                    floor.throughput(bootstrap, 20_000 if args.duration < 5 else 100_000)
+                ),
+            },
+            "rows": [],
+        }
+        for w in chosen:
+            for c in w.concurrency or levels:
+                if w.concurrency and args.duration < 5:
+                    c = min(c, max(levels))
+                runs = [
+                    asyncio.run(
+                        drive(stack.url, w, c, args.warmup, args.duration, Usage(stack.pids()))
+                    )
+                    for _ in range(args.reps)
+                ]
+                row = {
+                    "workload": w.name,
+                    "concurrency": c,
+                    "runs": runs,
+                    "median": median_of(runs),
+                }
+                result["rows"].append(row)
+                m = row["median"]
+                print(
+                    f"{w.name:>13} c={c:<3} {m['calls_per_s']:>8} calls/s  p50 {m['p50_ms']} ms  "
+                    f"p99 {m['p99_ms']} ms  errors {m['errors']}",
+                    flush=True,
+                )
+    finally:
+        stack.stop()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"bench-{stamp}.json").write_text(json.dumps(result, indent=2))
+    (out / f"bench-{stamp}.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

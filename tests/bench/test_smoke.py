@@ -1,0 +1,56 @@
+"""The benchmark harness keeps working: a run of a few seconds, no timing assertions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import REPO
+
+pytestmark = [pytest.mark.kafka, pytest.mark.integration]
+
+
+def test_bench_smoke_run_writes_json_and_markdown(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.5",
+            "--reps",
+            "1",
+            "--concurrency",
+            "4",
+            "--floor-calls",
+            "20",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PERDURE_BOOTSTRAP": kafka_bootstrap, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    [result_file] = tmp_path.glob("bench-*.json")
+    result = json.loads(result_file.read_text())
+    assert {row["workload"] for row in result["rows"]} == {
+        "noop",
+        "three_steps",
+        "counter_1000",
+        "counter_hot",
+        "sleepy",
+    }
+    assert all(row["median"]["calls_per_s"] > 0 for row in result["rows"])
+    assert result["floor"]["latency_p50_ms"] > 0
+    assert list(tmp_path.glob("bench-*.md"))
