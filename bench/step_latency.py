@@ -27,8 +27,8 @@ import uuid
 from pathlib import Path
 
 import httpx
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+
+from bench.floor import latency_ms
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,34 +37,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def floor_ms(bootstrap: str, n: int) -> list[float]:
-    """acks=all produce + read-back latency, one record at a time."""
-    topic = f"bench-floor-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 0}
-    )
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    out = []
-    try:
-        for _ in range(n):
-            start = time.perf_counter()
-            producer.produce(topic, b"x")
-            producer.poll(0)
-            while consumer.poll(0.5) is None:
-                pass
-            out.append((time.perf_counter() - start) * 1000)
-    finally:
-        producer.flush(5)
-        consumer.close()
-        admin.delete_topics([topic])
-    return out
 
 
 def timed_calls(url: str, path: str, body: object, n: int) -> list[float]:
@@ -137,7 +109,7 @@ def main() -> int:
                 raise SystemExit("the bench cluster did not come up")
             time.sleep(0.2)
         timed_calls(url, "/bench/steps", 10, 20)  # warm-up
-        floor = floor_ms(bootstrap, args.calls)
+        floor = latency_ms(bootstrap, args.calls)
         noop = timed_calls(url, "/bench/noop", {"a": 1}, args.calls)
         steps = timed_calls(url, "/bench/steps", 10, args.calls)
         step_p50 = (pct(steps, 50) - pct(noop, 50)) / 10
