@@ -6,8 +6,12 @@ so that prefix scans return a table (or one invocation's journal) in order.
 
 from __future__ import annotations
 
-STORE_FORMAT_VERSION = 1
-"""Written under ``META_FORMAT``; a store with another version is rebuilt from the log."""
+STORE_FORMAT_VERSION = 2
+"""Written under ``META_FORMAT``; a store with another version is rebuilt from the log.
+
+Version 2 keeps an invocation's input and its waiters out of its status record, so that a
+journal step rewrites a few dozen bytes instead of the whole input.
+"""
 
 META = b"\x00"
 STATUS = b"\x01"
@@ -22,6 +26,9 @@ PROMISE = b"\x09"
 PROMISE_WAITER = b"\x0a"
 TIMER = b"\x0b"
 INBOX_ENDS = b"\x0c"
+INPUT = b"\x0d"
+WAITER = b"\x0e"
+RECEIPT = b"\x0f"
 
 SCHEDULED_START = 0xFFFFFFFF
 """The entry index of a delayed invocation's start timer."""
@@ -122,7 +129,7 @@ def inbox_key(service: str, key: str, seq: int) -> bytes:
 
 def outbox_key(invocation_id: str, index: int) -> bytes:
     """A call or send of journal entry ``index`` not yet confirmed by its callee."""
-    return OUTBOX + _component(invocation_id) + index.to_bytes(4, "big")
+    return outbox_prefix(invocation_id) + index.to_bytes(4, "big")
 
 
 def promise_key(service: str, key: str, name: str) -> bytes:
@@ -173,3 +180,39 @@ def timer_of_key(key: bytes) -> tuple[int, str, int]:
     invocation_id = key[11 : 11 + length].decode()
     index = int.from_bytes(key[11 + length : 15 + length], "big")
     return wake_at, invocation_id, index
+
+
+def input_key(invocation_id: str) -> bytes:
+    """The invocation's input, apart from its status (written once, read at each start)."""
+    return INPUT + _component(invocation_id)
+
+
+def waiter_prefix(invocation_id: str) -> bytes:
+    """Requests waiting for the invocation's outcome."""
+    return WAITER + _component(invocation_id)
+
+
+def waiter_key(invocation_id: str, request_id: str) -> bytes:
+    """One waiting request; the value is its responses-topic partition."""
+    return waiter_prefix(invocation_id) + _component(request_id)
+
+
+def request_of_waiter_key(full: bytes, prefix: bytes) -> str:
+    """The request id in a key of :func:`waiter_prefix` ``prefix``."""
+    rest = full[len(prefix) :]
+    return rest[2 : 2 + int.from_bytes(rest[:2], "big")].decode()
+
+
+def receipt_prefix(invocation_id: str) -> bytes:
+    """Commands from other invocations' journals already applied to this invocation."""
+    return RECEIPT + _component(invocation_id)
+
+
+def receipt_key(invocation_id: str, caller_id: str, caller_index: int) -> bytes:
+    """The outcome given to journal entry ``caller_index`` of ``caller_id`` (deduplication)."""
+    return receipt_prefix(invocation_id) + _component(caller_id) + caller_index.to_bytes(4, "big")
+
+
+def outbox_prefix(invocation_id: str) -> bytes:
+    """Every undelivered call, send or command of one invocation."""
+    return OUTBOX + _component(invocation_id)

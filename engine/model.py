@@ -56,6 +56,11 @@ class EntryKind(StrEnum):
     CANCEL_INVOCATION = "cancel_invocation"
     SLEEP = "sleep"
     """Proposed with the duration in ms as its value; journaled with the absolute wake-up time."""
+    GET_STATE = "get_state"
+    """A state read, journaled with the value read (None: absent) so that a replay reads the
+    same even if the state changed since."""
+    GET_STATE_KEYS = "get_state_keys"
+    """A read of the state's names, journaled as a JSON list."""
 
 
 class StateOpKind(StrEnum):
@@ -143,17 +148,19 @@ class JournalEntry:
 
 @dataclass(frozen=True, slots=True)
 class InvocationStatus:
-    """What a partition knows about one invocation."""
+    """What a partition knows about one invocation.
+
+    Its input and the requests waiting for its outcome are stored apart (``keys.INPUT``,
+    ``keys.WAITER``): this record is rewritten at every step and stays small.
+    """
 
     invocation_id: str
     target: Target
-    input: bytes
     phase: Phase
     created_ms: int
     retry_count: int = 0
     journal_length: int = 0
     idempotency_key: str | None = None
-    waiters: tuple[Reply, ...] = field(default_factory=tuple)
     result: bytes | None = None
     failure: Failure | None = None
     completed_ms: int | None = None

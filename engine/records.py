@@ -142,6 +142,14 @@ class AttemptFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class Detach:
+    """Request ``request_id`` no longer waits for the invocation (its client went away)."""
+
+    invocation_id: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeExpired:
     """The leader's periodic sweep: forget completed invocations past their retention."""
 
@@ -161,6 +169,7 @@ Command = (
     | Suspend
     | AttemptFailed
     | PurgeExpired
+    | Detach
 )
 
 
@@ -232,7 +241,8 @@ class AckEntry:
     attempt: int
     index: int
     entry: JournalEntry | None = None
-    """The completed entry, when its outcome was not known to the handler (calls, promises)."""
+    """The entry as journaled. The handler goes on with this one, not with what it proposed:
+    after a restart in the same attempt, an earlier proposal of the index may have won."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +294,11 @@ class LeadershipChanged:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class SweepAgain:
+    """The retention sweep stopped at its batch limit: the leader sweeps again soon."""
+
+
 Action = (
     StartInvocation
     | AckEntry
@@ -293,4 +308,5 @@ Action = (
     | LeadershipChanged
     | Deliver
     | RegisterTimer
+    | SweepAgain
 )

@@ -228,6 +228,16 @@ PURGE_EXPIRED: dict[str, Any] = {
     "fields": [{"name": "retention_ms", "type": "long"}],
 }
 
+DETACH: dict[str, Any] = {
+    "type": "record",
+    "name": "Detach",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "request_id", "type": "string"},
+    ],
+}
+
 ENVELOPE: dict[str, Any] = {
     "type": "record",
     "name": "Envelope",
@@ -250,6 +260,9 @@ ENVELOPE: dict[str, Any] = {
                 SUSPEND,
                 ATTEMPT_FAILED,
                 PURGE_EXPIRED,
+                # New kinds go at the end: the union index of the older ones never changes, so
+                # their bytes stay the same and older readers still read them.
+                DETACH,
             ],
         },
     ],
@@ -275,12 +288,14 @@ INVOCATION_STATUS: dict[str, Any] = {
     "fields": [
         {"name": "invocation_id", "type": "string"},
         {"name": "target", "type": f"{_NS}.Target"},
+        # Empty since store format 2 (the input is stored under keys.INPUT).
         {"name": "input", "type": "bytes"},
         {"name": "phase", "type": "string"},
         {"name": "created_ms", "type": "long"},
         {"name": "retry_count", "type": "int"},
         {"name": "journal_length", "type": "int"},
         {"name": "idempotency_key", "type": ["null", "string"], "default": None},
+        # Empty since store format 2 (waiters are stored under keys.WAITER).
         {"name": "waiters", "type": {"type": "array", "items": f"{_NS}.Reply"}},
         {"name": "result", "type": ["null", "bytes"], "default": None},
         {"name": "failure", "type": ["null", f"{_NS}.Failure"], "default": None},

@@ -26,6 +26,7 @@ from engine.records import (
     Attach,
     Cancel,
     CompleteAwakeable,
+    Detach,
     Envelope,
     Invoke,
     ResponseStatus,
@@ -154,7 +155,10 @@ class Ingress:
             return invocation_id, None
         with self._waiter(request_id) as fut:
             await self.append(partition, key, record)
-            return invocation_id, await self._await(fut, inv, request_id, gone=gone)
+            response = await self._await(
+                fut, inv, request_id, gone=gone, timeout_s=self.settings.call_timeout_s
+            )
+            return invocation_id, response
 
     async def complete_awakeable(
         self, invocation_id: str, index: int, value: bytes | None, failure: Failure | None
@@ -211,23 +215,58 @@ class Ingress:
         request_id: str,
         reattach: bool = True,
         gone: Gone | None = None,
+        timeout_s: float = 0.0,
     ) -> LogResponse:
-        """Waits for the answer; re-attaches now and then, so a lost answer is asked again."""
+        """Waits for the answer; asks the partition again now and then, so a lost answer is
+        asked for again (with a growing pause).
+
+        Once the request's record is in the log, nothing here answers as if it were not: an
+        outage of Kafka only delays the next ask, and a request that waits longer than
+        ``timeout_s`` gets :class:`StillRunning` (a 202 with the invocation id).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s if timeout_s > 0 else None
+        interval = self.settings.reattach_interval_s
         while True:
+            wait = interval if deadline is None else min(interval, deadline - loop.time())
             try:
-                return await asyncio.wait_for(
-                    asyncio.shield(fut), self.settings.reattach_interval_s
-                )
+                return await asyncio.wait_for(asyncio.shield(fut), max(wait, 0.0))
             except TimeoutError:
-                if gone is not None and await gone():
-                    # Nobody to answer; the invocation itself goes on and can be attached to.
-                    raise IngressError(499, "the client closed the request") from None
-                if not reattach:
-                    continue
-                reply = Reply(self.reply_partition, request_id)
+                pass
+            if gone is not None and await gone():
+                # Nobody to answer; the invocation itself goes on and can be attached to.
+                await self._detach(inv, request_id)
+                raise IngressError(499, "the client closed the request") from None
+            if deadline is not None and loop.time() >= deadline:
+                await self._detach(inv, request_id)
+                raise StillRunning(str(inv))
+            interval = min(interval * 2, self.settings.reattach_max_interval_s)
+            if not reattach:
+                continue
+            reply = Reply(self.reply_partition, request_id)
+            try:
                 await self.append(
                     inv.partition(self.log_partitions), None, Attach(str(inv), reply, True)
                 )
+            except IngressError as err:
+                log.warning("invocation %s: cannot ask for its outcome yet: %s", inv, err.message)
+
+    async def _detach(self, inv: InvocationId, request_id: str) -> None:
+        """Tells the partition a request stopped waiting (best effort: waiters also go when
+        the invocation completes)."""
+        try:
+            record = Detach(str(inv), request_id)
+            await self.append(inv.partition(self.log_partitions), None, record)
+        except IngressError as err:
+            log.info("invocation %s: detach not logged: %s", inv, err.message)
+
+
+class StillRunning(Exception):
+    """A call waited longer than ``call_timeout_s``: it is accepted and still running."""
+
+    def __init__(self, invocation_id: str) -> None:
+        super().__init__(invocation_id)
+        self.invocation_id = invocation_id
 
 
 def _result(response: LogResponse, invocation_id: str) -> Response:
@@ -270,6 +309,20 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
     @app.exception_handler(IngressError)
     async def ingress_error(_request: Request, err: IngressError) -> JSONResponse:
         return _error(err.status, err.message)
+
+    @app.exception_handler(StillRunning)
+    async def still_running(_request: Request, err: StillRunning) -> JSONResponse:
+        invocation_id = err.invocation_id
+        return JSONResponse(
+            {
+                "invocationId": invocation_id,
+                "status": "Accepted",
+                "message": "still running; its result: "
+                f"GET /restate/invocation/{invocation_id}/attach (or /output)",
+            },
+            status_code=202,
+            headers={ID_HEADER: invocation_id},
+        )
 
     @app.get("/health")
     async def health() -> JSONResponse:

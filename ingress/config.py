@@ -20,7 +20,13 @@ class IngressSettings:
     partitions: int = 8
     max_body_bytes: int = 10 * 1024 * 1024
     reattach_interval_s: float = 3.0
+    """The first pause before a waiting request asks its partition again (a lost answer)."""
+    reattach_max_interval_s: float = 60.0
+    """The pause doubles after each ask, up to this: a day-long wait writes ~1,500 records."""
     produce_timeout_s: float = 15.0
+    call_timeout_s: float = 0.0
+    """How long a call waits for its result before answering 202 with the invocation id (to
+    attach to later); 0 waits as long as the invocation runs."""
 
     @classmethod
     def from_env(cls, **given: Any) -> IngressSettings:

@@ -31,6 +31,8 @@ class WorkerSettings:
     purge_interval_s: float = 60
     redelivery_interval_s: float = 5
     suspend_after_s: float = 1.0
+    ack_timeout_s: float = 30.0
+    produce_timeout_s: float = 15.0
     metrics_port: int = 0
     worker_name: str = field(default_factory=lambda: f"worker-{os.getpid()}")
 

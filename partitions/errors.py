@@ -11,3 +11,7 @@ class StoreError(PartitionError):
 
 class TopicSetupError(PartitionError):
     """The cluster's topics cannot be created or do not match the configuration."""
+
+
+class StoreFormatError(StoreError):
+    """A partition store was written in another store format."""

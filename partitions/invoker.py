@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -35,6 +37,7 @@ from sdk import (
     InvocationAborted,
     ObjectContext,
     ObjectSharedContext,
+    RetryPolicy,
     TerminalError,
     WorkflowContext,
     WorkflowSharedContext,
@@ -42,7 +45,7 @@ from sdk import (
 
 log = logging.getLogger("perdure.invoker")
 
-_REDELIVERY_DELAY_S = 1.0
+_RESTART_DELAY_S = 1.0
 _MS = timedelta(milliseconds=1)
 
 
@@ -54,6 +57,16 @@ class _Attempt:
     pending: dict[int, asyncio.Future[JournalEntry | None]] = field(default_factory=dict)
     early: dict[int, JournalEntry] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    delayed: bool = False
+    """Still waiting out its retry back-off: nothing of it has run yet."""
+    parked: bool = False
+    """No handler for it on this worker: it waits for a worker that has one to lead."""
+    unacked: dict[int, float] = field(default_factory=dict)
+    """Proposals awaiting their acknowledgement, with the loop time they were made."""
+
+
+Restart = Callable[[int, str], None]
+"""Asks the processor to start an invocation again from its store: (partition, invocation id)."""
 
 
 class Invoker:
@@ -70,8 +83,12 @@ class Invoker:
         leader_id: str,
         metrics: WorkerMetrics,
         suspend_after_s: float = 1.0,
+        restart: Restart | None = None,
+        ack_timeout_s: float = 30.0,
     ) -> None:
         self.suspend_after_s = suspend_after_s
+        self.ack_timeout_s = ack_timeout_s
+        self._restart = restart
         self.endpoint = endpoint
         self.writer = writer
         self.leader_id = leader_id
@@ -83,30 +100,63 @@ class Invoker:
         """How many handler tasks are alive."""
         return sum(1 for a in self.attempts.values() if a.task is not None and not a.task.done())
 
+    def _gauges(self, ending: asyncio.Task[Any] | None = None) -> None:
+        """Sets the gauges; ``ending`` is a task that is about to end (not counted)."""
+        alive = sum(
+            1
+            for a in self.attempts.values()
+            if a.task is not None and not a.task.done() and a.task is not ending
+        )
+        self.metrics.handlers_running.set(alive)
+        self.metrics.invocations_parked.set(sum(1 for a in self.attempts.values() if a.parked))
+
+    async def watch_acks(self) -> None:
+        """Gives up attempts whose proposal was never acknowledged (runs until cancelled).
+
+        A proposal is dropped when it arrives out of turn (after a record of the attempt was
+        lost) and waits for ever otherwise; the attempt then restarts from the store. One
+        periodic check costs the hot path nothing, unlike a timeout on every step.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(self.ack_timeout_s / 4, 0.05))
+            now = loop.time()
+            for attempt in list(self.attempts.values()):
+                if attempt.unacked and now - min(attempt.unacked.values()) > self.ack_timeout_s:
+                    index = min(attempt.unacked, key=attempt.unacked.__getitem__)
+                    why = f"entry {index} was not acknowledged within {self.ack_timeout_s}s"
+                    self._give_up(attempt, why)
+
     def start(
         self, partition: int, epoch: int, action: StartInvocation, delay_s: float = 0
     ) -> None:
         """Starts attempt ``action.attempt`` unless that attempt already runs here."""
         current = self.attempts.get(action.invocation_id)
         if current is not None:
-            if current.start.attempt == action.attempt and current.epoch == epoch:
-                return
+            same = current.start.attempt == action.attempt and current.epoch == epoch
+            if same and not (current.delayed and delay_s == 0):
+                return  # it runs already (a start that only cuts a back-off short is moot)
             self._cancel(current)
-        attempt = _Attempt(partition, epoch, action)
+        attempt = _Attempt(partition, epoch, action, delayed=delay_s > 0)
         self.attempts[action.invocation_id] = attempt
         attempt.task = asyncio.get_running_loop().create_task(
             self._run(attempt, delay_s), name=f"invocation {action.invocation_id}"
         )
 
-    def ack(self, action: AckEntry) -> None:
+    def ack(self, partition: int, action: AckEntry) -> None:
         """Entry ``action.index`` is durable: wake the handler waiting on it."""
         attempt = self.attempts.get(action.invocation_id)
         if attempt is None or attempt.start.attempt != action.attempt:
+            entry = action.entry
+            if attempt is None and entry is not None and entry.kind in _COMPLETED_LATER:
+                # What a suspended attempt waits for completed, but the partition may not know
+                # it suspended (its Suspend record was lost): start it again from the store.
+                self._request_restart(partition, action.invocation_id, 0)
             return
         fut = attempt.pending.pop(action.index, None)
         if fut is not None and not fut.done():
             fut.set_result(action.entry)
-        elif fut is None and action.entry is not None and action.entry.completed:
+        elif fut is None and action.entry is not None and action.entry.kind in _COMPLETED_LATER:
             attempt.early[action.index] = action.entry  # completed before anyone awaited it
 
     def ended(self, invocation_id: str) -> None:
@@ -114,6 +164,7 @@ class Invoker:
         attempt = self.attempts.pop(invocation_id, None)
         if attempt is not None and attempt.task is not None and not attempt.task.done():
             attempt.task.cancel()
+        self._gauges()
 
     def release_partition(self, partition: int) -> None:
         """This worker no longer leads ``partition``: stop its handlers at their next await."""
@@ -121,6 +172,7 @@ class Invoker:
             if attempt.partition == partition:
                 self._cancel(attempt)
                 del self.attempts[invocation_id]
+        self._gauges()
 
     async def shutdown(self) -> None:
         """Stops every handler."""
@@ -137,24 +189,40 @@ class Invoker:
         for fut in attempt.pending.values():
             if not fut.done():
                 fut.set_exception(InvocationAborted())
+                fut.exception()  # retrieved: nobody may be waiting on it any more
         if attempt.task is not None and not attempt.task.done():
             attempt.task.cancel()
 
-    def _append(
-        self, attempt: _Attempt, command: Command, fut: asyncio.Future[Any] | None = None
-    ) -> asyncio.Future[Any]:
-        """Appends a record of this attempt.
+    def _request_restart(self, partition: int, invocation_id: str, after_s: float) -> None:
+        """Starts the invocation again from what its partition's store says, not from memory."""
+        if self._restart is None:
+            return
+        restart = self._restart
+        if after_s <= 0:
+            restart(partition, invocation_id)
+        else:
+            asyncio.get_running_loop().call_later(after_s, restart, partition, invocation_id)
 
-        The returned future is resolved on delivery, unless ``fut`` is given: then only a
-        failed delivery settles it (its success comes from elsewhere: the acknowledgement).
+    def _give_up(self, attempt: _Attempt, why: str) -> None:
+        """Abandons an attempt whose records may be lost, and restarts it from the store."""
+        start = attempt.start
+        if self.attempts.get(start.invocation_id) is not attempt:
+            return
+        log.warning("invocation %s: %s; restarting it from its journal", start.invocation_id, why)
+        del self.attempts[start.invocation_id]
+        self._cancel(attempt)
+        self._request_restart(attempt.partition, start.invocation_id, _RESTART_DELAY_S)
+
+    def _append(self, attempt: _Attempt, command: Command) -> asyncio.Future[None]:
+        """Appends a record of this attempt; a record Kafka refused gives the attempt up.
+
+        The returned future resolves on delivery.
         """
         loop = asyncio.get_running_loop()
-        delivered: asyncio.Future[Any] = fut if fut is not None else loop.create_future()
-        only_failure = fut is not None
+        delivered: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None) -> None:
-            if err is not None or not only_failure:
-                loop.call_soon_threadsafe(_settle, delivered, err)
+            loop.call_soon_threadsafe(self._delivered, attempt, delivered, err)
 
         self.writer.append(
             attempt.partition,
@@ -163,19 +231,40 @@ class Invoker:
         )
         return delivered
 
+    def _delivered(
+        self, attempt: _Attempt, fut: asyncio.Future[None], err: KafkaError | None
+    ) -> None:
+        if err is not None:
+            self._give_up(attempt, f"the log refused a record: {err.str()}")
+        if not fut.done():
+            if err is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(InvocationAborted())
+                fut.exception()
+
     async def _propose(
         self, attempt: _Attempt, index: int, entry: JournalEntry
     ) -> JournalEntry | None:
-        acked: asyncio.Future[JournalEntry | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[JournalEntry | None] = loop.create_future()
         attempt.pending[index] = acked
-        started = asyncio.get_running_loop().time()
+        started = loop.time()
         start = attempt.start
-        self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry), acked)
+        self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry))
         if entry.kind in _WAITING_KINDS:
             return await self._wait_or_suspend(attempt, index, acked)
-        completed = await acked  # fails if Kafka refused the record: restart after a pause
-        self.metrics.step_ack_seconds.observe(asyncio.get_running_loop().time() - started)
+        attempt.unacked[index] = started  # the watchdog bounds this wait
+        try:
+            completed = await acked
+        finally:
+            attempt.unacked.pop(index, None)
+        self.metrics.step_ack_seconds.observe(loop.time() - started)
         return completed
+
+    def _record(self, attempt: _Attempt, index: int, entry: JournalEntry) -> None:
+        start = attempt.start
+        self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry))
 
     async def _completion(self, attempt: _Attempt, index: int) -> JournalEntry:
         early = attempt.early.pop(index, None)
@@ -199,24 +288,24 @@ class Invoker:
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.suspend_after_s)
         except TimeoutError:
+            if fut.done():
+                return fut.result()  # completed while the wait was being cancelled
             raise _Suspended(index) from None
 
     async def _run(self, attempt: _Attempt, delay_s: float) -> None:
-        start = attempt.start
         try:
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
+            attempt.delayed = False
             command = await self._execute(attempt)
-            await self._append(attempt, command)
+            if command is not None:
+                await self._append(attempt, command)
         except _Suspended:
             self._suspend(attempt)
-        except _LogUnavailable as err:
-            log.warning("invocation %s: %s; restarting it shortly", start.invocation_id, err)
-            self._restart_later(attempt)
         except (asyncio.CancelledError, InvocationAborted):
             return
         finally:
-            self.metrics.handlers_running.set(self.running)
+            self._gauges(ending=asyncio.current_task())
 
     def _suspend(self, attempt: _Attempt) -> None:
         start = attempt.start
@@ -225,29 +314,25 @@ class Invoker:
             del self.attempts[start.invocation_id]
         for fut in attempt.pending.values():
             fut.cancel()
+        # A lost Suspend is harmless: the completion it waits for finds no attempt here and
+        # restarts the invocation from the store (see ack); an empty one resumes at once.
         self._append(attempt, Suspend(start.invocation_id, start.attempt, waiting))
         self.metrics.suspensions.inc()
 
-    def _restart_later(self, attempt: _Attempt) -> None:
-        start = attempt.start
-        loop = asyncio.get_running_loop()
-
-        def again() -> None:
-            if self.attempts.get(start.invocation_id) is attempt:
-                del self.attempts[start.invocation_id]
-                self.start(attempt.partition, attempt.epoch, start)
-
-        loop.call_later(_REDELIVERY_DELAY_S, again)
-
-    async def _execute(self, attempt: _Attempt) -> Command:
+    async def _execute(self, attempt: _Attempt) -> Command | None:
         start = attempt.start
         handler = self.endpoint.handler(start.target.service, start.target.handler)
         if handler is None:
-            return Complete(
+            # Never fail it here: in a rolling deploy another worker (version) hosts it.
+            attempt.parked = True
+            log.warning(
+                "invocation %s: no handler %s on this worker; it stays pending until a worker "
+                "that hosts it leads partition %d (perdure_invocations_parked)",
                 start.invocation_id,
-                start.attempt,
-                failure=Failure(404, f"no handler {start.target} on this worker"),
+                start.target,
+                attempt.partition,
             )
+            return None
         driver = _Driver(self, attempt)
         context_type = _CONTEXTS.get((handler.service_kind, start.handler_kind), Context)
         ctx = context_type(
@@ -260,7 +345,7 @@ class Invoker:
             handler_kind=start.handler_kind,
             state=start.state,
         )
-        self.metrics.handlers_running.set(self.running)
+        self._gauges()
         try:
             output = await handler.invoke(ctx, start.input)
             self.metrics.invocations_completed.labels("ok").inc()
@@ -278,18 +363,38 @@ class Invoker:
                 failure=Failure(err.status_code, err.message),
                 state_ops=ctx.take_pending_state_ops(),
             )
-        except _LogUnavailable:
-            raise
         except Exception as err:
-            attempts_made = start.attempt + 1
-            if attempts_made >= handler.retry.max_attempts:
-                self.metrics.invocations_completed.labels("failed").inc()
-                return Complete(
-                    start.invocation_id,
-                    start.attempt,
-                    failure=Failure(500, f"failed after {attempts_made} attempts: {err!r}"),
-                )
-            delay = handler.retry.delay_after(attempts_made)
+            return self._failed_attempt(attempt, handler.retry, err)
+
+    def _failed_attempt(self, attempt: _Attempt, retry: RetryPolicy, err: Exception) -> Command:
+        start = attempt.start
+        attempts_made = start.attempt + 1
+        trace = "".join(traceback.format_exception(err))
+        if attempts_made >= retry.max_attempts:
+            self.metrics.invocations_completed.labels("failed").inc()
+            log.error(
+                "invocation %s (%s) failed for good after %d attempts:\n%s",
+                start.invocation_id,
+                start.target,
+                attempts_made,
+                trace,
+            )
+            return Complete(
+                start.invocation_id,
+                start.attempt,
+                failure=Failure(500, f"failed after {attempts_made} attempts: {err!r}"),
+            )
+        delay = retry.delay_after(attempts_made)
+        if attempts_made == 1:
+            log.warning(
+                "invocation %s (%s) attempt 1 failed; retrying in %.2fs (up to %d attempts):\n%s",
+                start.invocation_id,
+                start.target,
+                delay.total_seconds(),
+                retry.max_attempts,
+                trace,
+            )
+        else:
             log.info(
                 "invocation %s attempt %d failed: %r; retrying in %.2fs",
                 start.invocation_id,
@@ -297,10 +402,8 @@ class Invoker:
                 err,
                 delay.total_seconds(),
             )
-            self.metrics.attempts_failed.inc()
-            return AttemptFailed(
-                start.invocation_id, start.attempt, repr(err)[:2000], int(delay / _MS)
-            )
+        self.metrics.attempts_failed.inc()
+        return AttemptFailed(start.invocation_id, start.attempt, repr(err)[:2000], int(delay / _MS))
 
 
 class _Suspended(InvocationAborted):
@@ -316,10 +419,10 @@ _WAITING_KINDS = frozenset(
         EntryKind.CANCEL_INVOCATION,
     }
 )
+"""Entries whose acknowledgement waits for something outside the attempt."""
 
-
-class _LogUnavailable(InvocationAborted):
-    """Kafka did not take a record of this attempt."""
+_COMPLETED_LATER = _WAITING_KINDS | {EntryKind.AWAKEABLE}
+"""Entries whose completion may come after the attempt stopped waiting (and suspended)."""
 
 
 class _Driver:
@@ -333,6 +436,9 @@ class _Driver:
     async def completion(self, index: int) -> JournalEntry:
         return await self._invoker._completion(self._attempt, index)
 
+    def record(self, index: int, entry: JournalEntry) -> None:
+        self._invoker._record(self._attempt, index, entry)
+
 
 _CONTEXTS: dict[tuple[ServiceKind, HandlerKind], type[Context]] = {
     (ServiceKind.OBJECT, HandlerKind.EXCLUSIVE): ObjectContext,
@@ -340,12 +446,3 @@ _CONTEXTS: dict[tuple[ServiceKind, HandlerKind], type[Context]] = {
     (ServiceKind.WORKFLOW, HandlerKind.WORKFLOW): WorkflowContext,
     (ServiceKind.WORKFLOW, HandlerKind.SHARED): WorkflowSharedContext,
 }
-
-
-def _settle(fut: asyncio.Future[Any], err: KafkaError | None) -> None:
-    if fut.done():
-        return
-    if err is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(_LogUnavailable(f"the log refused a record: {err.str()}"))

@@ -25,9 +25,11 @@ _HEADERS: list[tuple[str, str | bytes | None]] = [
 class LogWriter:
     """Appends envelopes to the log and responses to the responses topic."""
 
-    def __init__(self, bootstrap: str, names: ClusterNames) -> None:
+    def __init__(self, bootstrap: str, names: ClusterNames, timeout_s: float = 15.0) -> None:
         self.names = names
-        self.producer = Producer(producer_settings(bootstrap))
+        settings = dict(producer_settings(bootstrap))
+        settings["message.timeout.ms"] = int(timeout_s * 1000)
+        self.producer = Producer(settings)
         self._stop = threading.Event()
         # Delivery callbacks must not wait for the processor loop: a thread of their own.
         self._poller = threading.Thread(

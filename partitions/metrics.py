@@ -37,6 +37,21 @@ class WorkerMetrics:
         self.attempts_failed = Counter(
             "perdure_attempts_failed", "Handler attempts that failed and will retry", registry=r
         )
+        self.invocations_parked = Gauge(
+            "perdure_invocations_parked",
+            "Invocations this worker leads but has no handler for (waiting for one that has)",
+            registry=r,
+        )
+        self.partitions_blocked = Gauge(
+            "perdure_partitions_blocked",
+            "Partitions stopped at a record this worker cannot apply (see the worker's log)",
+            registry=r,
+        )
+        self.action_errors = Counter(
+            "perdure_action_errors",
+            "Leader actions that raised (logged with their traceback; the worker goes on)",
+            registry=r,
+        )
         self.step_ack_seconds = Histogram(
             "perdure_step_ack_seconds",
             "From a step's proposal to its acknowledgement by the leader",

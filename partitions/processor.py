@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from engine import codec, schemas, state_machine
-from engine.errors import CodecError
 from engine.records import Action, LeadershipChanged
 from partitions.store import PartitionStore
 
@@ -37,7 +36,8 @@ class PartitionProcessor:
     Args:
         partition: the log partition.
         store: its open store.
-        leader_id: this worker's identity in leader announcements.
+        leader_id: this assignment's identity in leader announcements (unique per assignment,
+            so that a claim of an earlier assignment read during replay is not taken as ours).
         log_end: the partition's end offset when it was assigned; replay runs up to it.
     """
 
@@ -55,8 +55,13 @@ class PartitionProcessor:
         self.assigned_at = time.monotonic()
         self.last_purge = time.monotonic()
         self.last_redelivery = time.monotonic()
-        self.timers: list[tuple[int, str, int]] = []
-        """The leader's armed timers: a heap of (wake-up ms, invocation id, entry index)."""
+        self.timers: list[tuple[int, int, str, int]] = []
+        """The leader's armed timers: a heap of (due ms, wake-up ms, invocation id, entry index);
+        due is the wake-up time, or later when a fired timer is checked again."""
+        self.blocked: tuple[int, str] | None = None
+        """The offset this partition stopped at, and why (a record it cannot apply)."""
+        self.redeliveries: dict[bytes, tuple[int, float]] = {}
+        """Outbox key -> (deliveries so far, monotonic time of the next one): a back-off."""
 
     @property
     def epoch(self) -> int:
@@ -77,38 +82,65 @@ class PartitionProcessor:
         return self.restored
 
     def apply(self, messages: list[Message]) -> Applied:
-        """Applies records in offset order, commits them with the last offset, sorts actions."""
-        batch = self.store.begin()
+        """Applies records in offset order, commits them with the last offset, sorts actions.
+
+        A record this worker cannot read or apply blocks the partition at its offset: nothing
+        from there on is applied or committed (so nothing is lost, DESIGN.md invariant 6), the
+        worker steps down as its leader, and says so in its log and ``perdure_partitions_blocked``.
+        """
         out = Applied()
+        if self.blocked is not None:
+            return out
+        pending, stop = self._fold(messages)
+        if stop is not None:
+            # Nothing of the failed record may be committed: fold again up to it.
+            good = [m for m in messages if (m.offset() or 0) < stop[0]]
+            pending, _ = self._fold(good)
+            self.blocked = stop
+            log.error(
+                "partition %d BLOCKED at offset %d: %s. Nothing after it is applied until a "
+                "worker that can read it owns the partition.",
+                self.partition,
+                stop[0],
+                stop[1],
+            )
+            if self.is_leader:
+                out.lost_leadership = True
+                self.is_leader = False
+        self._sort(pending, out)
+        return out
+
+    def _fold(self, messages: list[Message]) -> tuple[list[Action], tuple[int, str] | None]:
+        batch = self.store.begin()
         last = self.next_offset - 1
         pending: list[Action] = []
         for msg in messages:
             offset = msg.offset()
             if offset is None or offset < self.next_offset:
                 continue  # already applied (a re-fetch after a seek)
-            last = offset
             headers = dict(msg.headers() or [])
             version = headers.get(schemas.VERSION_HEADER)
             value = msg.value()
             if version != str(schemas.SCHEMA_VERSION).encode() or value is None:
-                log.error(
-                    "partition %d offset %d: unknown record version, skipped",
-                    self.partition,
-                    offset,
-                )
-                continue
+                return pending, (offset, f"record version {version!r} is not known here")
             try:
                 env = codec.decode_envelope(value, msg.timestamp()[1])
-            except CodecError as err:
-                log.error("partition %d offset %d: %s; skipped", self.partition, offset, err)
-                continue
-            pending.extend(state_machine.apply(env, batch))
+                pending.extend(state_machine.apply(env, batch))
+            except Exception as err:
+                log.exception("partition %d offset %d cannot be applied", self.partition, offset)
+                return pending, (offset, f"{type(err).__name__}: {err}")
+            last = offset
         if last >= self.next_offset:
             self.store.commit(batch, last)
             self.next_offset = last + 1
+        return pending, None
+
+    def _sort(self, pending: list[Action], out: Applied) -> None:
         for action in pending:
             if isinstance(action, LeadershipChanged):
-                mine = action.leader_id == self.leader_id
+                # Only a claim made by this assignment after it caught up is ours: one of an
+                # earlier assignment of this process, read during replay, is history.
+                mine = action.leader_id == self.leader_id and self.restored
                 if mine and not self.is_leader:
                     out.became_leader = True
                     log.info("partition %d: leading at epoch %d", self.partition, action.epoch)
@@ -129,11 +161,10 @@ class PartitionProcessor:
                 self.announced_at = None
             elif self.is_leader:
                 out.actions.append(action)
-        return out
 
     def should_announce(self, now: float, retry_after_s: float) -> bool:
         """Whether to claim leadership now (caught up, not leading, not waiting on a claim)."""
-        if self.is_leader or not self.caught_up():
+        if self.is_leader or self.blocked is not None or not self.caught_up():
             return False
         if self.announced_at is not None and now - self.announced_at < retry_after_s:
             return False

@@ -8,15 +8,19 @@ replays the log from the offset it finds. Losing a memtable costs replay time, n
 
 from __future__ import annotations
 
-import bisect
+import heapq
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from sortedcontainers import SortedDict
 
 from engine import keys
-from partitions.errors import StoreError
+from partitions.errors import StoreError, StoreFormatError
+
+log = logging.getLogger("perdure.store")
 
 _DELETED = None
 
@@ -44,9 +48,26 @@ class PartitionStore:
         if version is None:
             self._db.put(keys.META_FORMAT, keys.encode_int(keys.STORE_FORMAT_VERSION))
         elif keys.decode_int(version) != keys.STORE_FORMAT_VERSION:
-            raise StoreError(f"store {path} has format {keys.decode_int(version)}; rebuild it")
+            self._db.close()
+            raise StoreFormatError(
+                f"store {path} has format {keys.decode_int(version)}, "
+                f"this worker writes {keys.STORE_FORMAT_VERSION}"
+            )
         self._write_options = WriteOptions()
         self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]
+
+    @classmethod
+    def open(cls, path: Path) -> PartitionStore:
+        """Opens the store at ``path``; one of another format is deleted and rebuilt from the log.
+
+        The log is the truth (DESIGN.md invariant 1), so a store is only a cache of its fold.
+        """
+        try:
+            return cls(path)
+        except StoreFormatError as err:
+            log.warning("%s: deleting it, the partition is replayed from the log", err)
+            cls.destroy(path)
+            return cls(path)
 
     def applied_offset(self) -> int:
         """The offset of the last applied record, or -1 for an empty store."""
@@ -98,40 +119,42 @@ class PartitionStore:
 
 
 class StoreBatch:
-    """Uncommitted writes over a :class:`PartitionStore`; reads see them (engine PartitionTxn)."""
+    """Uncommitted writes over a :class:`PartitionStore`; reads see them (engine PartitionTxn).
+
+    The overlay is a sorted dict, so a range read merges two sorted streams (the store's and
+    the overlay's) lazily instead of materialising and sorting the range.
+    """
 
     def __init__(self, store: PartitionStore) -> None:
         self._store = store
-        self.overlay: dict[bytes, bytes | None] = {}
-        self._keys: list[bytes] = []  # the overlay's keys, sorted, for range scans
+        self.overlay: SortedDict = SortedDict()
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.overlay:
-            return self.overlay[key]
+            value: bytes | None = self.overlay[key]
+            return value
         return self._store.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
-        if key not in self.overlay:
-            bisect.insort(self._keys, key)
         self.overlay[key] = value
 
     def delete(self, key: bytes) -> None:
-        if key not in self.overlay:
-            bisect.insort(self._keys, key)
         self.overlay[key] = _DELETED
 
     def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        merged = dict(self._store.scan(prefix, end))
-        i = bisect.bisect_left(self._keys, prefix)
-        while i < len(self._keys):
-            key = self._keys[i]
+        stored = ((k, 1, v) for k, v in self._store.scan(prefix, end))
+        overlaid = ((k, 0, self.overlay[k]) for k in self._overlay_range(prefix, end))
+        last: bytes | None = None
+        # On equal keys the overlay (rank 0) comes first and wins.
+        for key, _rank, value in heapq.merge(overlaid, stored):
+            if key == last:
+                continue
+            last = key
+            if value is not _DELETED:
+                yield key, value
+
+    def _overlay_range(self, prefix: bytes, end: bytes | None) -> Iterator[bytes]:
+        for key in self.overlay.irange(minimum=prefix):
             if not key.startswith(prefix) or (end is not None and key >= end):
-                break
-            value = self.overlay[key]
-            if value is _DELETED:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-            i += 1
-        for key in sorted(merged):
-            yield key, merged[key]
+                return
+            yield key

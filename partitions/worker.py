@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import itertools
 import json
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -27,6 +29,7 @@ from confluent_kafka import (
 )
 
 from engine import state_machine
+from engine.errors import InvalidId
 from engine.ids import InvocationId
 from engine.records import (
     AckEntry,
@@ -40,6 +43,7 @@ from engine.records import (
     ScheduleRetry,
     SendResponse,
     StartInvocation,
+    SweepAgain,
     TimerFired,
 )
 from partitions.config import WorkerSettings
@@ -52,6 +56,11 @@ from partitions.topics import ensure_topics
 from sdk import Endpoint
 
 log = logging.getLogger("perdure.worker")
+
+_REDELIVERY_CAP_S = 300.0
+"""The longest pause between two deliveries of one outbox entry."""
+_TIMER_REFIRE_MS = 2000
+"""How long a fired timer may stay unapplied before it is fired again."""
 
 
 class Worker:
@@ -69,6 +78,8 @@ class Worker:
         self.writer: LogWriter | None = None
         self.invoker: Invoker | None = None
         self.partition_count = settings.partitions
+        self._restarts: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
+        self._claims = itertools.count(1)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Runs until ``stop`` is set (or forever), then leaves the group cleanly."""
@@ -83,10 +94,17 @@ class Worker:
             s.state_dir,
         )
         self._loop = asyncio.get_running_loop()
-        self.writer = LogWriter(s.bootstrap, self.names)
+        self.writer = LogWriter(s.bootstrap, self.names, s.produce_timeout_s)
         self.invoker = Invoker(
-            self.endpoint, self.writer, self.leader_id, self.metrics, s.suspend_after_s
+            self.endpoint,
+            self.writer,
+            self.leader_id,
+            self.metrics,
+            s.suspend_after_s,
+            restart=self._request_restart,
+            ack_timeout_s=s.ack_timeout_s,
         )
+        watchdog = asyncio.get_running_loop().create_task(self.invoker.watch_acks())
         if s.metrics_port:
             self.metrics.serve(s.metrics_port)
         await asyncio.to_thread(self._publish_services)
@@ -99,6 +117,7 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
         finally:
+            watchdog.cancel()
             self._stop.set()
             await asyncio.to_thread(thread.join, 30)
             await self.invoker.shutdown()
@@ -172,57 +191,104 @@ class Worker:
     def _apply(self, proc: PartitionProcessor, batch: list[Message]) -> None:
         applied = proc.apply(batch)
         self.metrics.records_applied.inc(len(batch))
+        if proc.blocked is not None:
+            self._block(proc)
         if applied.lost_leadership:
             self._to_invoker(self._release, proc.partition)
             self.metrics.partitions_led.dec()
-        if applied.became_leader:
-            self.metrics.partitions_led.inc()
-            epoch = proc.epoch
-            view = proc.store.begin()
-            for start in state_machine.running_invocations(view):
-                self._to_invoker(self._start, proc.partition, epoch, start, 0.0)
-            proc.timers = [
-                (t.wake_at_ms, t.invocation_id, t.index) for t in state_machine.timers(view)
-            ]
-            heapq.heapify(proc.timers)
-            self._redeliver(proc)
-        if applied.lost_leadership:
             proc.timers = []
+        if applied.became_leader:
+            self._take_over(proc)
         for action in applied.actions:
-            self._execute(proc, action)
+            try:
+                self._act(proc, action)
+            except Exception:
+                # An action that cannot be carried out must not stop the worker (and with it
+                # every partition it leads); what it was for is redone from the store later.
+                self.metrics.action_errors.inc()
+                log.exception("partition %d: action %r failed", proc.partition, action)
 
-    def _execute(self, proc: PartitionProcessor, action: Action) -> None:
+    def _block(self, proc: PartitionProcessor) -> None:
+        """Stops fetching a partition that cannot go on (it stays assigned, and says so)."""
+        with contextlib.suppress(KafkaException):
+            self._consumer.pause([TopicPartition(self.names.log_topic, proc.partition)])
+        self.metrics.partitions_blocked.set(
+            sum(1 for p in self.processors.values() if p.blocked is not None)
+        )
+
+    def _take_over(self, proc: PartitionProcessor) -> None:
+        """What a new leader does first: start what runs, arm timers, deliver the outbox."""
+        self.metrics.partitions_led.inc()
+        epoch = proc.epoch
+        view = proc.store.begin()
+        for start in state_machine.running_invocations(view):
+            self._to_invoker(self._start, proc.partition, epoch, start, 0.0)
+        proc.timers = [
+            (t.wake_at_ms, t.wake_at_ms, t.invocation_id, t.index)
+            for t in state_machine.timers(view)
+        ]
+        heapq.heapify(proc.timers)
+        proc.redeliveries.clear()
+        self._redeliver(proc)
+
+    def _act(self, proc: PartitionProcessor, action: Action) -> None:
+        """Carries out one leader action."""
         assert self.writer is not None
         if isinstance(action, StartInvocation):
             self._to_invoker(self._start, proc.partition, proc.epoch, action, 0.0)
         elif isinstance(action, AckEntry):
-            self._to_invoker(self._ack, action)
+            self._to_invoker(self._ack, proc.partition, action)
         elif isinstance(action, SendResponse):
             self.writer.respond(action.reply.partition, action.response)
         elif isinstance(action, ScheduleRetry):
             start = state_machine.start_action(proc.store.begin(), action.invocation_id)
             if start is not None:
-                self._to_invoker(
-                    self._start, proc.partition, proc.epoch, start, action.delay_ms / 1000
-                )
+                delay_s = action.delay_ms / 1000
+                self._to_invoker(self._start, proc.partition, proc.epoch, start, delay_s)
         elif isinstance(action, InvocationEnded):
             self._to_invoker(self._ended, action.invocation_id)
         elif isinstance(action, Deliver):
             self._deliver(action)
         elif isinstance(action, RegisterTimer):
-            heapq.heappush(proc.timers, (action.wake_at_ms, action.invocation_id, action.index))
+            timer = (action.wake_at_ms, action.wake_at_ms, action.invocation_id, action.index)
+            heapq.heappush(proc.timers, timer)
+        elif isinstance(action, SweepAgain):
+            proc.last_purge = 0.0  # more expired invocations: the next housekeeping sweeps
 
     def _deliver(self, action: Deliver) -> None:
         """Sends a record to the partition of another invocation (or of this one)."""
         assert self.writer is not None
-        partition = InvocationId.parse(action.route_id).partition(self.partition_count)
+        try:
+            partition = InvocationId.parse(action.route_id).partition(self.partition_count)
+        except InvalidId:
+            # Ids are checked when journaled; one that slips through is dropped loudly rather
+            # than stopping every leader that delivers it again.
+            self.metrics.action_errors.inc()
+            log.error("cannot deliver %r: %r is not an invocation id", action, action.route_id)
+            return
         self.writer.append(partition, Envelope(action.command, 0, self.leader_id))
 
     def _redeliver(self, proc: PartitionProcessor) -> None:
-        """Delivers again what the outbox holds: the callee deduplicates by invocation id."""
-        proc.last_redelivery = time.monotonic()
-        for action in state_machine.outbox(proc.store.begin()):
+        """Delivers again what the outbox holds, each entry on its own back-off.
+
+        The receiver deduplicates (by invocation id, or by the caller's receipt) and answers
+        again, so a lost command or a lost answer is made good; the back-off (5 s, doubling to
+        5 minutes) keeps a call that waits for a day from writing thousands of records.
+        """
+        now = time.monotonic()
+        proc.last_redelivery = now
+        seen: set[bytes] = set()
+        base = self.settings.redelivery_interval_s
+        for key, action in state_machine.outbox(proc.store.begin()):
+            seen.add(key)
+            count, due = proc.redeliveries.get(key, (0, 0.0))
+            if due > now:
+                continue
             self._deliver(action)
+            proc.redeliveries[key] = (count + 1, now + min(base * 2**count, _REDELIVERY_CAP_S))
+        for key in list(proc.redeliveries):
+            if key not in seen:
+                del proc.redeliveries[key]
 
     def _poll_timeout(self) -> float:
         """Up to 50 ms, less when a timer is due sooner (timers fire within a few ms)."""
@@ -232,15 +298,40 @@ class Worker:
         return min(max(min(due) / 1000 - time.time(), 0.0), 0.05)
 
     def _fire_timers(self, proc: PartitionProcessor) -> None:
+        """Appends ``TimerFired`` for due timers, and again until the store shows it applied.
+
+        The store, not this heap, says whether a timer is armed: a record lost on its way
+        (Kafka refused it) is simply fired again.
+        """
         assert self.writer is not None
         now_ms = time.time() * 1000
+        view = proc.store.begin()
         while proc.timers and proc.timers[0][0] <= now_ms:
-            _, invocation_id, index = heapq.heappop(proc.timers)
+            _, wake_at, invocation_id, index = heapq.heappop(proc.timers)
+            if not state_machine.timer_armed(view, wake_at, invocation_id, index):
+                continue  # its TimerFired was applied (or the invocation ended)
             record = TimerFired(invocation_id, index)
             self.writer.append(proc.partition, Envelope(record, proc.epoch, self.leader_id))
+            again = int(now_ms) + _TIMER_REFIRE_MS
+            heapq.heappush(proc.timers, (again, wake_at, invocation_id, index))
+
+    def _drain_restarts(self) -> None:
+        """Starts invocations again from their store, as the invoker asked (see Invoker)."""
+        while True:
+            try:
+                partition, invocation_id = self._restarts.get_nowait()
+            except queue.Empty:
+                return
+            proc = self.processors.get(partition)
+            if proc is None or not proc.is_leader:
+                continue  # whoever leads it now starts it from its own store
+            start = state_machine.start_action(proc.store.begin(), invocation_id)
+            if start is not None:
+                self._to_invoker(self._start, partition, proc.epoch, start, 0.0)
 
     def _housekeeping(self) -> None:
         assert self.writer is not None
+        self._drain_restarts()
         for proc in self.processors.values():
             if proc.is_leader and proc.timers:
                 self._fire_timers(proc)
@@ -251,7 +342,7 @@ class Worker:
                 proc.announced_at = now
                 epoch = proc.epoch + 1
                 log.info("partition %d: claiming leadership at epoch %d", proc.partition, epoch)
-                self.writer.append(proc.partition, Envelope(AnnounceLeader(self.leader_id), epoch))
+                self.writer.append(proc.partition, Envelope(AnnounceLeader(proc.leader_id), epoch))
             elif (
                 proc.is_leader and now - proc.last_redelivery >= self.settings.redelivery_interval_s
             ):
@@ -269,9 +360,10 @@ class Worker:
         assigned = []
         for tp in parts:
             path = Path(self.settings.state_dir) / f"partition-{tp.partition}"
-            store = PartitionStore(path)
+            store = PartitionStore.open(path)
             high = _log_end(consumer, tp)
-            proc = PartitionProcessor(tp.partition, store, self.leader_id, high)
+            claim = f"{self.leader_id}/{next(self._claims)}"
+            proc = PartitionProcessor(tp.partition, store, claim, high)
             self.processors[tp.partition] = proc
             assigned.append(TopicPartition(tp.topic, tp.partition, proc.next_offset))
             log.info(
@@ -317,9 +409,13 @@ class Worker:
             return
         self.invoker.start(partition, epoch, start, delay_s)
 
-    def _ack(self, action: AckEntry) -> None:
+    def _ack(self, partition: int, action: AckEntry) -> None:
         assert self.invoker is not None
-        self.invoker.ack(action)
+        self.invoker.ack(partition, action)
+
+    def _request_restart(self, partition: int, invocation_id: str) -> None:
+        """From the invoker's loop: start an invocation again from its partition's store."""
+        self._restarts.put((partition, invocation_id))
 
     def _ended(self, invocation_id: str) -> None:
         assert self.invoker is not None

@@ -21,6 +21,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar, get_type_hints, overload
 
+from engine.errors import InvalidId
 from engine.ids import InvocationId, awakeable_id, call_uid, workflow_run_id
 from engine.model import CallSpec, EntryKind, Failure, HandlerKind, JournalEntry, StateOp, Target
 from sdk import serde
@@ -47,6 +48,14 @@ class JournalDriver(Protocol):
 
     def completion(self, index: int) -> Awaitable[JournalEntry]:
         """Resolves when journaled entry ``index``, still waiting for its outcome, completes."""
+        ...
+
+    def record(self, index: int, entry: JournalEntry) -> None:
+        """Appends complete entry ``index`` without waiting for its acknowledgement.
+
+        For entries whose outcome the handler knows already (a state read): nothing waits on
+        them, and the log's order puts them before every later entry of the attempt.
+        """
         ...
 
 
@@ -377,6 +386,10 @@ class Context:
         Raises:
             TerminalError: 404 if the invocation is unknown, 409 if it already completed.
         """
+        try:
+            InvocationId.parse(invocation_id)
+        except InvalidId as err:
+            raise TerminalError(f"cancel_invocation: {err}", 400) from None
         entry = JournalEntry(EntryKind.CANCEL_INVOCATION, invocation_id, completed=False)
         done = await self._record(EntryKind.CANCEL_INVOCATION, invocation_id, entry)
         if done.failure is not None:
@@ -542,6 +555,32 @@ class Context:
         completed = await self._driver.propose(index, entry)
         self._proposed[index].set_result(None)
         return entry if completed is None else completed
+
+    async def _read(self, kind: EntryKind, name: str, value: bytes | None) -> bytes | None:
+        """Journals a read whose value the handler knows (``value``), or replays it.
+
+        A replay returns what the first attempt read, even if the state changed since; a new
+        read is appended without waiting for its acknowledgement (it costs no round trip).
+        """
+        index = self._take_index()
+        recorded = self._replayed(index, kind, name)
+        if recorded is not None:
+            return recorded.value
+        mine = self._proposed[index] = asyncio.get_running_loop().create_future()
+        try:
+            previous = self._proposed.get(index - 1)
+            if previous is not None:
+                await asyncio.shield(previous)
+            entry = JournalEntry(kind, name, value=value)
+            if self._pending_ops:
+                entry = replace(entry, state_ops=tuple(self._pending_ops))
+                self._pending_ops.clear()
+            self._driver.record(index, entry)
+        except BaseException as err:
+            _fail(mine, err)
+            raise
+        mine.set_result(None)
+        return value
 
     def take_pending_state_ops(self) -> tuple[StateOp, ...]:
         """State changes not journaled yet; the worker puts them in the completion record."""

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,15 +32,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_BROKER_ENV: dict[str, str] = {}
+"""How to reach the test broker with ``broker.sh`` (its port and data folder), if known."""
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """The bootstrap address of a real Apache Kafka broker."""
     given = os.environ.get("PERDURE_TEST_BOOTSTRAP")
     if given:
+        # deploy/check.sh exports the broker's port and data folder along with its address.
+        if os.environ.get("KAFKA_DATA_DIR") and os.environ.get("KAFKA_PORT"):
+            _BROKER_ENV.update(
+                KAFKA_DATA_DIR=os.environ["KAFKA_DATA_DIR"], KAFKA_PORT=os.environ["KAFKA_PORT"]
+            )
         yield given
         return
     data_dir = tempfile.mkdtemp(prefix="perdure-test-kafka-")
     env = dict(os.environ, KAFKA_PORT=str(_free_port()), KAFKA_DATA_DIR=data_dir)
+    _BROKER_ENV.update(KAFKA_DATA_DIR=data_dir, KAFKA_PORT=env["KAFKA_PORT"])
     try:
         out = subprocess.run(
             ["bash", str(BROKER_SH), "start"],
@@ -86,3 +97,46 @@ def cluster_factory(
     finally:
         for c in made:
             c.stop_all()
+
+
+class Broker:
+    """The test broker as a process: tests kill it (``kill -9``) and start it again."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**os.environ, **env}
+        self.pidfile = Path(env["KAFKA_DATA_DIR"]) / "broker.pid"
+
+    def kill9(self) -> None:
+        pid = int(self.pidfile.read_text().strip())
+        os.kill(pid, 9)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"broker {pid} survived kill -9")
+
+    def start(self) -> None:
+        out = subprocess.run(
+            ["bash", str(BROKER_SH), "start"],
+            env=self.env,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, f"broker did not come back:\n{out.stderr}"
+
+
+@pytest.fixture
+def broker(kafka_bootstrap: str) -> Iterator[Broker]:
+    """Control of the test broker's process; it is running again when the test ends."""
+    if not _BROKER_ENV:
+        pytest.skip("the broker's data folder is unknown (PERDURE_TEST_BOOTSTRAP without it)")
+    b = Broker(_BROKER_ENV)
+    try:
+        yield b
+    finally:
+        b.start()  # prints the address if it runs already

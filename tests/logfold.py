@@ -9,19 +9,53 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, TopicPartition
 
 from engine import codec, state_machine
-from engine.records import AckEntry, Envelope, InvocationEnded, LeadershipChanged
+from engine.records import (
+    AckEntry,
+    AttemptFailed,
+    Complete,
+    Envelope,
+    InvocationEnded,
+    LeadershipChanged,
+    ProposeEntry,
+    PurgeExpired,
+    Suspend,
+    TimerFired,
+)
 from engine.storage import MemoryTxn
+
+LEADER_ONLY = frozenset({ProposeEntry, TimerFired, Suspend, Complete, AttemptFailed, PurgeExpired})
+"""Record kinds only a partition's leader writes. Listed here, not taken from the engine, so
+that the check stands outside the fence it checks."""
+
+
+class CountingTxn(MemoryTxn):
+    """A :class:`MemoryTxn` that counts writes: a record that wrote nothing was not accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.writes += 1
+        super().put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.writes += 1
+        super().delete(key)
 
 
 @dataclass
 class Fold:
     """What the log of one partition says was accepted."""
 
-    store: MemoryTxn = field(default_factory=MemoryTxn)
+    store: CountingTxn = field(default_factory=CountingTxn)
     ended: Counter[str] = field(default_factory=Counter)
     acked: Counter[tuple[str, int]] = field(default_factory=Counter)
     leaders: list[tuple[int, str]] = field(default_factory=list)
     accepted_by_origin: Counter[str] = field(default_factory=Counter)
+    unfenced: list[tuple[int, str, str]] = field(default_factory=list)
+    """Leader-only records accepted although their writer did not hold the current claim:
+    (offset, writer, current leader). A sound fence keeps this empty (DESIGN.md invariant 3)."""
     records: int = 0
 
 
@@ -45,8 +79,15 @@ def fold_partition(bootstrap: str, topic: str, partition: int, until: int | None
                     continue
                 offset = msg.offset() or 0
                 env = codec.decode_envelope(msg.value() or b"", msg.timestamp()[1])
+                writes = fold.store.writes
+                current = state_machine.leader(fold.store)[1]
                 actions = state_machine.apply(env, fold.store)
                 fold.records += 1
+                accepted = fold.store.writes > writes or bool(actions)
+                # A claim is "<worker id>/<assignment>"; the worker writes with its id.
+                leader_only = type(env.command) in LEADER_ONLY
+                if accepted and leader_only and not current.startswith(f"{env.origin}/"):
+                    fold.unfenced.append((offset, env.origin, current))
                 for action in actions:
                     if isinstance(action, InvocationEnded):
                         fold.ended[action.invocation_id] += 1
@@ -54,7 +95,7 @@ def fold_partition(bootstrap: str, topic: str, partition: int, until: int | None
                         fold.acked[(action.invocation_id, action.index)] += 1
                     elif isinstance(action, LeadershipChanged):
                         fold.leaders.append((action.epoch, action.leader_id))
-                if actions and env.origin:
+                if accepted and env.origin:
                     fold.accepted_by_origin[env.origin] += 1
     finally:
         consumer.close()

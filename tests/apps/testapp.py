@@ -283,6 +283,14 @@ async def cancel_other(ctx: Context, invocation_id: str) -> str:
     return "cancelled"
 
 
+@tests.handler(retry=RetryPolicy(max_attempts=100, initial_interval=timedelta(seconds=3)))
+async def raises_every_time(ctx: Context, tag: str) -> str:
+    """Fails every attempt after a first step, with a long back-off (cancel must stop it)."""
+    await ctx.run("first", record, "raiser-step", tag)
+    record("raiser-attempt", tag)
+    raise RuntimeError(f"attempt {count('raiser-attempt', tag)} fails")
+
+
 status_of_signup = signup.handlers["status"].fn
 
 app = Endpoint([payments, tests, counter, cart, signup, booking])

@@ -142,7 +142,7 @@ CASES = [
         "proposal of the leader is acked",
         [leader(1), ext(Invoke("i", T, b"in"))],
         by(1, ProposeEntry("i", 0, 0, STEP)),
-        [AckEntry("i", 0, 0)],
+        [AckEntry("i", 0, 0, STEP)],
         Phase.RUNNING,
         1,
     ),

@@ -83,15 +83,18 @@ def test_exclusive_invocations_of_a_key_queue_in_arrival_order() -> None:
     assert keyed.read_state(txn, "counter", "k") == (("v", b"1"),)
 
 
-def test_state_changes_become_visible_at_completion_only() -> None:
+def test_state_changes_become_visible_once_journaled() -> None:
     txn = fresh()
     state_machine.apply(ext(Invoke("a", ADD, b"", handler_kind=EX)), txn)
     entry = JournalEntry(EntryKind.RUN, "s", b"1", state_ops=(set_op("x", b"1"),))
-    state_machine.apply(lead(ProposeEntry("a", 0, 0, entry)), txn)
+    # A proposal that loses (out of turn) changes nothing.
+    state_machine.apply(lead(ProposeEntry("a", 0, 5, entry)), txn)
     assert keyed.read_state(txn, "counter", "k") == ()
+    state_machine.apply(lead(ProposeEntry("a", 0, 0, entry)), txn)
+    assert keyed.read_state(txn, "counter", "k") == (("x", b"1"),), "durable, so visible"
     restarted = state_machine.start_action(txn, "a")
     assert restarted is not None
-    assert restarted.state == (), "a replay starts from the state before the invocation"
+    assert restarted.state == (("x", b"1"),), "a replay reads its earlier reads from the journal"
     state_machine.apply(lead(Complete("a", 0, b"", state_ops=(set_op("y", b"2"),))), txn)
     assert keyed.read_state(txn, "counter", "k") == (("x", b"1"), ("y", b"2"))
     state_machine.apply(ext(Invoke("b", ADD, b"", handler_kind=EX)), txn)
@@ -112,7 +115,7 @@ def test_a_call_is_delivered_kept_in_the_outbox_and_completed_once() -> None:
             Invoke("callee", Target("pay", "charge"), b"{}", caller=Caller("caller", 0)),
         )
     ]
-    assert [d.route_id for d in state_machine.outbox(txn)] == ["callee"]
+    assert [d.route_id for _, d in state_machine.outbox(txn)] == ["callee"]
     done = state_machine.apply(ext(CallResult("caller", 0, b"42")), txn)
     assert len(done) == 1
     assert isinstance(done[0], AckEntry)

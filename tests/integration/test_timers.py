@@ -8,11 +8,23 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.cluster import Cluster, wait_until
+from tests.cluster import Cluster, free_port, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.fault]
 
 APP = "tests.apps.testapp:app"
+
+
+def metric(port: int, name: str) -> float:
+    """A sample of a worker's /metrics (0 while it does not answer yet)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def started(cluster_factory: Callable[..., Cluster], **env: str) -> Cluster:
@@ -26,12 +38,17 @@ def started(cluster_factory: Callable[..., Cluster], **env: str) -> Cluster:
 def test_sleepers_survive_a_worker_restart_and_wake_on_time(
     cluster_factory: Callable[..., Cluster],
 ) -> None:
-    c = started(cluster_factory)
+    metrics = free_port()
+    c = started(cluster_factory, PERDURE_METRICS_PORT=str(metrics))
     with httpx.Client(base_url=c.url, timeout=30) as client:
         ids = [
             client.post("/tests/sleeper/send", json=2000).json()["invocationId"] for _ in range(200)
         ]
-    time.sleep(1.2)  # every sleeper is armed and suspended
+    wait_until(
+        lambda: metric(metrics, "perdure_suspensions_total") >= 200,
+        30,
+        "every sleeper armed and suspended",
+    )
     worker = c.procs[0]
     worker.kill9()
     restarted = c.start_worker("w")
@@ -66,7 +83,9 @@ def test_delayed_send_runs_once_after_its_delay_across_a_restart(
     restarted = c.start_worker("w")
     c.wait_leading(restarted)
     wait_until(lambda: any(line[0] == "stamp" for line in c.ledger_lines()), 30, "the delayed run")
-    time.sleep(1)
+    # Once its output is there the invocation has completed: no second run can follow.
+    attached = httpx.get(f"{c.url}/restate/invocation/{inv}/attach", timeout=30)
+    assert attached.status_code == 200
     stamps = [float(line[2]) for line in c.ledger_lines() if line[0] == "stamp"]
     assert len(stamps) == 1
     assert stamps[0] >= sent_at + 3.0

@@ -1,0 +1,104 @@
+"""Before and after in one run: the harness on a baseline commit and on this tree, interleaved.
+
+These machines are shared and noisy (absolute figures vary about 3x between days), so a change
+is judged by the ratio to a baseline measured in the same run, against the same broker, in
+alternating rounds. Usage::
+
+    python -m bench.compare --baseline e3afdb9 --workloads three_steps --concurrency 64
+
+The baseline is checked out into a temporary git worktree; each round runs ``bench.run`` once
+in the baseline tree and once in this one (the order alternates), and the table gives the
+medians of the rounds and the ratio this tree / baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(tree: Path, args: argparse.Namespace, bootstrap: str, out: Path) -> list[dict[str, Any]]:
+    before = set(out.glob("bench-*.json"))
+    cmd = [sys.executable, "-m", "bench.run", "--reps", "1", "--duration", str(args.duration)]
+    cmd += ["--workloads", args.workloads, "--concurrency", args.concurrency]
+    cmd += ["--out", str(out), "--floor-calls", "50"]
+    env = {**os.environ, "PERDURE_BOOTSTRAP": bootstrap, "PYTHONPATH": str(tree)}
+    subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    (new,) = set(out.glob("bench-*.json")) - before
+    rows: list[dict[str, Any]] = json.loads(new.read_text())["rows"]
+    new.unlink()
+    new.with_suffix(".md").unlink(missing_ok=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--baseline", required=True, help="a git revision")
+    parser.add_argument("--workloads", default="three_steps")
+    parser.add_argument("--concurrency", default="64")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=15)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="perdure-compare-") as tmp:
+        base = Path(tmp) / "baseline"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(base), args.baseline],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        broker_env = {
+            **os.environ,
+            "KAFKA_DATA_DIR": str(Path(tmp) / "kafka"),
+            "KAFKA_PORT": os.environ.get("KAFKA_PORT", "39492"),
+        }
+        broker = [str(REPO / "deploy/kafka/broker.sh")]
+        try:
+            started = subprocess.run(
+                ["bash", *broker, "start"],
+                env=broker_env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            bootstrap = started.stdout.strip().splitlines()[-1]
+            results: dict[str, list[list[dict[str, Any]]]] = {"baseline": [], "this": []}
+            out = Path(tmp) / "out"
+            out.mkdir()
+            for i in range(args.rounds):
+                order = [("baseline", base), ("this", REPO)]
+                for name, tree in order if i % 2 == 0 else reversed(order):
+                    results[name].append(_run(tree, args, bootstrap, out))
+                    print(f"round {i + 1}: {name} done", flush=True)
+        finally:
+            subprocess.run(["bash", *broker, "stop"], env=broker_env, capture_output=True)
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(base)], cwd=REPO, capture_output=True
+            )
+    print(f"\nbaseline {args.baseline} vs this tree, medians of {args.rounds} interleaved rounds\n")
+    print("| workload | c | baseline calls/s | this calls/s | ratio | baseline p50 | this p50 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for k, row in enumerate(results["this"][0]):
+
+        def med(name: str, metric: str, k: int = k) -> float:
+            return statistics.median(r[k]["median"][metric] for r in results[name])
+
+        b, t = med("baseline", "calls_per_s"), med("this", "calls_per_s")
+        print(
+            f"| {row['workload']} | {row['concurrency']} | {b:.0f} | {t:.0f} | {t / b:.2f} "
+            f"| {med('baseline', 'p50_ms')} ms | {med('this', 'p50_ms')} ms |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Deduplication of commands that other invocations' journals send to this partition.
+
+A caller's outbox delivers a command (a cancel, an awakeable completion) again until its
+outcome comes back, so the receiver sees it more than once. The first delivery is applied and
+its outcome kept as a receipt under the target invocation; every later delivery only re-sends
+that outcome. Applying a command twice would be wrong: a second cancel would cancel whatever
+the target waits on by then (a saga's compensation), a second completion would answer 409 to
+the resolver that won. Receipts go when the target invocation is purged.
+"""
+
+from __future__ import annotations
+
+from engine import codec, keys
+from engine.model import Caller, Failure
+from engine.records import Action, CallResult, Deliver, Envelope
+from engine.status import notify
+from engine.storage import PartitionTxn
+
+
+def already_done(txn: PartitionTxn, target_id: str, caller: Caller | None) -> list[Action] | None:
+    """The outcome to send again if ``caller``'s command was applied before, else None."""
+    if caller is None:
+        return None
+    raw = txn.get(keys.receipt_key(target_id, caller.invocation_id, caller.index))
+    if raw is None:
+        return None
+    env = codec.decode_envelope(raw, 0)
+    assert isinstance(env.command, CallResult)
+    return [Deliver(caller.invocation_id, env.command)]
+
+
+def settle(
+    txn: PartitionTxn,
+    target_id: str,
+    caller: Caller | None,
+    result: bytes | None,
+    failure: Failure | None,
+    keep: bool,
+) -> list[Action]:
+    """Answers ``caller`` and, if ``keep`` (the target is known here), keeps the receipt."""
+    if caller is None:
+        return []
+    action = notify(caller, result, failure)
+    if keep:
+        record = codec.encode_envelope(Envelope(action.command))
+        txn.put(keys.receipt_key(target_id, caller.invocation_id, caller.index), record)
+    return [action]
