@@ -46,11 +46,14 @@ def complete_entry(
     put_entry(txn, s.invocation_id, index, done)
     if s.phase is not Phase.RUNNING:
         return []
+    ack = AckEntry(s.invocation_id, s.retry_count, index, done)
     if s.suspended_on:
+        # Both: the start resumes it if no task runs it, the ack wakes a task that does (one
+        # started by a new leader, say); the invoker ignores whichever does not apply.
         resumed = replace(s, suspended_on=())
         put_status(txn, resumed)
-        return [start_of(txn, resumed)]
-    return [AckEntry(s.invocation_id, s.retry_count, index, done)]
+        return [start_of(txn, resumed), ack]
+    return [ack]
 
 
 def disarm(txn: PartitionTxn, invocation_id: str, index: int, entry: JournalEntry) -> None:

@@ -56,19 +56,26 @@ class EntryKind(StrEnum):
     CANCEL_INVOCATION = "cancel_invocation"
     SLEEP = "sleep"
     """Proposed with the duration in ms as its value; journaled with the absolute wake-up time."""
-    GET_STATE = "get_state"
-    """A state read, journaled with the value read (None: absent) so that a replay reads the
-    same even if the state changed since."""
-    GET_STATE_KEYS = "get_state_keys"
-    """A read of the state's names, journaled as a JSON list."""
 
 
 class StateOpKind(StrEnum):
-    """A change to an object's or workflow's state."""
+    """A change to an object's or workflow's state, or a read of it.
+
+    Reads ride on the next journal entry like changes do, in order with them, so that a replay
+    reads what the first attempt read (even if another invocation changed the state since)
+    without a record of their own. Applying a read changes nothing.
+    """
 
     SET = "set"
     CLEAR = "clear"
     CLEAR_ALL = "clear_all"
+    READ = "read"
+    """``ctx.get(name)`` read ``value`` (None: absent)."""
+    READ_KEYS = "read_keys"
+    """``ctx.state_keys()`` read ``value`` (a JSON list of names)."""
+
+
+READ_KINDS = frozenset({StateOpKind.READ, StateOpKind.READ_KEYS})
 
 
 @dataclass(frozen=True, slots=True)

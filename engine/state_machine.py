@@ -373,7 +373,7 @@ def _timer_fired(_env: Envelope, c: TimerFired, txn: PartitionTxn) -> list[Actio
 
 def _suspend(_env: Envelope, c: Suspend, txn: PartitionTxn) -> list[Action]:
     s = _current_attempt(txn, c.invocation_id, c.attempt)
-    if s is None or s.suspended_on:
+    if s is None:
         return []
     if not c.waiting_on:
         return [start_of(txn, s)]  # waits on nothing: suspending would sleep for ever

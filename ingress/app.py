@@ -261,11 +261,11 @@ class Ingress:
             log.info("invocation %s: detach not logged: %s", inv, err.message)
 
 
-class StillRunning(Exception):
-    """A call waited longer than ``call_timeout_s``: it is accepted and still running."""
+class StillRunning(IngressError):
+    """A call waited longer than ``call_timeout_s``: it is accepted and still running (202)."""
 
     def __init__(self, invocation_id: str) -> None:
-        super().__init__(invocation_id)
+        super().__init__(202, f"invocation {invocation_id} is still running")
         self.invocation_id = invocation_id
 
 

@@ -262,10 +262,6 @@ class Invoker:
         self.metrics.step_ack_seconds.observe(loop.time() - started)
         return completed
 
-    def _record(self, attempt: _Attempt, index: int, entry: JournalEntry) -> None:
-        start = attempt.start
-        self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry))
-
     async def _completion(self, attempt: _Attempt, index: int) -> JournalEntry:
         early = attempt.early.pop(index, None)
         if early is not None:
@@ -435,9 +431,6 @@ class _Driver:
 
     async def completion(self, index: int) -> JournalEntry:
         return await self._invoker._completion(self._attempt, index)
-
-    def record(self, index: int, entry: JournalEntry) -> None:
-        self._invoker._record(self._attempt, index, entry)
 
 
 _CONTEXTS: dict[tuple[ServiceKind, HandlerKind], type[Context]] = {

@@ -198,7 +198,11 @@ class Worker:
             self.metrics.partitions_led.dec()
             proc.timers = []
         if applied.became_leader:
-            self._take_over(proc)
+            try:
+                self._take_over(proc)
+            except Exception:
+                self.metrics.action_errors.inc()
+                log.exception("partition %d: taking over failed in part", proc.partition)
         for action in applied.actions:
             try:
                 self._act(proc, action)
@@ -306,14 +310,16 @@ class Worker:
         assert self.writer is not None
         now_ms = time.time() * 1000
         view = proc.store.begin()
+        fired = []
         while proc.timers and proc.timers[0][0] <= now_ms:
             _, wake_at, invocation_id, index = heapq.heappop(proc.timers)
             if not state_machine.timer_armed(view, wake_at, invocation_id, index):
                 continue  # its TimerFired was applied (or the invocation ended)
             record = TimerFired(invocation_id, index)
             self.writer.append(proc.partition, Envelope(record, proc.epoch, self.leader_id))
-            again = int(now_ms) + _TIMER_REFIRE_MS
-            heapq.heappush(proc.timers, (again, wake_at, invocation_id, index))
+            fired.append((int(now_ms) + _TIMER_REFIRE_MS, wake_at, invocation_id, index))
+        for timer in fired:
+            heapq.heappush(proc.timers, timer)
 
     def _drain_restarts(self) -> None:
         """Starts invocations again from their store, as the invoker asked (see Invoker)."""
@@ -394,6 +400,9 @@ class Worker:
             self.metrics.partitions_led.dec()
         self._to_invoker(self._release, partition)
         proc.close()
+        self.metrics.partitions_blocked.set(
+            sum(1 for p in self.processors.values() if p.blocked is not None)
+        )
         log.info("partition %d %s", partition, why)
 
     # -- crossing to the event loop -------------------------------------------------------------

@@ -23,7 +23,17 @@ from typing import Any, Protocol, TypeVar, get_type_hints, overload
 
 from engine.errors import InvalidId
 from engine.ids import InvocationId, awakeable_id, call_uid, workflow_run_id
-from engine.model import CallSpec, EntryKind, Failure, HandlerKind, JournalEntry, StateOp, Target
+from engine.model import (
+    READ_KINDS,
+    CallSpec,
+    EntryKind,
+    Failure,
+    HandlerKind,
+    JournalEntry,
+    StateOp,
+    StateOpKind,
+    Target,
+)
 from sdk import serde
 from sdk.errors import InvocationAborted, TerminalError
 from sdk.options import RetryPolicy, RunOptions
@@ -48,14 +58,6 @@ class JournalDriver(Protocol):
 
     def completion(self, index: int) -> Awaitable[JournalEntry]:
         """Resolves when journaled entry ``index``, still waiting for its outcome, completes."""
-        ...
-
-    def record(self, index: int, entry: JournalEntry) -> None:
-        """Appends complete entry ``index`` without waiting for its acknowledgement.
-
-        For entries whose outcome the handler knows already (a state read): nothing waits on
-        them, and the log's order puts them before every later entry of the attempt.
-        """
         ...
 
 
@@ -110,6 +112,8 @@ class Context:
         self._random: random.Random | None = None
         # One future per entry this attempt will propose: entry n is proposed only after n-1.
         self._proposed: dict[int, asyncio.Future[None]] = {}
+        # Reads recorded with replayed entry n that the replay has not met again yet.
+        self._replay_reads: dict[int, list[StateOp]] = {}
 
     def headers(self) -> dict[str, str]:
         """The headers the invocation was started with."""
@@ -556,35 +560,35 @@ class Context:
         self._proposed[index].set_result(None)
         return entry if completed is None else completed
 
-    async def _read(self, kind: EntryKind, name: str, value: bytes | None) -> bytes | None:
-        """Journals a read whose value the handler knows (``value``), or replays it.
+    def _read(self, kind: StateOpKind, name: str, value: bytes | None) -> bytes | None:
+        """A state read: the one the journal recorded here, or ``value`` (recorded now).
 
-        A replay returns what the first attempt read, even if the state changed since; a new
-        read is appended without waiting for its acknowledgement (it costs no round trip).
+        Reads ride on the next journal entry, in order with the changes; a replay returns what
+        the first attempt read, so the handler takes the same branch.
         """
-        index = self._take_index()
-        recorded = self._replayed(index, kind, name)
-        if recorded is not None:
-            return recorded.value
-        mine = self._proposed[index] = asyncio.get_running_loop().create_future()
-        try:
-            previous = self._proposed.get(index - 1)
-            if previous is not None:
-                await asyncio.shield(previous)
-            entry = JournalEntry(kind, name, value=value)
-            if self._pending_ops:
-                entry = replace(entry, state_ops=tuple(self._pending_ops))
-                self._pending_ops.clear()
-            self._driver.record(index, entry)
-        except BaseException as err:
-            _fail(mine, err)
-            raise
-        mine.set_result(None)
+        index = self._next_index
+        if index < len(self._replay):
+            recorded = self._replay_reads.get(index)
+            if recorded is None:
+                ops = self._replay[index].state_ops
+                recorded = self._replay_reads[index] = [op for op in ops if op.kind in READ_KINDS]
+            if not recorded or recorded[0].kind is not kind or recorded[0].name != name:
+                what = f"{recorded[0].kind.value} {recorded[0].name!r}" if recorded else "no read"
+                raise TerminalError(
+                    f"journal mismatch before entry {index}: the journal has {what} but the "
+                    f"handler now does {kind.value} {name!r}",
+                    500,
+                )
+            return recorded.pop(0).value
+        self._pending_ops.append(StateOp(kind, name, value))
         return value
 
     def take_pending_state_ops(self) -> tuple[StateOp, ...]:
-        """State changes not journaled yet; the worker puts them in the completion record."""
-        ops = tuple(self._pending_ops)
+        """State changes not journaled yet; the worker puts them in the completion record.
+
+        Reads are left out: after the completion nothing replays them.
+        """
+        ops = tuple(op for op in self._pending_ops if op.kind not in READ_KINDS)
         self._pending_ops.clear()
         return ops
 

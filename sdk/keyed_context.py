@@ -4,8 +4,8 @@ The context's type says what a handler may do: shared handlers read state, exclu
 and a workflow's main handler also write it, and workflow handlers use durable promises.
 State changes are journaled with the next journal entry (or with the completion) and become
 visible to other invocations as soon as that entry is durable, as in Restate; a failed attempt's
-unjournaled changes leave no trace. Reads are journaled too, so that a replay reads what the
-first attempt read.
+unjournaled changes leave no trace. Reads are journaled too, riding on the next entry like
+changes do, so that a replay reads what the first attempt read.
 """
 
 from __future__ import annotations
@@ -31,16 +31,15 @@ class ObjectSharedContext(Context):
     async def get(self, name: str, type_hint: Any = None) -> Any:
         """The value of state entry ``name`` (converted to ``type_hint`` if given), or None.
 
-        The read is journaled: a replay returns the same value even if the state changed since.
+        The read is journaled (with the next entry): a replay returns the same value even if
+        the state changed since.
         """
-        raw = await self._read(EntryKind.GET_STATE, name, self._state.get(name))
+        raw = self._read(StateOpKind.READ, name, self._state.get(name))
         return None if raw is None else serde.decode(raw, type_hint, what=f"state {name!r}")
 
     async def state_keys(self) -> list[str]:
         """The names of the state entries, sorted (journaled, like :meth:`get`)."""
-        raw = await self._read(
-            EntryKind.GET_STATE_KEYS, "", serde.encode(sorted(self._state), list[str])
-        )
+        raw = self._read(StateOpKind.READ_KEYS, "", serde.encode(sorted(self._state), list[str]))
         return serde.decode(raw or b"[]", list[str], what="state keys")  # type: ignore[no-any-return]
 
     def set(self, name: str, value: Any) -> None:
@@ -65,7 +64,7 @@ class ObjectSharedContext(Context):
             self._state[op.name] = op.value
         elif op.kind is StateOpKind.CLEAR:
             self._state.pop(op.name, None)
-        else:
+        elif op.kind is StateOpKind.CLEAR_ALL:
             self._state.clear()
         self._pending_ops.append(op)
 

@@ -21,6 +21,8 @@ from engine.model import (
     JournalEntry,
     Phase,
     Reply,
+    StateOp,
+    StateOpKind,
     Target,
 )
 from engine.records import (
@@ -352,10 +354,27 @@ def test_a_cancel_during_back_off_reaches_the_next_attempts_first_new_entry() ->
 # --- 12/13: state is visible once journaled, reads are journaled ----------------------------
 
 
-def test_a_read_is_journaled_with_its_value() -> None:
+def test_a_read_rides_on_the_next_entry_and_changes_nothing() -> None:
     txn = fresh()
     key = Target("counter", "get", "k")
     started(txn, A, key, handler_kind=HandlerKind.SHARED)
-    read = JournalEntry(EntryKind.GET_STATE, "n", b"7")
-    assert propose(txn, A, 0, read) == [AckEntry(A, 0, 0, read)]
-    assert state_machine.journal(txn, A) == (read,)
+    read = StateOp(StateOpKind.READ, "n", b"7")
+    step = JournalEntry(EntryKind.RUN, "s", b"1", state_ops=(read,))
+    assert propose(txn, A, 0, step) == [AckEntry(A, 0, 0, step)]
+    assert state_machine.journal(txn, A) == (step,)
+    assert not any(k.startswith(keys.STATE) for k in txn.data)
+
+
+def test_a_completion_resumes_a_suspended_invocation_and_wakes_a_task_that_runs_it() -> None:
+    txn = fresh()
+    started(txn, A)
+    propose(txn, A, 0, JournalEntry(EntryKind.AWAKEABLE, "awakeable", completed=False))
+    state_machine.apply(lead(Suspend(A, 0, (0,))), txn)
+    actions = state_machine.apply(ext(CompleteAwakeable(A, 0, b"1")), txn)
+    # A new leader may have started it already: the ack reaches that task, the start is moot.
+    assert [type(a) for a in actions] == [StartInvocation, AckEntry]
+    # It suspends again on a new entry: the new wait is recorded.
+    propose(txn, A, 1, JournalEntry(EntryKind.AWAKEABLE, "awakeable", completed=False))
+    state_machine.apply(lead(Suspend(A, 0, (1,))), txn)
+    status = get_status(txn, A)
+    assert status is not None and status.suspended_on == (1,)

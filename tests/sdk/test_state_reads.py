@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.model import EntryKind, HandlerKind, JournalEntry, Target
+from engine.model import EntryKind, HandlerKind, JournalEntry, StateOp, StateOpKind, Target
 from sdk import ObjectContext, ObjectSharedContext
 
 
@@ -16,10 +16,6 @@ class Journal:
         self.entries: list[JournalEntry] = []
 
     async def propose(self, index: int, entry: JournalEntry) -> None:
-        assert index == self.replayed + len(self.entries)
-        self.entries.append(entry)
-
-    def record(self, index: int, entry: JournalEntry) -> None:
         assert index == self.replayed + len(self.entries)
         self.entries.append(entry)
 
@@ -43,7 +39,10 @@ def test_a_replay_reads_the_journaled_value_not_todays_state() -> None:
     first = Journal()
     ctx = ObjectSharedContext("inv", [], first, target=T, handler_kind=HandlerKind.SHARED)
     assert asyncio.run(branch_on_state(ctx)) == "no"
-    assert first.entries[0] == JournalEntry(EntryKind.GET_STATE, "flag", None)
+    # The read rides on the entry after it: no record of its own.
+    assert first.entries == [
+        JournalEntry(EntryKind.RUN, "no", b'"n"', state_ops=(StateOp(StateOpKind.READ, "flag"),))
+    ]
     # The state changed before the replay (another invocation set the flag).
     replay = ObjectSharedContext(
         "inv", first.entries, Journal(len(first.entries)), target=T, state=[("flag", b"true")]
@@ -56,12 +55,28 @@ def test_reads_see_the_handlers_own_writes_and_ride_with_them() -> None:
         ctx.set("a", 1)
         value = await ctx.get("a")
         names = await ctx.state_keys()
+        await ctx.run("step", lambda: None)
         return [str(value), *names]
 
     journal = Journal()
     ctx = ObjectContext("inv", [], journal, target=T, handler_kind=HandlerKind.EXCLUSIVE)
     assert asyncio.run(handler(ctx)) == ["1", "a"]
-    read = journal.entries[0]
-    assert read.kind is EntryKind.GET_STATE and read.value == b"1"
-    assert [op.name for op in read.state_ops] == ["a"], "the write is journaled with the read"
-    assert journal.entries[1].kind is EntryKind.GET_STATE_KEYS
+    ops = journal.entries[0].state_ops
+    assert [(op.kind, op.name) for op in ops] == [
+        (StateOpKind.SET, "a"),
+        (StateOpKind.READ, "a"),
+        (StateOpKind.READ_KEYS, ""),
+    ], "in the order the handler did them"
+    replay = ObjectContext("inv", journal.entries, Journal(1), target=T, state=[("a", b"5")])
+    assert asyncio.run(handler(replay)) == ["1", "a"]
+
+
+def test_reads_after_the_last_entry_are_not_in_the_completion() -> None:
+    async def handler(ctx: ObjectContext) -> int:
+        value: int = await ctx.get("n") or 0
+        ctx.set("n", value + 1)
+        return value + 1
+
+    ctx = ObjectContext("inv", [], Journal(), target=T, handler_kind=HandlerKind.EXCLUSIVE)
+    assert asyncio.run(handler(ctx)) == 1
+    assert [op.kind for op in ctx.take_pending_state_ops()] == [StateOpKind.SET]
