@@ -427,6 +427,15 @@ def encode_entry(e: JournalEntry) -> bytes:
     return _write(_ENTRY, _entry_out(e))
 
 
+def entry_is_completed(data: bytes) -> bool:
+    """Whether an encoded journal entry is completed, without decoding it.
+
+    ``completed`` is the last field of the entry schema and Avro writes a boolean as one byte
+    at the end, so the last byte says it; scans for pending entries decode only those.
+    """
+    return data[-1:] == b"\x01"
+
+
 def decode_entry(data: bytes) -> JournalEntry:
     """Decodes a journal entry from the partition store."""
     return _entry_in(_read(_ENTRY, data))

@@ -57,9 +57,8 @@ def pending_entries(txn: PartitionTxn, invocation_id: str) -> list[tuple[int, Jo
     prefix = keys.journal_prefix(invocation_id)
     out = []
     for key, raw in txn.scan(prefix):
-        entry = codec.decode_entry(raw)
-        if not entry.completed:
-            out.append((int.from_bytes(key[len(prefix) :], "big"), entry))
+        if not codec.entry_is_completed(raw):
+            out.append((int.from_bytes(key[len(prefix) :], "big"), codec.decode_entry(raw)))
     return out
 
 

@@ -102,13 +102,13 @@ class Invoker:
 
     def _gauges(self, ending: asyncio.Task[Any] | None = None) -> None:
         """Sets the gauges; ``ending`` is a task that is about to end (not counted)."""
-        alive = sum(
-            1
-            for a in self.attempts.values()
-            if a.task is not None and not a.task.done() and a.task is not ending
-        )
+        alive = parked = 0
+        for a in self.attempts.values():
+            if a.task is not None and not a.task.done() and a.task is not ending:
+                alive += 1
+            parked += a.parked
         self.metrics.handlers_running.set(alive)
-        self.metrics.invocations_parked.set(sum(1 for a in self.attempts.values() if a.parked))
+        self.metrics.invocations_parked.set(parked)
 
     async def watch_acks(self) -> None:
         """Gives up attempts whose proposal was never acknowledged (runs until cancelled).
@@ -213,16 +213,21 @@ class Invoker:
         self._cancel(attempt)
         self._request_restart(attempt.partition, start.invocation_id, _RESTART_DELAY_S)
 
-    def _append(self, attempt: _Attempt, command: Command) -> asyncio.Future[None]:
+    def _append(
+        self, attempt: _Attempt, command: Command, wait: bool = False
+    ) -> asyncio.Future[None]:
         """Appends a record of this attempt; a record Kafka refused gives the attempt up.
 
-        The returned future resolves on delivery.
+        With ``wait``, the returned future resolves on delivery. Without it only a failure
+        crosses over to the loop: a step's success comes back as its acknowledgement, and a
+        wake-up of the loop for every delivered proposal would cost the hot path.
         """
         loop = asyncio.get_running_loop()
         delivered: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None) -> None:
-            loop.call_soon_threadsafe(self._delivered, attempt, delivered, err)
+            if err is not None or wait:
+                loop.call_soon_threadsafe(self._delivered, attempt, delivered, err)
 
         self.writer.append(
             attempt.partition,
@@ -295,7 +300,7 @@ class Invoker:
             attempt.delayed = False
             command = await self._execute(attempt)
             if command is not None:
-                await self._append(attempt, command)
+                await self._append(attempt, command, wait=True)
         except _Suspended:
             self._suspend(attempt)
         except (asyncio.CancelledError, InvocationAborted):

@@ -378,3 +378,11 @@ def test_a_completion_resumes_a_suspended_invocation_and_wakes_a_task_that_runs_
     state_machine.apply(lead(Suspend(A, 0, (1,))), txn)
     status = get_status(txn, A)
     assert status is not None and status.suspended_on == (1,)
+
+
+@pytest.mark.parametrize("completed", [True, False])
+def test_an_entrys_completion_is_read_from_its_last_byte(completed: bool) -> None:
+    spec = CallSpec(SVC, HandlerKind.SERVICE, b"x" * 300, A)
+    failure = Failure(500, "f")
+    entry = JournalEntry(EntryKind.CALL, "n", b"v", failure, call=spec, completed=completed)
+    assert codec.entry_is_completed(codec.encode_entry(entry)) is completed
