@@ -80,7 +80,8 @@ def finish(
     )
     put_status(txn, done)
     was_running = s.phase is Phase.RUNNING
-    for index, entry in pending_entries(txn, s.invocation_id):
+    pending = pending_entries(txn, s.invocation_id) if s.journal_length else []
+    for index, entry in pending:
         disarm(txn, s.invocation_id, index, entry)
         if entry.kind is EntryKind.GET_PROMISE and s.target.key is not None:
             txn.delete(

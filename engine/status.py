@@ -91,7 +91,7 @@ def start_of(txn: PartitionTxn, s: InvocationStatus) -> StartInvocation:
         s.invocation_id,
         s.target,
         txn.get(keys.input_key(s.invocation_id)) or b"",
-        journal(txn, s.invocation_id),
+        journal(txn, s.invocation_id) if s.journal_length else (),  # a first start: no scan
         s.retry_count,
         s.headers,
         s.handler_kind,
