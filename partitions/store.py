@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 from sortedcontainers import SortedDict
 
 from engine import keys
@@ -80,8 +80,16 @@ class PartitionStore:
         return None if value is None else bytes(value)
 
     def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """Committed keys with ``prefix`` (below ``end`` if given), in order."""
-        it = self._db.iter()
+        """Committed keys with ``prefix`` (below ``end`` if given), in order.
+
+        The upper bound stops RocksDB at the range's end: without it a seek into an empty range
+        steps over every tombstone that follows (a sweep's deleted keys, say) to find a live key.
+        """
+        options = ReadOptions()
+        upper = end if end is not None else _after(prefix)
+        if upper is not None:
+            options.set_iterate_upper_bound(upper)
+        it = self._db.iter(options)
         it.seek(prefix)
         while it.valid():
             key = bytes(it.key())
@@ -116,6 +124,14 @@ class PartitionStore:
     def destroy(path: Path) -> None:
         """Deletes a closed store's files."""
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _after(prefix: bytes) -> bytes | None:
+    """The smallest key above every key that starts with ``prefix`` (None: no such key)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
 class StoreBatch:
