@@ -43,6 +43,9 @@ def _run(tree: Path, args: argparse.Namespace, bootstrap: str, out: Path) -> lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--baseline", required=True, help="a git revision")
+    parser.add_argument(
+        "--candidate", help="a git revision to measure instead of this working tree"
+    )
     parser.add_argument("--workloads", default="three_steps")
     parser.add_argument("--concurrency", default="64")
     parser.add_argument("--rounds", type=int, default=3)
@@ -50,12 +53,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="perdure-compare-") as tmp:
         base = Path(tmp) / "baseline"
+        trees = [base]
         subprocess.run(
             ["git", "worktree", "add", "--detach", str(base), args.baseline],
             cwd=REPO,
             check=True,
             capture_output=True,
         )
+        this = REPO
+        if args.candidate:
+            this = Path(tmp) / "candidate"
+            trees.append(this)
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(this), args.candidate],
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+            )
         broker_env = {
             **os.environ,
             "KAFKA_DATA_DIR": str(Path(tmp) / "kafka"),
@@ -75,17 +89,21 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(tmp) / "out"
             out.mkdir()
             for i in range(args.rounds):
-                order = [("baseline", base), ("this", REPO)]
+                order = [("baseline", base), ("this", this)]
                 for name, tree in order if i % 2 == 0 else reversed(order):
                     results[name].append(_run(tree, args, bootstrap, out))
                     print(f"round {i + 1}: {name} done", flush=True)
         finally:
             subprocess.run(["bash", *broker, "stop"], env=broker_env, capture_output=True)
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(base)], cwd=REPO, capture_output=True
-            )
-    print(f"\nbaseline {args.baseline} vs this tree, medians of {args.rounds} interleaved rounds\n")
-    print("| workload | c | baseline calls/s | this calls/s | ratio | baseline p50 | this p50 |")
+            for tree in trees:
+                subprocess.run(
+                    ["git", "worktree", "remove", "--force", str(tree)],
+                    cwd=REPO,
+                    capture_output=True,
+                )
+    what = args.candidate or "this tree"
+    print(f"\nbaseline {args.baseline} vs {what}, medians of {args.rounds} interleaved rounds\n")
+    print("| workload | c | baseline calls/s | this calls/s | ratio | per-round ratios | p50 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for k, row in enumerate(results["this"][0]):
 
@@ -93,9 +111,14 @@ def main(argv: list[str] | None = None) -> int:
             return statistics.median(r[k]["median"][metric] for r in results[name])
 
         b, t = med("baseline", "calls_per_s"), med("this", "calls_per_s")
+        rounds = zip(results["baseline"], results["this"], strict=True)
+        ratios = " ".join(
+            f"{r[k]['median']['calls_per_s'] / q[k]['median']['calls_per_s']:.2f}"
+            for q, r in rounds
+        )
         print(
             f"| {row['workload']} | {row['concurrency']} | {b:.0f} | {t:.0f} | {t / b:.2f} "
-            f"| {med('baseline', 'p50_ms')} ms | {med('this', 'p50_ms')} ms |"
+            f"| {ratios} | {med('baseline', 'p50_ms')} -> {med('this', 'p50_ms')} ms |"
         )
     return 0
 
