@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     ingress = sub.add_parser("ingress", help="run the HTTP ingress")
     ingress.add_argument("--port", type=int, help="HTTP port [PERDURE_PORT]")
     ingress.add_argument("--host", help="HTTP address [PERDURE_HOST]")
+    ingress.add_argument(
+        "--access-log", action="store_true", default=None, help="log requests [PERDURE_ACCESS_LOG]"
+    )
     _common(ingress)
 
     dev = sub.add_parser("dev", help="local broker + one worker + the ingress, for trying out")
     dev.add_argument("app", metavar="MODULE:APP")
-    dev.add_argument("--port", type=int, default=8080)
-    dev.add_argument("--state-dir", default=".perdure/dev-state")
+    dev.add_argument("--port", type=int, help="HTTP port [PERDURE_PORT, else 8080]")
+    dev.add_argument("--metrics-port", type=int, help="worker /metrics [PERDURE_METRICS_PORT]")
+    dev.add_argument(
+        "--state-dir", help="RocksDB stores [PERDURE_STATE_DIR, else .perdure/dev-state]"
+    )
     _common(dev)
     return parser
 
@@ -115,56 +122,115 @@ def _run_ingress(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         port=args.port,
         host=args.host,
+        access_log=args.access_log,
     )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level="warning",
+        log_level="info" if settings.access_log else "warning",
+        access_log=settings.access_log,
         timeout_graceful_shutdown=5,
     )
     return 0
 
 
+_RESTARTS = 5
+"""A child that dies more often than this within a minute stops ``perdure dev``."""
+
+
+def _say(message: str) -> None:
+    print(f"perdure dev: {message}", file=sys.stderr, flush=True)
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _local_broker() -> str | None:
+    """The address of the broker in ``.perdure/kafka`` (deploy/up.sh's), started if needed."""
+    env = dict(os.environ)
+    env.setdefault("KAFKA_DATA_DIR", str(Path.cwd() / ".perdure" / "kafka"))
+    broker = Path(__file__).resolve().parent / "deploy" / "kafka" / "broker.sh"
+    out = subprocess.run(["bash", str(broker), "start"], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        _say(
+            "no local broker; if a Kafka broker already runs, pass it: "
+            "perdure dev MODULE:APP --bootstrap HOST:PORT"
+        )
+        return None
+    return out.stdout.strip().splitlines()[-1]
+
+
 def _run_dev(args: argparse.Namespace) -> int:
-    bootstrap = args.bootstrap or os.environ.get("PERDURE_BOOTSTRAP")
-    if not bootstrap:
-        broker = Path(__file__).resolve().parent / "deploy" / "kafka" / "broker.sh"
-        out = subprocess.run(["bash", str(broker), "start"], capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.stderr.write(out.stderr)
-            return 1
-        bootstrap = out.stdout.strip().splitlines()[-1]
+    """A small supervisor: a worker and an ingress, each restarted if it dies, with a reason.
+
+    Children that keep dying (more than ``_RESTARTS`` times in a minute) stop it with exit code
+    1; so does a port that is taken, before anything starts.
+    """
+    port = args.port or int(os.environ.get("PERDURE_PORT", "8080"))
+    if _port_taken(port):
+        _say(f"port {port} is in use (another perdure dev?); stop it or pick one: --port 8081")
+        return 1
+    bootstrap = args.bootstrap or os.environ.get("PERDURE_BOOTSTRAP") or _local_broker()
+    if bootstrap is None:
+        return 1
+    state_dir = args.state_dir or os.environ.get("PERDURE_STATE_DIR") or ".perdure/dev-state"
     common = ["--bootstrap", bootstrap, "--log-level", args.log_level]
     if args.cluster:
         common += ["--cluster", args.cluster]
     if args.partitions:
         common += ["--partitions", str(args.partitions)]
     me = [sys.executable, "-m", "perdure"]
+    worker_args = [*me, "worker", args.app, "--state-dir", state_dir, *common]
+    metrics = args.metrics_port or os.environ.get("PERDURE_METRICS_PORT")
+    if metrics:
+        worker_args += ["--metrics-port", str(metrics)]
+    commands = {"worker": worker_args, "ingress": [*me, "ingress", "--port", str(port), *common]}
 
     def on_term(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt  # stop the children below, as for Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
-    worker = subprocess.Popen([*me, "worker", args.app, "--state-dir", args.state_dir, *common])
-    ingress = subprocess.Popen([*me, "ingress", "--port", str(args.port), *common])
-    print(f"perdure dev: broker {bootstrap}, ingress http://127.0.0.1:{args.port}", flush=True)
+    children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+    deaths: dict[str, list[float]] = {name: [] for name in commands}
+    _say(f"broker {bootstrap}, ingress http://127.0.0.1:{port}, app {args.app}")
+    code = 0
     try:
-        while worker.poll() is None and ingress.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.wait(1)
+        while True:
+            time.sleep(0.5)
+            for name, child in children.items():
+                status = child.poll()
+                if status is None:
+                    continue
+                now = time.monotonic()
+                deaths[name] = [t for t in deaths[name] if now - t < 60] + [now]
+                if len(deaths[name]) > _RESTARTS:
+                    _say(f"the {name} keeps exiting (code {status}); stopping (see its log above)")
+                    raise SystemExit(1)
+                _say(f"the {name} exited with code {status}; starting it again")
+                children[name] = subprocess.Popen(commands[name])
     except KeyboardInterrupt:
         pass
+    except SystemExit as stop:
+        code = int(stop.code or 0)
     finally:
-        for proc in (ingress, worker):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in (ingress, worker):
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        for child in children.values():
             try:
-                proc.wait(15)
+                child.wait(15)
             except subprocess.TimeoutExpired:
-                proc.kill()
-    return 0
+                child.kill()
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

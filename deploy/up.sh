@@ -9,7 +9,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}
 VENV=${PERDURE_VENV:-.venv}
 if [[ ! -x $VENV/bin/python ]]; then "$PY" -m venv "$VENV"; fi
+echo "Installing Perdure and its dependencies into $VENV (the first time takes about 30 s)..."
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
+echo "Starting the local Kafka broker (the first time fetches its jars with Maven)..."
 export PATH=$PWD/$VENV/bin:$PATH
 
 export KAFKA_DATA_DIR=${KAFKA_DATA_DIR:-$PWD/.perdure/kafka}

@@ -1,8 +1,10 @@
 """Sign-up with e-mail verification: a workflow that waits on a promise resolved by a click.
 
-perdure dev examples.signup:app
+.venv/bin/perdure dev examples.signup:app
 curl -s localhost:8080/signup/alice/run/send -d '{"email": "alice@example.com"}'
-curl -s localhost:8080/signup/alice/verify -d '"<the code from the mail>"'
+curl -s -X POST localhost:8080/signup/alice/status        # "waiting for verification"
+code=$(cat .perdure/mailbox/alice@example.com)             # the fake mailer's "mail"
+curl -s localhost:8080/signup/alice/verify -d "\"$code\""
 curl -s localhost:8080/restate/workflow/signup/alice/attach
 """
 
@@ -17,11 +19,16 @@ signup = Workflow("signup")
 
 
 def send_mail(address: str, code: str) -> None:
-    """A fake mailer: appends to $PERDURE_EXAMPLE_LEDGER (default .perdure/ledger.txt)."""
+    """A fake mailer: the code goes to .perdure/mailbox/<address> (where the README reads it),
+    to the worker's output, and to $PERDURE_EXAMPLE_LEDGER (default .perdure/ledger.txt)."""
     ledger = Path(os.environ.get("PERDURE_EXAMPLE_LEDGER", ".perdure/ledger.txt"))
     ledger.parent.mkdir(parents=True, exist_ok=True)
     with ledger.open("a") as f:
         f.write(f"mail\t{address}\t{code}\n")
+    mailbox = Path(os.environ.get("PERDURE_EXAMPLE_MAILBOX", ".perdure/mailbox"))
+    mailbox.mkdir(parents=True, exist_ok=True)
+    (mailbox / address).write_text(code)
+    print(f"[mail to {address}] your verification code is {code}", flush=True)
 
 
 @signup.main()

@@ -17,7 +17,9 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import InvalidId
 from engine.ids import InvocationId, murmur2, parse_awakeable_id, workflow_run_id
@@ -35,7 +37,9 @@ from engine.records import Response as LogResponse
 from ingress.config import IngressSettings
 from ingress.errors import IngressError
 from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
-from ingress.routing import Route, parse_delay, route
+from ingress.lookups import register_lookups
+from ingress.openapi import document as openapi_document
+from ingress.routing import Route, parse_delay, route, split_path
 
 log = logging.getLogger("perdure.ingress")
 
@@ -108,10 +112,10 @@ class Ingress:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def route(self, path: str) -> Route:
+    def route(self, segments: list[str]) -> Route:
         if self.registry is None or not self.ready:
             raise IngressError(503, "the ingress is not ready yet: the service registry is loading")
-        return route(path, self.registry.services)
+        return route(segments, self.registry.services)
 
     async def append(self, partition: int, key: bytes | None, record: Any) -> None:
         assert self.producer is not None
@@ -269,7 +273,7 @@ class StillRunning(IngressError):
         self.invocation_id = invocation_id
 
 
-def _result(response: LogResponse, invocation_id: str) -> Response:
+def answer_of(response: LogResponse, invocation_id: str) -> Response:
     headers = {ID_HEADER: invocation_id}
     if response.status is ResponseStatus.OK:
         return Response(
@@ -303,12 +307,47 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         finally:
             await ingress.stop()
 
-    app = FastAPI(title="Perdure ingress", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Perdure ingress",
+        description="Call the cluster's handlers. Every path below comes from the service "
+        "registry: one per handler, with the JSON schemas of its input and output.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
     app.state.ingress = ingress
+    fixed_routes = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        app.openapi_schema = None  # rebuilt each time: the registry changes
+        services = ingress.registry.services if ingress.registry is not None else {}
+        return openapi_document(services, fixed_routes())
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(IngressError)
     async def ingress_error(_request: Request, err: IngressError) -> JSONResponse:
         return _error(err.status, err.message)
+
+    # Every error in one shape, the framework's own too (405, unknown route, bad parameters).
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        response = _error(err.status_code, str(err.detail))
+        for name, value in (err.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, err: Exception) -> JSONResponse:
+        log.error("unexpected error: %r", err, exc_info=err)
+        return _error(500, f"internal error in the ingress: {type(err).__name__}")
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors()
+        )
+        return _error(400, f"bad request: {problems}")
 
     @app.exception_handler(StillRunning)
     async def still_running(_request: Request, err: StillRunning) -> JSONResponse:
@@ -324,7 +363,10 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
             headers={ID_HEADER: invocation_id},
         )
 
+    register_lookups(app, ingress)
+
     @app.get("/health")
+    @app.get("/restate/health")
     async def health() -> JSONResponse:
         if not ingress.ready:
             return _error(503, "not ready")
@@ -332,18 +374,18 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
 
     @app.get("/restate/invocation/{invocation_id}/output")
     async def output(invocation_id: str) -> Response:
-        return _result(await ingress.attach(invocation_id, block=False), invocation_id)
+        return answer_of(await ingress.attach(invocation_id, block=False), invocation_id)
 
     @app.get("/restate/workflow/{name}/{workflow_id}/output")
     async def workflow_output(name: str, workflow_id: str) -> Response:
         invocation_id = str(workflow_run_id(name, workflow_id))
-        return _result(await ingress.attach(invocation_id, block=False), invocation_id)
+        return answer_of(await ingress.attach(invocation_id, block=False), invocation_id)
 
     @app.get("/restate/workflow/{name}/{workflow_id}/attach")
     async def workflow_attach(name: str, workflow_id: str, request: Request) -> Response:
         invocation_id = str(workflow_run_id(name, workflow_id))
         response = await ingress.attach(invocation_id, True, request.is_disconnected)
-        return _result(response, invocation_id)
+        return answer_of(response, invocation_id)
 
     @app.delete("/restate/invocation/{invocation_id}")
     async def cancel(invocation_id: str, mode: str = "cancel") -> Response:
@@ -359,7 +401,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
     @app.get("/restate/invocation/{invocation_id}/attach")
     async def attach(invocation_id: str, request: Request) -> Response:
         response = await ingress.attach(invocation_id, True, request.is_disconnected)
-        return _result(response, invocation_id)
+        return answer_of(response, invocation_id)
 
     @app.post("/restate/awakeables/{awakeable}/{action}")
     @app.post("/restate/a/{awakeable}/{action}")
@@ -375,10 +417,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         failure: Failure | None = None
         if action == "resolve":
             if body.strip():
-                try:
-                    json.loads(body)
-                except ValueError as err:
-                    raise IngressError(400, f"the body is not valid JSON: {err}") from err
+                _check_json(body, "the body")
             value = body or b"null"
         else:
             failure = Failure(500, _reason(body))
@@ -388,9 +427,12 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         failed = response.failure or Failure(500, "unexpected answer")
         return _error(failed.code, failed.message)
 
-    @app.post("/{path:path}")
+    @app.api_route("/restate/call/{path:path}", methods=["GET", "POST"], include_in_schema=False)
+    @app.post("/{path:path}", include_in_schema=False)
     async def call(path: str, request: Request) -> Response:
-        where = ingress.route(path)
+        where = ingress.route(
+            split_path(request.scope.get("raw_path") or request.url.path.encode())
+        )
         delay_ms = 0
         if "delay" in request.query_params:
             if not where.send:
@@ -398,10 +440,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
             delay_ms = parse_delay(request.query_params["delay"])
         body = await _read_body(request, settings.max_body_bytes)
         if body.strip():
-            try:
-                json.loads(body)
-            except ValueError as err:
-                raise IngressError(400, f"the request body is not valid JSON: {err}") from err
+            _check_json(body, "the request body")
         headers = tuple(
             (k, v) for k, v in request.headers.items() if k.lower() not in _FORWARDED_SKIP
         )
@@ -423,16 +462,26 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
                 headers={ID_HEADER: invocation_id},
             )
         assert response is not None
-        return _result(response, invocation_id)
+        return answer_of(response, invocation_id)
 
     return app
+
+
+def _check_json(body: bytes, what: str) -> None:
+    """Raises a 400 unless ``body`` is JSON (too deep a nesting is not JSON we take)."""
+    try:
+        json.loads(body)
+    except ValueError as err:
+        raise IngressError(400, f"{what} is not valid JSON: {err}") from err
+    except RecursionError:
+        raise IngressError(400, f"{what} is nested too deeply to be read as JSON") from None
 
 
 def _reason(body: bytes) -> str:
     """A rejection's reason: a JSON string, or the body as text."""
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body.decode(errors="replace") or "rejected"
     return parsed if isinstance(parsed, str) else json.dumps(parsed)
 

@@ -24,6 +24,8 @@ class IngressSettings:
     reattach_max_interval_s: float = 60.0
     """The pause doubles after each ask, up to this: a day-long wait writes ~1,500 records."""
     produce_timeout_s: float = 15.0
+    access_log: bool = False
+    """Log every request (method, path, status) on the ingress's output."""
     call_timeout_s: float = 0.0
     """How long a call waits for its result before answering 202 with the invocation id (to
     attach to later); 0 waits as long as the invocation runs."""
@@ -37,7 +39,11 @@ class IngressSettings:
             if given.get(f.name) is not None:
                 values[f.name] = given[f.name]
             elif (raw := os.environ.get(f"PERDURE_{f.name.upper()}")) is not None:
-                values[f.name] = type(getattr(defaults, f.name))(raw)
+                default = getattr(defaults, f.name)
+                if isinstance(default, bool):
+                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                else:
+                    values[f.name] = type(default)(raw)
         return cls(**values)
 
     @property

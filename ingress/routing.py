@@ -2,7 +2,8 @@
 
 Paths (Restate-compatible): ``/{service}/{handler}``, ``/{object}/{key}/{handler}``,
 ``/{workflow}/{id}/{main handler or "run"}`` and ``/{workflow}/{id}/{shared handler}``, each
-with an optional ``/send``. The service registry says what kind each service is.
+with an optional ``/send``, and the same under ``/restate/call/...`` and ``/restate/send/...``.
+Keys are URL-encoded path segments. The service registry says what kind each service is.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from engine.ids import InvocationId, idempotent_uid, workflow_run_id
 from engine.model import HandlerKind, Target
@@ -38,14 +40,40 @@ class Route:
         return InvocationId.for_key(t.key.encode(), uid or InvocationId.new_unkeyed().uid)
 
 
-def route(path: str, services: dict[str, dict[str, Any]]) -> Route:
-    """Parses a POST path against the registry; raises :class:`IngressError` (404 or 400)."""
-    parts = [p for p in path.split("/") if p]
-    send = bool(parts) and parts[-1] == "send" and len(parts) > 2
+def split_path(raw_path: bytes) -> list[str]:
+    """The segments of a request's raw path, each URL-decoded on its own.
+
+    Decoding after splitting keeps ``a%2Fb`` one segment (a key with a slash, as Restate's
+    clients encode it), and an empty segment stays (``/counter//add``: the empty key).
+    """
+    parts = raw_path.decode("ascii", errors="replace").split("/")[1:]
+    if len(parts) > 1 and parts[-1] == "":
+        parts = parts[:-1]  # a trailing slash
+    return [unquote(p) for p in parts]
+
+
+def route(segments: list[str], services: dict[str, dict[str, Any]]) -> Route:
+    """Parses a path's segments against the registry; raises :class:`IngressError` (404 or 400).
+
+    Two families: ``/restate/call|send/{service}[/{key}]/{handler}`` (Restate 1.7) and the
+    legacy ``/{service}[/{key}]/{handler}[/send]``.
+    """
+    path = "/" + "/".join(segments)
+    if segments[:1] == ["restate"]:
+        verb = segments[1] if len(segments) > 1 else ""
+        if verb in ("call", "send"):
+            return _target(segments[2:], services, verb == "send", path)
+        raise IngressError(404, f"no such path: {path}")
+    parts = list(segments)
+    send = len(parts) > 2 and parts[-1] == "send"
     if send:
         parts = parts[:-1]
-    if not parts or len(parts) > 3:
-        raise IngressError(404, f"no such path: /{path}")
+    return _target(parts, services, send, path)
+
+
+def _target(parts: list[str], services: dict[str, dict[str, Any]], send: bool, path: str) -> Route:
+    if not parts or len(parts) > 3 or not parts[0]:
+        raise IngressError(404, f"no such path: {path}")
     entry = services.get(parts[0])
     if entry is None:
         raise IngressError(404, f"service {parts[0]!r} not found")
@@ -54,9 +82,9 @@ def route(path: str, services: dict[str, dict[str, Any]]) -> Route:
         if len(parts) == 3:
             if parts[2] in handlers or parts[1] not in handlers:
                 raise IngressError(400, f"{service} is a service: its paths take no key")
-            raise IngressError(404, f"no such path: /{path}")
+            raise IngressError(404, f"no such path: {path}")
         if len(parts) != 2:
-            raise IngressError(404, f"no such path: /{path}")
+            raise IngressError(404, f"no such path: {path}")
         key, handler = None, parts[1]
     else:
         if len(parts) == 2:
@@ -92,12 +120,15 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def parse_delay(text: str) -> int:
-    """A delay in milliseconds from ``10s``, ``1m30s``, ``500ms`` or ISO-8601 ``PT10S``.
+    """A delay in milliseconds from ``10s``, ``1m30s``, ``500ms``, ISO-8601 ``PT10S``, or a bare
+    number of milliseconds (``1000``, as Restate's Python client sends it).
 
     Raises:
         IngressError: 400, for anything else.
     """
     text = text.strip()
+    if text.isdigit():
+        return int(text)
     iso = _ISO.fullmatch(text.upper()) if text.upper().startswith("P") else None
     if iso is not None and any(iso.groupdict().values()):
         parts = {k: float(v) for k, v in iso.groupdict().items() if v}

@@ -72,13 +72,14 @@ class PartitionProcessor:
         """Whether replay reached the log end seen at assignment."""
         if not self.restored and self.next_offset >= self.log_end:
             self.restored = True
-            log.info(
-                "partition %d restored: applied offsets %d..%d in %.2fs",
-                self.partition,
-                self.restore_from,
-                self.next_offset - 1,
-                time.monotonic() - self.assigned_at,
-            )
+            replayed = self.next_offset - self.restore_from
+            if replayed > 0:
+                log.info(
+                    "partition %d restored: %d records replayed in %.2fs",
+                    self.partition,
+                    replayed,
+                    time.monotonic() - self.assigned_at,
+                )
         return self.restored
 
     def apply(self, messages: list[Message]) -> Applied:

@@ -347,7 +347,7 @@ class Worker:
             if proc.should_announce(now, retry_s):
                 proc.announced_at = now
                 epoch = proc.epoch + 1
-                log.info("partition %d: claiming leadership at epoch %d", proc.partition, epoch)
+                log.debug("partition %d: claiming leadership at epoch %d", proc.partition, epoch)
                 self.writer.append(proc.partition, Envelope(AnnounceLeader(proc.leader_id), epoch))
             elif (
                 proc.is_leader and now - proc.last_redelivery >= self.settings.redelivery_interval_s
@@ -372,12 +372,15 @@ class Worker:
             proc = PartitionProcessor(tp.partition, store, claim, high)
             self.processors[tp.partition] = proc
             assigned.append(TopicPartition(tp.topic, tp.partition, proc.next_offset))
-            log.info(
-                "partition %d assigned: store at offset %d, log end %d",
-                tp.partition,
-                proc.next_offset,
-                high,
-            )
+            if proc.next_offset < high:
+                log.info(
+                    "partition %d assigned: replaying offsets %d..%d",
+                    tp.partition,
+                    proc.next_offset,
+                    high - 1,
+                )
+            else:
+                log.info("partition %d assigned: store up to date (offset %d)", tp.partition, high)
         consumer.incremental_assign(assigned)
         self.metrics.partitions_owned.set(len(self.processors))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
+from sdk import serde
 from sdk.errors import HandlerDefinitionError
 from sdk.service import HandlerDef, ServiceDefinition
 
@@ -29,12 +31,21 @@ class Endpoint:
         return None if svc is None else svc.handlers.get(handler)
 
     def manifest(self) -> list[dict[str, Any]]:
-        """What the service registry publishes: names, kinds and handler kinds."""
+        """What the service registry publishes: names, kinds, handler kinds and the JSON schemas
+        of each handler's input and output (the ingress's OpenAPI document is made of them)."""
         return [
             {
                 "name": svc.name,
                 "kind": svc.kind.value,
-                "handlers": {h.name: {"kind": h.kind} for h in svc.handlers.values()},
+                "handlers": {
+                    h.name: {
+                        "kind": h.kind,
+                        "input": serde.json_schema(h.input_type) if h.takes_input else None,
+                        "output": serde.json_schema(h.output_type),
+                        "doc": inspect.getdoc(h.fn) or "",
+                    }
+                    for h in svc.handlers.values()
+                },
             }
             for svc in self.services.values()
         ]

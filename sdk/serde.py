@@ -58,3 +58,17 @@ def decode(data: bytes, type_hint: Any = None, *, what: str = "value") -> Any:
         return _adapter(type_hint).validate_json(data if data else b"null")
     except pydantic.ValidationError as err:
         raise TerminalError(f"{what} does not validate: {err}", 400) from err
+
+
+def json_schema(type_hint: Any) -> dict[str, Any]:
+    """The JSON Schema of values of ``type_hint`` ({} when any JSON goes)."""
+    if _plain(type_hint):
+        return {}
+    try:
+        # Definitions are referred to where an OpenAPI document keeps them.
+        schema: dict[str, Any] = _adapter(type_hint).json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
+        return {}
+    return schema

@@ -125,6 +125,7 @@ class Cluster:
             **os.environ,
             "PYTHONPATH": str(REPO),
             "PERDURE_EXAMPLE_LEDGER": str(self.ledger),
+            "PERDURE_EXAMPLE_MAILBOX": str(workdir / "mailbox"),
             "PERDURE_SESSION_TIMEOUT_MS": "3000",
             "PERDURE_REATTACH_INTERVAL_S": "1.5",
             **(env or {}),

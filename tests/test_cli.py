@@ -56,3 +56,88 @@ def test_worker_with_no_broker_fails_with_a_clear_message(tmp_path: Path) -> Non
     )
     assert out.returncode == 1
     assert f"cannot reach Kafka at {dead}" in out.stderr
+
+
+def test_dev_refuses_a_port_that_is_taken() -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        out = perdure("dev", "examples.payments:app", "--port", str(port), "--bootstrap", "x:1")
+    assert out.returncode == 1
+    assert f"port {port} is in use" in out.stderr
+
+
+def _children(pid: int) -> dict[int, str]:
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                out[int(stat.parent.name)] = cmdline
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+@pytest.mark.kafka
+@pytest.mark.integration
+def test_dev_reads_its_port_from_the_environment_and_restarts_a_dead_worker(
+    kafka_bootstrap: str, unique_name: object, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    import httpx
+
+    from tests.cluster import wait_until
+
+    port = free_port()
+    log = (tmp_path / "dev.log").open("wb")
+    env = {**os.environ, "PERDURE_PORT": str(port), "PERDURE_EXAMPLE_LEDGER": str(tmp_path / "l")}
+    cluster = unique_name("dev")  # type: ignore[operator]
+    args = ["dev", "examples.payments:app", "--bootstrap", kafka_bootstrap, "--cluster", cluster]
+    args += ["--partitions", "2", "--state-dir", str(tmp_path / "state")]
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "perdure", *args],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    order = {"orderId": "o-1", "userId": "u-1", "amount": 3}
+    url = f"http://127.0.0.1:{port}/payments/process_payment"
+
+    def paid() -> bool:
+        try:
+            return httpx.post(url, json=order, timeout=10).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(paid, 90, "perdure dev to serve on PERDURE_PORT")
+        workers = [p for p, cmd in _children(dev.pid).items() if " worker " in cmd]
+        assert len(workers) == 1
+        os.kill(workers[0], signal.SIGKILL)
+        wait_until(
+            lambda: (
+                b"the worker exited with code -9; starting it again"
+                in (tmp_path / "dev.log").read_bytes()
+            ),
+            30,
+            "the supervisor to notice",
+        )
+        wait_until(paid, 90, "a call served by the restarted worker")
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        try:
+            code = dev.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            raise
+        log.close()
+    assert code == 0, (tmp_path / "dev.log").read_text()[-2000:]

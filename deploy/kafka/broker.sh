@@ -11,7 +11,8 @@
 #   deploy/kafka/broker.sh fetch    only fetch the jars (what `start` does on first use).
 #
 # Environment:
-#   KAFKA_PORT            client port on 127.0.0.1 (default 9092)
+#   KAFKA_PORT            client port on 127.0.0.1 (default: the one the data folder remembers,
+#                         else 9092)
 #   KAFKA_CONTROLLER_PORT KRaft controller port (default: a free port, remembered in the data folder)
 #   KAFKA_DATA_DIR        data, config, logs and PID file
 #                         (default ${XDG_STATE_HOME:-~/.local/state}/perdure/kafka-$KAFKA_PORT)
@@ -29,8 +30,15 @@ HOST=127.0.0.1
 die() { echo "broker.sh: error: $*" >&2; exit 1; }
 log() { echo "broker.sh: $*" >&2; }
 
-KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")
-[[ -n $KAFKA_VERSION ]] || die "no <kafka.version> in $POM"
+# One version, one place: the repository's .env, which docker compose reads too.
+VERSION_FILE=$HERE/../../.env
+KAFKA_VERSION=$(sed -n 's/^KAFKA_VERSION=\(.*\)$/\1/p' "$VERSION_FILE" 2>/dev/null | tail -n 1)
+[[ -n $KAFKA_VERSION ]] || die "no KAFKA_VERSION=... in $VERSION_FILE"
+# A data folder remembers the port its broker listens on: with only KAFKA_DATA_DIR given,
+# status and start name the right address.
+if [[ -z ${KAFKA_PORT:-} && -n ${KAFKA_DATA_DIR:-} && -f $KAFKA_DATA_DIR/port ]]; then
+  KAFKA_PORT=$(cat "$KAFKA_DATA_DIR/port")
+fi
 KAFKA_PORT=${KAFKA_PORT:-9092}
 [[ $KAFKA_PORT =~ ^[0-9]+$ ]] || die "KAFKA_PORT must be a port number, got '$KAFKA_PORT'"
 KAFKA_DATA_DIR=${KAFKA_DATA_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/perdure/kafka-$KAFKA_PORT}
@@ -81,7 +89,7 @@ cmd_fetch() {
   log "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central into $LIBS (once)"
   rm -rf "$LIBS.tmp" && mkdir -p "$LIBS.tmp"
   local extra; read -r -a extra <<<"${KAFKA_MVN_ARGS:-}"
-  if ! mvn -q -B ${extra[@]+"${extra[@]}"} -f "$POM" dependency:copy-dependencies -DoutputDirectory="$LIBS.tmp" >"$KAFKA_CACHE_DIR.mvn.log" 2>&1; then
+  if ! mvn -q -B ${extra[@]+"${extra[@]}"} -f "$POM" dependency:copy-dependencies -Dkafka.version="$KAFKA_VERSION" -DoutputDirectory="$LIBS.tmp" >"$KAFKA_CACHE_DIR.mvn.log" 2>&1; then
     tail -n 20 "$KAFKA_CACHE_DIR.mvn.log" >&2
     die "could not fetch the Kafka jars with Maven (no network, or Maven Central unreachable?).
   Full log: $KAFKA_CACHE_DIR.mvn.log"
@@ -103,6 +111,7 @@ write_config() {
     cport=$(free_port)
   fi
   echo "$cport" >"$KAFKA_DATA_DIR/controller.port"
+  echo "$KAFKA_PORT" >"$KAFKA_DATA_DIR/port"
   port_open "$cport" && die "controller port $cport is in use (set KAFKA_CONTROLLER_PORT)"
   cat >"$CONF/server.properties" <<EOF
 # Written by deploy/kafka/broker.sh on every start; edit the script, not this file.

@@ -49,6 +49,18 @@ def test_start_twice_prints_address_stale_pid_restarts_cleanly(broker_env: dict[
 
     status = run_script(broker_env, "status")
     assert status.returncode == 0 and str(pid) in status.stdout
+    # The data folder alone names the broker (issue 10): its port is remembered there.
+    only_dir = {"KAFKA_DATA_DIR": broker_env["KAFKA_DATA_DIR"]}
+    env_without_port = {k: v for k, v in os.environ.items() if k != "KAFKA_PORT"}
+    by_dir = subprocess.run(
+        ["bash", str(BROKER_SH), "status"],
+        env={**env_without_port, **only_dir},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert by_dir.returncode == 0 and address in by_dir.stdout, by_dir.stdout + by_dir.stderr
 
     # A run killed with -9 leaves a PID file behind whose process is gone.
     os.kill(pid, 9)
