@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from engine.ids import InvocationId, workflow_run_id
+from engine.scopes import scoped_key
 from ingress.errors import IngressError
 
 if TYPE_CHECKING:
@@ -30,8 +31,10 @@ def invocation_of(ingress: Ingress, target: dict[str, Any]) -> str:
             invocation_id = str(target["invocationId"])
             InvocationId.parse(invocation_id)
             return invocation_id
+        scope = target.get("scope")
         if kind == "workflow":
-            return str(workflow_run_id(str(target["workflowName"]), str(target["workflowKey"])))
+            key = scoped_key(scope, str(target["workflowKey"]))
+            return str(workflow_run_id(str(target["workflowName"]), key))
         if kind == "idempotentInvocation":
             return idempotent_id(
                 ingress,
@@ -39,6 +42,7 @@ def invocation_of(ingress: Ingress, target: dict[str, Any]) -> str:
                 target.get("key"),
                 str(target["handler"]),
                 str(target["idempotencyKey"]),
+                scope,
             )
     except KeyError as err:
         raise IngressError(400, f"the lookup target lacks {err.args[0]!r}") from None
@@ -48,11 +52,17 @@ def invocation_of(ingress: Ingress, target: dict[str, Any]) -> str:
 
 
 def idempotent_id(
-    ingress: Ingress, service: str, key: str | None, handler: str, idempotency_key: str
+    ingress: Ingress,
+    service: str,
+    key: str | None,
+    handler: str,
+    idempotency_key: str,
+    scope: str | None = None,
 ) -> str:
     """The id of the invocation of ``service/[key/]handler`` started with ``idempotency_key``."""
     segments = [service, handler] if key is None else [service, key, handler]
-    where = ingress.route(segments)
+    prefix = ["restate", "call"] if scope is None else ["restate", "scope", scope, "call"]
+    where = ingress.route([*prefix, *segments])
     return str(where.invocation_id(idempotency_key))
 
 

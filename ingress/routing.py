@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from engine.ids import InvocationId, idempotent_uid, workflow_run_id
 from engine.model import HandlerKind, Target
+from engine.scopes import check_scope, scoped_key
 from ingress.errors import IngressError
 
 
@@ -25,6 +26,8 @@ class Route:
     target: Target
     handler_kind: HandlerKind
     send: bool
+    scope: str | None = None
+    """Its scope (``/restate/scope/{scope}/...``): already part of a keyed target's key."""
 
     def invocation_id(self, idempotency_key: str | None) -> InvocationId:
         """The invocation's id: fixed by the workflow id or idempotency key, else fresh."""
@@ -34,7 +37,9 @@ class Route:
             return workflow_run_id(t.service, t.key)
         uid = None
         if idempotency_key:
-            uid = idempotent_uid(t.service, t.handler, t.key, idempotency_key)
+            # A service has no key to carry the scope: the idempotency key does.
+            idem = idempotency_key if t.key is not None else scoped_key(self.scope, idempotency_key)
+            uid = idempotent_uid(t.service, t.handler, t.key, idem)
         if t.key is None:
             return InvocationId.new_unkeyed(uid)
         return InvocationId.for_key(t.key.encode(), uid or InvocationId.new_unkeyed().uid)
@@ -63,6 +68,12 @@ def route(segments: list[str], services: dict[str, dict[str, Any]]) -> Route:
         verb = segments[1] if len(segments) > 1 else ""
         if verb in ("call", "send"):
             return _target(segments[2:], services, verb == "send", path)
+        if verb == "scope" and len(segments) > 3 and segments[3] in ("call", "send"):
+            scope = segments[2]
+            problem = check_scope(scope)
+            if problem is not None:
+                raise IngressError(400, problem)
+            return _target(segments[4:], services, segments[3] == "send", path, scope)
         raise IngressError(404, f"no such path: {path}")
     parts = list(segments)
     send = len(parts) > 2 and parts[-1] == "send"
@@ -71,7 +82,13 @@ def route(segments: list[str], services: dict[str, dict[str, Any]]) -> Route:
     return _target(parts, services, send, path)
 
 
-def _target(parts: list[str], services: dict[str, dict[str, Any]], send: bool, path: str) -> Route:
+def _target(
+    parts: list[str],
+    services: dict[str, dict[str, Any]],
+    send: bool,
+    path: str,
+    scope: str | None = None,
+) -> Route:
     if not parts or len(parts) > 3 or not parts[0]:
         raise IngressError(404, f"no such path: {path}")
     entry = services.get(parts[0])
@@ -87,18 +104,24 @@ def _target(parts: list[str], services: dict[str, dict[str, Any]], send: bool, p
             raise IngressError(404, f"no such path: {path}")
         key, handler = None, parts[1]
     else:
-        if len(parts) == 2:
+        if len(parts) == 2 and parts[1] in handlers:
+            # The empty key: Restate's clients leave its segment out (/{object}/{handler}).
+            key, handler = "", parts[1]
+        elif len(parts) == 2:
             noun = "an object" if kind == "object" else "a workflow"
             raise IngressError(
                 400, f"{service} is {noun}: the path needs a key, /{service}/{{key}}/{{handler}}"
             )
-        key, handler = parts[1], parts[2]
+        else:
+            key, handler = parts[1], parts[2]
         if kind == "workflow" and handler == "run" and "run" not in handlers:
             handler = next((h for h, d in handlers.items() if d.get("kind") == "workflow"), handler)
     spec = handlers.get(handler)
     if spec is None:
         raise IngressError(404, f"handler {handler!r} not found in service {service!r}")
-    return Route(Target(service, handler, key), _kind(kind, spec.get("kind")), send)
+    if key is not None:
+        key = scoped_key(scope, key)
+    return Route(Target(service, handler, key), _kind(kind, spec.get("kind")), send, scope)
 
 
 def _kind(service_kind: str, handler_kind: str | None) -> HandlerKind:

@@ -34,6 +34,7 @@ from engine.model import (
     StateOpKind,
     Target,
 )
+from engine.scopes import scoped_key, split_key
 from sdk import serde
 from sdk.errors import InvocationAborted, TerminalError
 from sdk.options import RetryPolicy, RunOptions
@@ -463,6 +464,9 @@ class Context:
             raise TerminalError(f"{h.service}/{h.name} is a service handler: it takes no key")
         if kind is not HandlerKind.SERVICE and key is None:
             raise TerminalError(f"{h.service}/{h.name} needs a key")
+        if key is not None and self._target is not None and self._target.key is not None:
+            # A call from a scoped object or workflow stays in its scope.
+            key = scoped_key(split_key(self._target.key)[0], key)
         if (
             kind is HandlerKind.EXCLUSIVE
             and self._handler_kind is HandlerKind.EXCLUSIVE

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from engine.model import EntryKind, Failure, JournalEntry, StateOp, StateOpKind
+from engine.scopes import split_key
 from sdk import serde
 from sdk.context import Context
 from sdk.errors import TerminalError
@@ -24,9 +25,9 @@ class ObjectSharedContext(Context):
     """The context of a shared handler of a virtual object: reads state, concurrently."""
 
     def key(self) -> str:
-        """The object key (or workflow id) this invocation runs for."""
+        """The object key (or workflow id) this invocation runs for (without its scope)."""
         assert self._target is not None and self._target.key is not None
-        return self._target.key
+        return split_key(self._target.key)[1]
 
     async def get(self, name: str, type_hint: Any = None) -> Any:
         """The value of state entry ``name`` (converted to ``type_hint`` if given), or None.

@@ -8,6 +8,7 @@ from engine.model import HandlerKind, Target
 from ingress.errors import IngressError
 from ingress.routing import parse_delay, route, split_path
 
+SCOPED_K = "\x1ft 1\x1fk"  # key k in scope "t 1" (engine.scopes)
 SERVICES = {
     "greeter": {"kind": "service", "handlers": {"greet": {}}},
     "counter": {"kind": "object", "handlers": {"add": {}, "get": {"kind": "shared"}}},
@@ -27,11 +28,18 @@ def go(raw: bytes) -> tuple[Target, HandlerKind, bool]:
         (b"/greeter/greet/send", Target("greeter", "greet"), True),
         (b"/counter/a%2Fb/add", Target("counter", "add", "a/b"), False),
         (b"/counter//add", Target("counter", "add", ""), False),
+        (b"/counter/add", Target("counter", "add", ""), False),
         (b"/counter/%20x%25/add/send", Target("counter", "add", " x%"), True),
         (b"/restate/call/counter/k/add", Target("counter", "add", "k"), False),
         (b"/restate/send/greeter/greet", Target("greeter", "greet"), True),
         (b"/restate/send/signup/s%2F1/run", Target("signup", "run", "s/1"), True),
         (b"/greeter/greet/", Target("greeter", "greet"), False),
+        (b"/restate/scope/t1/call/greeter/greet", Target("greeter", "greet"), False),
+        (
+            b"/restate/scope/t%201/send/counter/k/add",
+            Target("counter", "add", "\x1ft 1\x1fk"),
+            True,
+        ),
     ],
 )
 def test_paths_reach_their_target(raw: bytes, target: Target, send: bool) -> None:
@@ -43,7 +51,7 @@ def test_paths_reach_their_target(raw: bytes, target: Target, send: bool) -> Non
     ("raw", "status"),
     [
         (b"/nope/greet", 404),
-        (b"/counter/add", 400),
+        (b"/counter/nope", 400),
         (b"/greeter/k/greet", 400),
         (b"/restate/nope/greeter/greet", 404),
         (b"/counter/k/nope", 404),

@@ -198,9 +198,11 @@ def test_sends_and_calls_between_handlers(cluster: Cluster) -> None:
 
 
 def test_bad_keyed_paths_and_bodies(cluster: Cluster) -> None:
-    missing_key = post(cluster, "/counter/add", 1)
+    missing_key = post(cluster, "/counter/k1", 1)
     assert missing_key.status_code == 400
     assert "needs a key" in missing_key.json()["message"]
+    # /{object}/{handler} is the empty key, as Restate's clients write it.
+    assert post(cluster, "/counter/add", 1).json() == post(cluster, "/counter//get").json()
     extra_key = post(cluster, "/tests/k/echo", 1)
     assert extra_key.status_code == 400
     assert "take no key" in extra_key.json()["message"]

@@ -72,7 +72,8 @@ def test_endpoint_manifest_lists_services_and_handlers() -> None:
     async def h(ctx: Context) -> None: ...
 
     app = Endpoint([svc])
-    assert app.manifest() == [{"name": "svc", "kind": "service", "handlers": {"h": {"kind": None}}}]
+    handlers = {"h": {"kind": None, "input": None, "output": {}, "doc": ""}}
+    assert app.manifest() == [{"name": "svc", "kind": "service", "handlers": handlers}]
     assert app.handler("svc", "h") is svc.handlers["h"]
     assert app.handler("svc", "nope") is None
 
