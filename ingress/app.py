@@ -44,6 +44,8 @@ from ingress.routing import Route, parse_delay, route, split_path
 log = logging.getLogger("perdure.ingress")
 
 ID_HEADER = "x-restate-id"
+_EXISTS = (ResponseStatus.NOT_READY, ResponseStatus.OK, ResponseStatus.FAILED)
+"""Answers to a non-blocking re-ask that show the invocation exists."""
 Gone = Callable[[], Awaitable[bool]]
 NOT_READY = 470
 
@@ -160,8 +162,17 @@ class Ingress:
         with self._waiter(request_id) as fut:
             await self.append(partition, key, record)
             response = await self._await(
-                fut, inv, request_id, gone=gone, timeout_s=self.settings.call_timeout_s
+                fut,
+                inv,
+                request_id,
+                gone=gone,
+                timeout_s=self.settings.call_timeout_s,
+                # A send asks again only whether the invocation exists: a blocking re-ask would
+                # wait for its outcome (a workflow waiting on a promise: for ever).
+                reattach_block=not where.send,
             )
+            if where.send and response.status in _EXISTS:
+                response = LogResponse(request_id, invocation_id, ResponseStatus.ACCEPTED)
             return invocation_id, response
 
     async def complete_awakeable(
@@ -220,6 +231,7 @@ class Ingress:
         reattach: bool = True,
         gone: Gone | None = None,
         timeout_s: float = 0.0,
+        reattach_block: bool = True,
     ) -> LogResponse:
         """Waits for the answer; asks the partition again now and then, so a lost answer is
         asked for again (with a growing pause).
@@ -234,7 +246,12 @@ class Ingress:
         while True:
             wait = interval if deadline is None else min(interval, deadline - loop.time())
             try:
-                return await asyncio.wait_for(asyncio.shield(fut), max(wait, 0.0))
+                answer = await asyncio.wait_for(asyncio.shield(fut), max(wait, 0.0))
+                if reattach_block or answer.status is not ResponseStatus.NOT_FOUND:
+                    return answer
+                # A non-blocking re-ask overtook the record it asks about: wait again.
+                fut = self.waiters[request_id] = asyncio.get_running_loop().create_future()
+                continue
             except TimeoutError:
                 pass
             if gone is not None and await gone():
@@ -249,9 +266,8 @@ class Ingress:
                 continue
             reply = Reply(self.reply_partition, request_id)
             try:
-                await self.append(
-                    inv.partition(self.log_partitions), None, Attach(str(inv), reply, True)
-                )
+                attach = Attach(str(inv), reply, reattach_block)
+                await self.append(inv.partition(self.log_partitions), None, attach)
             except IngressError as err:
                 log.warning("invocation %s: cannot ask for its outcome yet: %s", inv, err.message)
 

@@ -94,3 +94,21 @@ def test_a_client_that_went_away_is_detached() -> None:
         return recorder.records
 
     assert asyncio.run(scenario()) == [Detach(str(INV), "r")]
+
+
+def test_a_send_asks_again_only_whether_its_invocation_exists() -> None:
+    async def scenario() -> tuple[Response, list[Any]]:
+        ing, recorder = ingress(down=False)
+        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        ing.waiters["r"] = fut
+        loop = asyncio.get_running_loop()
+        # The first re-ask overtakes the invocation (not found), the next one finds it running.
+        loop.call_later(0.03, fut.set_result, Response("r", str(INV), ResponseStatus.NOT_FOUND))
+        later = Response("r", str(INV), ResponseStatus.NOT_READY)
+        loop.call_later(0.2, lambda: ing.waiters["r"].set_result(later))
+        got = await ing._await(fut, INV, "r", reattach_block=False)
+        return got, recorder.records
+
+    got, records = asyncio.run(scenario())
+    assert got.status is ResponseStatus.NOT_READY
+    assert records and all(isinstance(r, Attach) and not r.block for r in records)
