@@ -14,7 +14,7 @@ from dataclasses import replace
 from engine import codec, keyed, keys, receipts
 from engine.lifecycle import complete_entry, disarm, finish
 from engine.model import Caller, EntryKind, Failure, InvocationStatus, JournalEntry, Phase
-from engine.records import Action, Cancel, Deliver, Envelope, Response, ResponseStatus, SendResponse
+from engine.records import Action, Cancel, Deliver, Envelope, ResponseStatus
 from engine.status import get_status, pending_entries, put_entry, put_status, start_of
 from engine.storage import PartitionTxn
 
@@ -38,13 +38,11 @@ def cancel(env: Envelope, c: Cancel, txn: PartitionTxn) -> list[Action]:
         actions = end_now(env, txn, s, KILLED if c.kill else CANCELLED, c.kill)
     else:
         actions = _cancel_running(txn, s)
-    if c.reply is not None:
-        status = ResponseStatus.ACCEPTED if failure is None else ResponseStatus.FAILED
-        response = Response(c.reply.request_id, c.invocation_id, status, None, failure)
-        actions.append(SendResponse(c.reply, response))
-    result = b"true" if failure is None else None
-    actions.extend(receipts.settle(txn, c.invocation_id, c.caller, result, failure, s is not None))
-    return actions
+    ok = ResponseStatus.ACCEPTED
+    known = s is not None
+    return actions + receipts.answer_both(
+        txn, c.invocation_id, c.reply, c.caller, failure, ok, known
+    )
 
 
 def _abandon(

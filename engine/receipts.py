@@ -11,8 +11,16 @@ the resolver that won. Receipts go when the target invocation is purged.
 from __future__ import annotations
 
 from engine import codec, keys
-from engine.model import Caller, Failure
-from engine.records import Action, CallResult, Deliver, Envelope
+from engine.model import Caller, Failure, Reply
+from engine.records import (
+    Action,
+    CallResult,
+    Deliver,
+    Envelope,
+    Response,
+    ResponseStatus,
+    SendResponse,
+)
 from engine.status import notify
 from engine.storage import PartitionTxn
 
@@ -45,3 +53,24 @@ def settle(
         record = codec.encode_envelope(Envelope(action.command))
         txn.put(keys.receipt_key(target_id, caller.invocation_id, caller.index), record)
     return [action]
+
+
+def answer_both(
+    txn: PartitionTxn,
+    target_id: str,
+    reply: Reply | None,
+    caller: Caller | None,
+    failure: Failure | None,
+    ok: ResponseStatus,
+    known: bool,
+) -> list[Action]:
+    """The outcome of a command for whoever asked: an ingress waiter (``reply``, ``ok`` or
+    FAILED) and another invocation's journal (``caller``, through a kept receipt)."""
+    actions: list[Action] = []
+    if reply is not None:
+        status = ok if failure is None else ResponseStatus.FAILED
+        actions.append(
+            SendResponse(reply, Response(reply.request_id, target_id, status, None, failure))
+        )
+    result = b"true" if failure is None else None
+    return actions + settle(txn, target_id, caller, result, failure, known)

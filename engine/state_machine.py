@@ -47,10 +47,8 @@ from engine.records import (
     ProposeEntry,
     PurgeExpired,
     RegisterTimer,
-    Response,
     ResponseStatus,
     ScheduleRetry,
-    SendResponse,
     StartInvocation,
     Suspend,
     SweepAgain,
@@ -423,13 +421,10 @@ def _complete_awakeable(_env: Envelope, c: CompleteAwakeable, txn: PartitionTxn)
     else:
         done = replace(entry, value=c.value, failure=c.failure, completed=True)
         actions.extend(complete_entry(txn, s, c.index, done))
-    if c.reply is not None:
-        status = ResponseStatus.OK if failure is None else ResponseStatus.FAILED
-        response = Response(c.reply.request_id, c.invocation_id, status, None, failure)
-        actions.append(SendResponse(c.reply, response))
-    result = b"true" if failure is None else None
-    actions.extend(receipts.settle(txn, c.invocation_id, c.caller, result, failure, s is not None))
-    return actions
+    known = s is not None
+    return actions + receipts.answer_both(
+        txn, c.invocation_id, c.reply, c.caller, failure, ResponseStatus.OK, known
+    )
 
 
 def _call_result(_env: Envelope, c: CallResult, txn: PartitionTxn) -> list[Action]:

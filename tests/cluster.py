@@ -193,3 +193,13 @@ class Cluster:
     def stop_all(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+
+
+def serving(make: Callable[..., Cluster], **kwargs: object) -> Cluster:
+    """A cluster from ``make`` (the ``cluster_factory`` fixture) with one worker that leads
+    every partition and an ingress that answers."""
+    c = make(**kwargs)
+    worker = c.start_worker()
+    c.start_ingress()
+    c.wait_leading(worker)
+    return c

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import Cluster
+from tests.cluster import Cluster, serving
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.compat]
 
@@ -47,11 +47,7 @@ def clients(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cluster(cluster_factory: Callable[..., Cluster]) -> Cluster:
-    c = cluster_factory(app="tests.apps.testapp:app", partitions=2)
-    worker = c.start_worker()
-    c.start_ingress()
-    c.wait_leading(worker)
-    return c
+    return serving(cluster_factory, app="tests.apps.testapp:app", partitions=2)
 
 
 def _results(cmd: list[str], cwd: Path) -> dict[str, Any]:

@@ -8,18 +8,14 @@ import httpx
 import pytest
 
 from engine.ids import workflow_run_id
-from tests.cluster import Cluster
+from tests.cluster import Cluster, serving
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
 
 
 @pytest.fixture
 def c(cluster_factory: Callable[..., Cluster]) -> Cluster:
-    cluster = cluster_factory(app="tests.apps.testapp:app", partitions=2)
-    worker = cluster.start_worker()
-    cluster.start_ingress()
-    cluster.wait_leading(worker)
-    return cluster
+    return serving(cluster_factory, app="tests.apps.testapp:app", partitions=2)
 
 
 def test_keys_are_url_encoded_segments_and_may_be_empty(c: Cluster) -> None:

@@ -173,12 +173,16 @@ def test_checkout_survives_worker_kills(cluster_factory: Callable[..., Cluster])
         assert results[cart].json()["chargeId"] == f"ch-{cart}-4"
         assert post(c, f"/cart/{cart}/get_items").json() == []
     ledger = c.ledger_lines()
-    for cart in carts:
-        assert sum(1 for line in ledger if line[0] == "reserve" and line[1] == cart) == 1
-        assert sum(1 for line in ledger if line[0] == "confirm" and line[1] == cart) == 1
-        assert sum(1 for line in ledger if line[0] == "email" and line[1] == cart) == 1
-        charges = sum(1 for line in ledger if line[0] == "charge" and line[1] == cart)
-        assert 1 <= charges <= 2, f"{cart}: charged {charges} times"
+    runs = {
+        (step, cart): sum(1 for line in ledger if line[0] == step and line[1] == cart)
+        for step in ("reserve", "charge", "confirm", "email")
+        for cart in carts
+    }
+    # A kill can land between a step's effect and its journal entry: that step runs again
+    # (at-least-once until journaled, DESIGN.md invariant 4). So each step ran once or twice,
+    # and at most one step per kill ran twice (test_faults_* check acknowledged steps never rerun).
+    assert all(1 <= n <= 2 for n in runs.values()), runs
+    assert sum(n - 1 for n in runs.values()) <= len(carts), "more reruns than kills"
 
 
 def test_sends_and_calls_between_handlers(cluster: Cluster) -> None:
