@@ -136,7 +136,12 @@ class Ingress:
         delay_ms: int = 0,
     ) -> tuple[str, LogResponse | None]:
         if idempotency_key and where.handler_kind is HandlerKind.WORKFLOW:
-            raise IngressError(400, "a workflow run is idempotent by its id: no idempotency-key")
+            # Restate 1.7.12's own words for it (checked against the server).
+            raise IngressError(
+                400,
+                "cannot use the idempotency key with workflow handlers. The handler invocation "
+                "will already be idempotent by the workflow key itself.",
+            )
         inv = where.invocation_id(idempotency_key)
         invocation_id = str(inv)
         # A send waits only where the partition must say whether it is new.

@@ -76,6 +76,9 @@ def test_the_typescript_client(clients: Path, cluster: Cluster) -> None:
     assert _ok(r, "generic_call_and_send") == ["g", True]
     assert _ok(r, "awakeable_resolve") == "resolved"
     assert _ok(r, "workflow") == [True, "waiting for verification", True]
+    # As Restate 1.7.12 answers it (checked against the real server): the workflow id is the key.
+    refused = _ok(r, "workflow_submit_with_idempotency_key")
+    assert "400" in refused and "cannot use the idempotency key with workflow handlers" in refused
     assert _ok(r, "scoped_call") == "scoped"
     assert _ok(r, "scoped_state") == [7, 0], "a scope is a namespace of keys and their state"
 

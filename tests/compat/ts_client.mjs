@@ -67,6 +67,16 @@ const cases = {
     const out = await wf.workflowAttach();
     return [submission.invocationId.startsWith("inv_"), status, out.verified];
   },
+  workflow_submit_with_idempotency_key: async () => {
+    try {
+      await rs
+        .workflowClient({ name: "signup" }, "ts-wf-idem")
+        .workflowSubmit({ email: "x@example.com" }, clients.rpc.sendOpts({ idempotencyKey: "i" }));
+      return "accepted";
+    } catch (err) {
+      return String(err.message);
+    }
+  },
   scoped_call: () => rs.scope("tenant-1").serviceClient({ name: "tests" }).echo("scoped"),
   scoped_state: async () => {
     await rs.scope("tenant 2").objectClient({ name: "counter" }, "k").add(7);
