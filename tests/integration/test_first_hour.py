@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.integration]
 
 @pytest.fixture
 def c(cluster_factory: Callable[..., Cluster]) -> Cluster:
-    return serving(cluster_factory, app="tests.apps.testapp:app", partitions=2)
+    env = {"PERDURE_ACCESS_LOG": "1"}
+    return serving(cluster_factory, app="tests.apps.testapp:app", partitions=2, env=env)
 
 
 def test_keys_are_url_encoded_segments_and_may_be_empty(c: Cluster) -> None:
@@ -58,6 +59,8 @@ def test_restates_current_paths(c: Cluster) -> None:
         )
         assert lookup.json() == {"invocationId": str(workflow_run_id("signup", "z"))}
         assert h.get("/restate/health").status_code == 200
+    ingress = next(p for p in c.procs if p.name == "ingress")
+    assert '"POST /restate/call/tests/echo HTTP/1.1" 200' in ingress.log(), "the access log"
 
 
 def test_every_error_has_one_shape(c: Cluster) -> None:
