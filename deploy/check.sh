@@ -32,7 +32,12 @@ cleanup() {
   rm -rf "$BROKER_DIR"
 }
 trap cleanup EXIT
-PERDURE_TEST_BOOTSTRAP=$(bash deploy/kafka/broker.sh start | tail -n 1)
+# Once in a while a fresh JVM dies before it logs anything: one more try before giving up.
+if ! PERDURE_TEST_BOOTSTRAP=$(bash deploy/kafka/broker.sh start | tail -n 1); then
+  echo "the broker did not start; trying once more"
+  bash deploy/kafka/broker.sh stop >/dev/null 2>&1 || true
+  PERDURE_TEST_BOOTSTRAP=$(bash deploy/kafka/broker.sh start | tail -n 1)
+fi
 export PERDURE_TEST_BOOTSTRAP
 echo "broker at $PERDURE_TEST_BOOTSTRAP"
 
