@@ -32,8 +32,10 @@ def put_status(txn: PartitionTxn, status: InvocationStatus) -> None:
 
 
 def put_input(txn: PartitionTxn, invocation_id: str, data: bytes) -> None:
-    """Stores an invocation's input (once, when it is first invoked)."""
-    txn.put(keys.input_key(invocation_id), data)
+    """Stores an invocation's input (once, when it is first invoked); an empty one is not
+    stored at all (a start reads a missing input as empty)."""
+    if data:
+        txn.put(keys.input_key(invocation_id), data)
 
 
 def journal(txn: PartitionTxn, invocation_id: str) -> tuple[JournalEntry, ...]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import uuid
@@ -34,6 +33,7 @@ from engine.records import (
     ResponseStatus,
 )
 from engine.records import Response as LogResponse
+from ingress.bodies import check_json, read_body, rejection_reason
 from ingress.config import IngressSettings
 from ingress.errors import IngressError
 from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
@@ -433,15 +433,15 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
             invocation_id, index = parse_awakeable_id(awakeable)
         except InvalidId as err:
             raise IngressError(404, f"awakeable {awakeable!r} not found: {err}") from err
-        body = await _read_body(request, settings.max_body_bytes)
+        body = await read_body(request, settings.max_body_bytes)
         value: bytes | None = None
         failure: Failure | None = None
         if action == "resolve":
             if body.strip():
-                _check_json(body, "the body")
+                check_json(body, "the body")
             value = body or b"null"
         else:
-            failure = Failure(500, _reason(body))
+            failure = Failure(500, rejection_reason(body))
         response = await ingress.complete_awakeable(invocation_id, index, value, failure)
         if response.status is ResponseStatus.OK:
             return Response(status_code=202)
@@ -459,9 +459,9 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
             if not where.send:
                 raise IngressError(400, "?delay is only for /send: a call cannot wait to start")
             delay_ms = parse_delay(request.query_params["delay"])
-        body = await _read_body(request, settings.max_body_bytes)
+        body = await read_body(request, settings.max_body_bytes)
         if body.strip():
-            _check_json(body, "the request body")
+            check_json(body, "the request body")
         headers = tuple(
             (k, v) for k, v in request.headers.items() if k.lower() not in _FORWARDED_SKIP
         )
@@ -486,36 +486,3 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         return answer_of(response, invocation_id)
 
     return app
-
-
-def _check_json(body: bytes, what: str) -> None:
-    """Raises a 400 unless ``body`` is JSON (too deep a nesting is not JSON we take)."""
-    try:
-        json.loads(body)
-    except ValueError as err:
-        raise IngressError(400, f"{what} is not valid JSON: {err}") from err
-    except RecursionError:
-        raise IngressError(400, f"{what} is nested too deeply to be read as JSON") from None
-
-
-def _reason(body: bytes) -> str:
-    """A rejection's reason: a JSON string, or the body as text."""
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        return body.decode(errors="replace") or "rejected"
-    return parsed if isinstance(parsed, str) else json.dumps(parsed)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise IngressError(413, f"the request body is over the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise IngressError(413, f"the request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
