@@ -95,11 +95,6 @@ class Invoker:
         self.metrics = metrics
         self.attempts: dict[str, _Attempt] = {}
 
-    @property
-    def running(self) -> int:
-        """How many handler tasks are alive."""
-        return sum(1 for a in self.attempts.values() if a.task is not None and not a.task.done())
-
     def _gauges(self, ending: asyncio.Task[Any] | None = None) -> None:
         """Sets the gauges; ``ending`` is a task that is about to end (not counted)."""
         alive = parked = 0
