@@ -240,6 +240,13 @@ cmd_start() {
   local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
   until grep -q "Kafka Server started" "$LOGS/server.log" 2>/dev/null && port_open "$KAFKA_PORT" && metadata_ok; do
     if ! pid_is_ours; then
+      # setsid forks when it happens to lead its process group: $! was that short-lived
+      # parent, and the broker runs on under another PID. Find it by its config.
+      local real; real=$(pgrep -f -- "kafka.Kafka $CONF/server.properties" | head -n 1 || true)
+      if [[ -n $real ]]; then
+        echo "$real" >"$PIDFILE"
+        continue
+      fi
       show_logs
       rm -f "$PIDFILE"
       die "the broker exited during startup (logs in $LOGS)"
