@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--session-timeout-ms", type=int, help="group session timeout [PERDURE_SESSION_TIMEOUT_MS]"
     )
+    worker.add_argument(
+        "--standby-replicas",
+        type=int,
+        help="warm copies of each partition kept by other workers [PERDURE_STANDBY_REPLICAS]",
+    )
     _common(worker)
 
     ingress = sub.add_parser("ingress", help="run the HTTP ingress")
@@ -92,6 +97,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         state_dir=Path(args.state_dir) if args.state_dir else None,
         metrics_port=args.metrics_port,
         session_timeout_ms=args.session_timeout_ms,
+        standby_replicas=args.standby_replicas,
     )
     app = _load_app(args.app)
 

@@ -26,6 +26,11 @@ class ClusterNames:
         return f"{self.name}.responses"
 
     @property
+    def backups_topic(self) -> str:
+        """Backups of partition stores: partition ``p`` holds the backups of log partition ``p``."""
+        return f"{self.name}.backups"
+
+    @property
     def registry_topic(self) -> str:
         """Compacted: the services workers host, keyed by service name."""
         return f"{self.name}.registry"
@@ -49,15 +54,27 @@ class TopicSpec:
     config: dict[str, str]
 
 
-def topic_specs(names: ClusterNames, partitions: int) -> list[TopicSpec]:
+LOG_SEGMENT_BYTES = 16 * 1024 * 1024
+"""Segment size of the log and backups topics: trimmed records leave the disk a segment at a
+time, so this bounds what a trimmed partition still holds on the broker's disk."""
+
+
+def topic_specs(
+    names: ClusterNames, partitions: int, segment_bytes: int = LOG_SEGMENT_BYTES
+) -> list[TopicSpec]:
     """The cluster's topics.
 
-    The log keeps every record (``retention.ms=-1``): it is the truth that partition stores are
-    rebuilt from. Responses are transient; the registry is compacted by service name.
+    Neither the log nor the backups expire by time (``retention.ms=-1``): the leader trims both
+    with ``delete_records`` once a newer backup is recorded in the log (partitions/backup.py).
+    Segments are small (``segment_bytes``) so that what is trimmed leaves the disk soon: the
+    broker deletes whole segments only. Responses are transient; the registry is compacted by
+    service name.
     """
     big = str(MAX_RECORD_BYTES)
+    kept = {"retention.ms": "-1", "max.message.bytes": big, "segment.bytes": str(segment_bytes)}
     return [
-        TopicSpec(names.log_topic, partitions, {"retention.ms": "-1", "max.message.bytes": big}),
+        TopicSpec(names.log_topic, partitions, kept),
+        TopicSpec(names.backups_topic, partitions, kept),
         TopicSpec(
             names.responses_topic,
             partitions,

@@ -27,6 +27,7 @@ from engine.records import (
     AnnounceLeader,
     Attach,
     AttemptFailed,
+    BackupTaken,
     CallResult,
     Cancel,
     Command,
@@ -259,6 +260,14 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
             return _NS + "PurgeExpired", {"retention_ms": c.retention_ms}
         case Detach():
             return _NS + "Detach", {"invocation_id": c.invocation_id, "request_id": c.request_id}
+        case BackupTaken():
+            return _NS + "BackupTaken", {
+                "backup_id": c.backup_id,
+                "applied_offset": c.applied_offset,
+                "first_offset": c.first_offset,
+                "keys": c.keys,
+                "size_bytes": c.size_bytes,
+            }
     raise CodecError(f"not a command: {c!r}")
 
 
@@ -317,6 +326,10 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
         return PurgeExpired(d["retention_ms"])
     if short == "Detach":
         return Detach(d["invocation_id"], d["request_id"])
+    if short == "BackupTaken":
+        return BackupTaken(
+            d["backup_id"], d["applied_offset"], d["first_offset"], d["keys"], d["size_bytes"]
+        )
     raise CodecError(f"unknown command record {name}")
 
 

@@ -36,6 +36,8 @@ SCHEDULED_START = 0xFFFFFFFF
 META_APPLIED_OFFSET = META + b"applied-offset"
 META_FORMAT = META + b"format"
 META_LEADER = META + b"leader"
+META_BACKUP = META + b"backup"
+"""The newest backup recorded in the log (engine/backups.py)."""
 
 
 def _component(text: str) -> bytes:

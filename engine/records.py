@@ -150,6 +150,22 @@ class Detach:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupTaken:
+    """The leader wrote a backup of the partition's store as of log offset ``applied_offset``.
+
+    The backup's chunks start at ``first_offset`` of the partition's backups topic. Once this
+    record is applied, the log below the backup (less a margin) and older backups may be
+    trimmed: a new owner restores from this backup and replays only what follows it.
+    """
+
+    backup_id: str
+    applied_offset: int
+    first_offset: int
+    keys: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeExpired:
     """The leader's periodic sweep: forget completed invocations past their retention."""
 
@@ -170,6 +186,7 @@ Command = (
     | AttemptFailed
     | PurgeExpired
     | Detach
+    | BackupTaken
 )
 
 
@@ -299,6 +316,18 @@ class SweepAgain:
     """The retention sweep stopped at its batch limit: the leader sweeps again soon."""
 
 
+@dataclass(frozen=True, slots=True)
+class TrimLog:
+    """A backup up to log offset ``applied_offset`` is recorded: trim what it makes redundant.
+
+    The leader deletes the log below ``applied_offset + 1`` (less its safety margin) and the
+    backups topic below ``backup_first_offset`` (older backups).
+    """
+
+    applied_offset: int
+    backup_first_offset: int
+
+
 Action = (
     StartInvocation
     | AckEntry
@@ -309,4 +338,5 @@ Action = (
     | Deliver
     | RegisterTimer
     | SweepAgain
+    | TrimLog
 )

@@ -238,6 +238,19 @@ DETACH: dict[str, Any] = {
     ],
 }
 
+BACKUP_TAKEN: dict[str, Any] = {
+    "type": "record",
+    "name": "BackupTaken",
+    "namespace": _NS,
+    "fields": [
+        {"name": "backup_id", "type": "string"},
+        {"name": "applied_offset", "type": "long"},
+        {"name": "first_offset", "type": "long"},
+        {"name": "keys", "type": "long"},
+        {"name": "size_bytes", "type": "long"},
+    ],
+}
+
 ENVELOPE: dict[str, Any] = {
     "type": "record",
     "name": "Envelope",
@@ -263,6 +276,7 @@ ENVELOPE: dict[str, Any] = {
                 # New kinds go at the end: the union index of the older ones never changes, so
                 # their bytes stay the same and older readers still read them.
                 DETACH,
+                BACKUP_TAKEN,
             ],
         },
     ],

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from engine import cancellation, codec, keyed, keys, receipts
+from engine import backups, cancellation, codec, keyed, keys, receipts
 from engine.errors import InvalidId
 from engine.ids import InvocationId, parse_awakeable_id
 from engine.lifecycle import begin, complete_entry, finish
@@ -34,6 +34,7 @@ from engine.records import (
     AnnounceLeader,
     Attach,
     AttemptFailed,
+    BackupTaken,
     CallResult,
     Cancel,
     Command,
@@ -548,10 +549,11 @@ _RULES: dict[type, _Rule] = {
     Complete: _complete,
     AttemptFailed: _attempt_failed,
     PurgeExpired: _purge,
+    BackupTaken: backups.backup_taken,
 }
 
 FENCED: frozenset[type] = frozenset(
-    {ProposeEntry, TimerFired, Suspend, Complete, AttemptFailed, PurgeExpired}
+    {ProposeEntry, TimerFired, Suspend, Complete, AttemptFailed, PurgeExpired, BackupTaken}
 )
 """Kinds only the current leader writes: a record of another epoch is ignored."""
 

@@ -27,13 +27,30 @@ class WorkerSettings:
     cluster: str = "perdure"
     partitions: int = 8
     session_timeout_ms: int = 6000
-    retention_s: float = 24 * 3600
-    purge_interval_s: float = 60
-    redelivery_interval_s: float = 5
+    retention_s: float = 24 * 3600.0
+    purge_interval_s: float = 60.0
+    redelivery_interval_s: float = 5.0
     suspend_after_s: float = 1.0
     ack_timeout_s: float = 30.0
     produce_timeout_s: float = 15.0
     metrics_port: int = 0
+    backup_min_records: int = 2000
+    """A leader backs its store up once the log grew by this many records since the last
+    backup (and by ``backup_state_ratio`` of the backup's key count); 0 turns backups off."""
+    backup_state_ratio: float = 0.05
+    """Records since the last backup, per key it held, before the next: a big state is copied
+    less often, so a backup costs a bounded share of the work of applying the log."""
+    backup_interval_s: float = 300.0
+    """A backup is also taken this long after the last one if any record came since."""
+    backup_chunk_bytes: int = 1 << 20
+    """Store bytes per chunk record of a backup (before compression)."""
+    trim_margin_records: int = 1000
+    """Log records kept below a recorded backup when the log is trimmed; -1: never trim."""
+    standby_replicas: int = 0
+    """Warm copies of each partition kept by workers that do not lead it (Kafka Streams'
+    standby replicas): a failover to one of them replays only the last few records."""
+    segment_bytes: int = 16 * 1024 * 1024
+    """Segment size of the log and backups topics (when this worker creates them)."""
     worker_name: str = field(default_factory=lambda: f"worker-{os.getpid()}")
 
     @classmethod

@@ -15,3 +15,7 @@ class TopicSetupError(PartitionError):
 
 class StoreFormatError(StoreError):
     """A partition store was written in another store format."""
+
+
+class RestoreError(PartitionError):
+    """A partition store cannot be restored from its backup."""

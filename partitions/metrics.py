@@ -59,6 +59,37 @@ class WorkerMetrics:
             registry=r,
         )
 
+        self.restore_seconds = Histogram(
+            "perdure_restore_seconds",
+            "Loading a partition store from its backup",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.backup_seconds = Histogram(
+            "perdure_backup_seconds",
+            "Writing one backup of a partition store to the backups topic",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.backup_bytes = Gauge(
+            "perdure_backup_bytes",
+            "Size of the newest backup this worker wrote, by partition",
+            ["partition"],
+            registry=r,
+        )
+        self.backup_lag_records = Gauge(
+            "perdure_backup_lag_records",
+            "Log records applied since the newest recorded backup, by partition (what a new "
+            "owner replays after restoring it)",
+            ["partition"],
+            registry=r,
+        )
+        self.standby_partitions = Gauge(
+            "perdure_standby_partitions",
+            "Partitions this worker keeps a warm copy of without leading them",
+            registry=r,
+        )
+
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serves ``/metrics`` over HTTP on ``port``."""
         start_http_server(port, addr=host, registry=self.registry)

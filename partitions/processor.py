@@ -75,7 +75,7 @@ class PartitionProcessor:
             replayed = self.next_offset - self.restore_from
             if replayed > 0:
                 log.info(
-                    "partition %d restored: %d records replayed in %.2fs",
+                    "partition %d caught up: %d records replayed in %.2fs",
                     self.partition,
                     replayed,
                     time.monotonic() - self.assigned_at,

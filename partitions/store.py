@@ -8,13 +8,23 @@ replays the log from the offset it finds. Losing a memtable costs replay time, n
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    ReadOptions,
+    WriteBatch,
+    WriteOptions,
+)
 from sortedcontainers import SortedDict
 
 from engine import keys
@@ -23,6 +33,14 @@ from partitions.errors import StoreError, StoreFormatError
 log = logging.getLogger("perdure.store")
 
 _DELETED = None
+
+BLOCK_CACHE_BYTES = 64 * 2**20
+"""The block cache every store of a worker process shares."""
+
+
+@functools.cache
+def _shared_cache() -> Cache:
+    return Cache(BLOCK_CACHE_BYTES)
 
 
 class PartitionStore:
@@ -40,6 +58,14 @@ class PartitionStore:
         # Small memtables: a worker holds many partitions, and the log is the truth anyway.
         options.set_write_buffer_size(8 * 2**20)
         options.set_max_write_buffer_number(2)
+        # Index and filter blocks live in one block cache shared by every store of the process,
+        # not on the heap beside each open table file: memory then stays flat however many
+        # completed invocations the stores retain on disk.
+        table = BlockBasedOptions()
+        table.set_block_cache(_shared_cache())
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        options.set_block_based_table_factory(table)
         try:
             self._db = Rdict(str(path), options)
         except Exception as err:
@@ -98,6 +124,16 @@ class PartitionStore:
             yield key, bytes(it.value())
             it.next()
 
+    def iterate_all(self) -> StoreView:
+        """Every key and value as of now, however the store changes while they are read."""
+        it = self._db.iter(ReadOptions())
+        it.seek_to_first()
+        return StoreView(it)
+
+    def estimate_keys(self) -> int:
+        """RocksDB's estimate of the number of keys."""
+        return int(self._db.property_int_value("rocksdb.estimate-num-keys") or 0)
+
     def begin(self) -> StoreBatch:
         """A new batch of writes over this store."""
         return StoreBatch(self)
@@ -111,6 +147,13 @@ class PartitionStore:
             else:
                 wb.put(key, value)
         wb.put(keys.META_APPLIED_OFFSET, keys.encode_int(applied_offset))
+        self._db.write(wb, self._write_options)
+
+    def load(self, flat: list[bytes]) -> None:
+        """Writes alternating keys and values as they are (a restore from a backup)."""
+        wb = WriteBatch(raw_mode=True)
+        for i in range(0, len(flat), 2):
+            wb.put(flat[i], flat[i + 1])
         self._db.write(wb, self._write_options)
 
     def close(self) -> None:
@@ -132,6 +175,27 @@ def _after(prefix: bytes) -> bytes | None:
     if not trimmed:
         return None
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+class StoreView:
+    """A consistent, ordered read of a whole store (a RocksDB iterator pins its view).
+
+    Close it before the store: an open iterator keeps the store's files alive.
+    """
+
+    def __init__(self, it: Any) -> None:
+        self._it: Any = it
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        it = self._it
+        while it is not None and it.valid():
+            yield bytes(it.key()), bytes(it.value())
+            it.next()
+            it = self._it
+
+    def close(self) -> None:
+        """Releases the iterator."""
+        self._it = None
 
 
 class StoreBatch:

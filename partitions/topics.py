@@ -8,18 +8,24 @@ import time
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from engine.cluster import ClusterNames, topic_specs
+from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, topic_specs
 from partitions.errors import TopicSetupError
 
 log = logging.getLogger("perdure.topics")
 
 
-def ensure_topics(bootstrap: str, names: ClusterNames, partitions: int, timeout: float = 30) -> int:
+def ensure_topics(
+    bootstrap: str,
+    names: ClusterNames,
+    partitions: int,
+    timeout: float = 30,
+    segment_bytes: int = LOG_SEGMENT_BYTES,
+) -> int:
     """Creates missing topics; returns the log's partition count (fixed when it was created)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     specs = [
         NewTopic(t.name, num_partitions=t.partitions, replication_factor=-1, config=t.config)
-        for t in topic_specs(names, partitions)
+        for t in topic_specs(names, partitions, segment_bytes)
     ]
     try:
         existing = admin.list_topics(timeout=timeout).topics

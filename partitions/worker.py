@@ -45,13 +45,16 @@ from engine.records import (
     StartInvocation,
     SweepAgain,
     TimerFired,
+    TrimLog,
 )
+from partitions import faults
 from partitions.config import WorkerSettings
 from partitions.invoker import Invoker
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
-from partitions.store import PartitionStore
+from partitions.recovery import Recovery
+from partitions.standby import Standbys
 from partitions.topics import ensure_topics
 from sdk import Endpoint
 
@@ -59,6 +62,8 @@ log = logging.getLogger("perdure.worker")
 
 _REDELIVERY_CAP_S = 300.0
 """The longest pause between two deliveries of one outbox entry."""
+_OUT_OF_RANGE = (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE)
+"""What the consumer says when the log no longer holds the offset a store needs next."""
 _TIMER_REFIRE_MS = 2000
 """How long a fired timer may stay unapplied before it is fired again."""
 
@@ -77,6 +82,8 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.writer: LogWriter | None = None
         self.invoker: Invoker | None = None
+        self.recovery: Recovery | None = None
+        self.standbys: Standbys | None = None
         self.partition_count = settings.partitions
         self._restarts: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
         self._claims = itertools.count(1)
@@ -84,7 +91,9 @@ class Worker:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Runs until ``stop`` is set (or forever), then leaves the group cleanly."""
         s = self.settings
-        partitions = await asyncio.to_thread(ensure_topics, s.bootstrap, self.names, s.partitions)
+        partitions = await asyncio.to_thread(
+            ensure_topics, s.bootstrap, self.names, s.partitions, 30, s.segment_bytes
+        )
         self.partition_count = partitions
         log.info(
             "worker %s: cluster %r, %d partitions, state in %s",
@@ -95,6 +104,7 @@ class Worker:
         )
         self._loop = asyncio.get_running_loop()
         self.writer = LogWriter(s.bootstrap, self.names, s.produce_timeout_s)
+        self.recovery = Recovery(s, self.metrics, self.writer.append, self.leader_id)
         self.invoker = Invoker(
             self.endpoint,
             self.writer,
@@ -121,6 +131,7 @@ class Worker:
             self._stop.set()
             await asyncio.to_thread(thread.join, 30)
             await self.invoker.shutdown()
+            self.recovery.close()
             self.writer.close()
             log.info("worker %s stopped", self.leader_id)
 
@@ -149,7 +160,7 @@ class Worker:
                 "group.id": self.names.worker_group,
                 "client.id": self.leader_id,
                 "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
+                "auto.offset.reset": "error",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": s.session_timeout_ms,
                 "heartbeat.interval.ms": max(s.session_timeout_ms // 6, 100),
@@ -158,6 +169,17 @@ class Worker:
             }
         )
         self._consumer = consumer
+        if s.standby_replicas > 0:
+            assert self.recovery is not None
+            self.standbys = Standbys(
+                s.bootstrap,
+                self.names.worker_group,
+                self.names.log_topic,
+                s.standby_replicas,
+                self.recovery,
+                self._store_path,
+                self.metrics,
+            )
         consumer.subscribe(
             [self.names.log_topic],
             on_assign=self._on_assign,
@@ -171,7 +193,9 @@ class Worker:
                 for msg in messages:
                     err = msg.error()
                     if err is not None:
-                        if err.code() != KafkaError._PARTITION_EOF:
+                        if err.code() in _OUT_OF_RANGE and msg.partition() is not None:
+                            self._trimmed_past(msg.partition() or 0)
+                        elif err.code() != KafkaError._PARTITION_EOF:
                             log.warning("consumer: %s", err)
                         continue
                     by_partition.setdefault(msg.partition() or 0, []).append(msg)
@@ -180,12 +204,16 @@ class Worker:
                     if proc is not None:
                         self._apply(proc, batch)
                 self._housekeeping()
+                if self.standbys is not None:
+                    self.standbys.poll(consumer.memberid() or "", set(self.processors))
         except Exception:
             log.exception("the processor loop failed; stopping the worker")
             raise
         finally:
             for partition in list(self.processors):
                 self._drop(partition, "worker stopping")
+            if self.standbys is not None:
+                self.standbys.close()
             consumer.close()
 
     def _apply(self, proc: PartitionProcessor, batch: list[Message]) -> None:
@@ -256,6 +284,9 @@ class Worker:
         elif isinstance(action, RegisterTimer):
             timer = (action.wake_at_ms, action.wake_at_ms, action.invocation_id, action.index)
             heapq.heappush(proc.timers, timer)
+        elif isinstance(action, TrimLog):
+            assert self.recovery is not None
+            self.recovery.trim(proc.partition, action)
         elif isinstance(action, SweepAgain):
             proc.last_purge = 0.0  # more expired invocations: the next housekeeping sweeps
 
@@ -336,7 +367,7 @@ class Worker:
                 self._to_invoker(self._start, partition, proc.epoch, start, 0.0)
 
     def _housekeeping(self) -> None:
-        assert self.writer is not None
+        assert self.writer is not None and self.recovery is not None
         self._drain_restarts()
         for proc in self.processors.values():
             if proc.is_leader and proc.timers:
@@ -353,7 +384,9 @@ class Worker:
                 proc.is_leader and now - proc.last_redelivery >= self.settings.redelivery_interval_s
             ):
                 self._redeliver(proc)
-            elif proc.is_leader and now - proc.last_purge >= self.settings.purge_interval_s:
+            if proc.is_leader:
+                self.recovery.maybe_backup(proc, now)
+            if proc.is_leader and now - proc.last_purge >= self.settings.purge_interval_s:
                 proc.last_purge = now
                 retention_ms = int(self.settings.retention_s * 1000)
                 self.writer.append(
@@ -363,26 +396,62 @@ class Worker:
     # -- rebalance callbacks (run inside consume, on the processor thread) ----------------------
 
     def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
-        assigned = []
-        for tp in parts:
-            path = Path(self.settings.state_dir) / f"partition-{tp.partition}"
-            store = PartitionStore.open(path)
-            high = _log_end(consumer, tp)
-            claim = f"{self.leader_id}/{next(self._claims)}"
-            proc = PartitionProcessor(tp.partition, store, claim, high)
-            self.processors[tp.partition] = proc
-            assigned.append(TopicPartition(tp.topic, tp.partition, proc.next_offset))
-            if proc.next_offset < high:
-                log.info(
-                    "partition %d assigned: replaying offsets %d..%d",
-                    tp.partition,
-                    proc.next_offset,
-                    high - 1,
-                )
-            else:
-                log.info("partition %d assigned: store up to date (offset %d)", tp.partition, high)
-        consumer.incremental_assign(assigned)
+        log.info("assigned partitions %s", sorted(tp.partition for tp in parts))
+        procs = [self._open_partition(consumer, tp.partition) for tp in parts]
+        faults.reach("stores-opened")  # the stores opened, their reads not started
+        consumer.incremental_assign(
+            [TopicPartition(self.names.log_topic, p.partition, p.next_offset) for p in procs]
+        )
+        for proc in procs:
+            if proc.blocked is not None:
+                self._block(proc)
         self.metrics.partitions_owned.set(len(self.processors))
+
+    def _open_partition(self, consumer: Consumer, partition: int) -> PartitionProcessor:
+        """Opens (restores, or takes over the standby copy of) a partition's store."""
+        assert self.recovery is not None
+        tp = TopicPartition(self.names.log_topic, partition)
+        low, high = _log_range(consumer, tp)
+        warm = self.standbys.take(partition) if self.standbys is not None else None
+        opened = self.recovery.open(partition, self._store_path(partition), low, high, warm)
+        claim = f"{self.leader_id}/{next(self._claims)}"
+        proc = PartitionProcessor(partition, opened.store, claim, high)
+        self.processors[partition] = proc
+        if opened.blocked is not None:
+            proc.blocked = (proc.next_offset, opened.blocked)
+            log.error("partition %d BLOCKED: %s", partition, opened.blocked)
+        elif proc.next_offset < high:
+            log.info(
+                "partition %d assigned: replaying offsets %d..%d",
+                partition,
+                proc.next_offset,
+                high - 1,
+            )
+        else:
+            log.info("partition %d assigned: store up to date (offset %d)", partition, high)
+        return proc
+
+    def _trimmed_past(self, partition: int) -> None:
+        """The log was trimmed past where the partition's store is (the previous owner trimmed
+        after this worker opened it): open it again, from the backup that trim followed.
+
+        The consumer never skips ahead by itself (``auto.offset.reset=error``): a skipped
+        record would be a record never applied.
+        """
+        if partition not in self.processors:
+            return
+        self._drop(partition, "is behind the log's start: restoring it from its backup")
+        proc = self._open_partition(self._consumer, partition)
+        # A seek fails on a partition in the error state: assign it again at the new offset.
+        self._consumer.incremental_unassign([TopicPartition(self.names.log_topic, partition)])
+        self._consumer.incremental_assign(
+            [TopicPartition(self.names.log_topic, partition, proc.next_offset)]
+        )
+        if proc.blocked is not None:
+            self._block(proc)
+
+    def _store_path(self, partition: int) -> Path:
+        return Path(self.settings.state_dir) / f"partition-{partition}"
 
     def _on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
         for tp in parts:
@@ -402,6 +471,8 @@ class Worker:
         if proc.is_leader:
             self.metrics.partitions_led.dec()
         self._to_invoker(self._release, partition)
+        if self.recovery is not None:
+            self.recovery.release(partition)
         proc.close()
         self.metrics.partitions_blocked.set(
             sum(1 for p in self.processors.values() if p.blocked is not None)
@@ -453,12 +524,13 @@ def _next_batch(consumer: Consumer, timeout: float) -> list[Message]:
     return [first, *consumer.consume(num_messages=999, timeout=0)]
 
 
-def _log_end(consumer: Consumer, tp: TopicPartition, timeout: float = 30) -> int:
-    """The end offset of a partition, waiting out a new topic's leader election."""
+def _log_range(consumer: Consumer, tp: TopicPartition, timeout: float = 30) -> tuple[int, int]:
+    """The start and end offsets of a partition, waiting out a new topic's leader election."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return int(consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1])
+            low, high = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            return int(low), int(high)
         except KafkaException:
             if time.monotonic() > deadline:
                 raise

@@ -12,6 +12,7 @@ from engine import codec, state_machine
 from engine.records import (
     AckEntry,
     AttemptFailed,
+    BackupTaken,
     Complete,
     Envelope,
     InvocationEnded,
@@ -23,7 +24,9 @@ from engine.records import (
 )
 from engine.storage import MemoryTxn
 
-LEADER_ONLY = frozenset({ProposeEntry, TimerFired, Suspend, Complete, AttemptFailed, PurgeExpired})
+LEADER_ONLY = frozenset(
+    {ProposeEntry, TimerFired, Suspend, Complete, AttemptFailed, PurgeExpired, BackupTaken}
+)
 """Record kinds only a partition's leader writes. Listed here, not taken from the engine, so
 that the check stands outside the fence it checks."""
 

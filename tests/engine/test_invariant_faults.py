@@ -110,8 +110,10 @@ def _sample(kind: type) -> Command:
             values[f.name] = SVC
         elif f.name in ("input",):
             values[f.name] = b""
-        elif f.name in ("leader_id", "message", "request_id"):
+        elif f.name in ("leader_id", "message", "request_id", "backup_id"):
             values[f.name] = "x"
+        elif f.name in ("applied_offset", "first_offset", "keys", "size_bytes"):
+            values[f.name] = 5
         elif f.name == "retry_in_ms":
             values[f.name] = 10
         elif f.name == "block":

@@ -127,7 +127,7 @@ def test_deleted_store_is_rebuilt_from_the_log_to_the_same_state(
     shutil.rmtree(stores[victim])
     again = c.start_worker("w")
     again.wait_for_log(rf"partition {victim} assigned: replaying offsets 0\.\.", 60)
-    again.wait_for_log(rf"partition {victim} restored: \d+ records replayed", 60)
+    again.wait_for_log(rf"partition {victim} caught up: \d+ records replayed", 60)
     c.wait_leading(again)
     again.stop()
     rebuilt = read_store(stores[victim])

@@ -1,0 +1,30 @@
+"""Fault points: named moments where a test can freeze this worker and ``kill -9`` it there.
+
+``PERDURE_FAULT_STOP_AT=backup-chunk,trim`` arms points; the first time the worker reaches an
+armed point it logs ``fault point NAME: stopping`` and sends itself ``SIGSTOP``. The test then
+kills it (or lets it go on with ``SIGCONT``). Unarmed points cost one set lookup. They exist
+because the moments that matter (half a backup written, a trim in flight, half a store
+restored) last milliseconds: a test cannot hit them reliably from outside.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+log = logging.getLogger("perdure.faults")
+
+_ARMED = frozenset(os.environ.get("PERDURE_FAULT_STOP_AT", "").split(",")) - {""}
+_reached: set[str] = set()
+
+
+def reach(name: str) -> None:
+    """Freezes the process here if ``name`` is armed and was not reached before."""
+    if name not in _ARMED or name in _reached:
+        return
+    _reached.add(name)
+    log.warning("fault point %s: stopping", name)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os.kill(os.getpid(), signal.SIGSTOP)
