@@ -73,7 +73,7 @@ class Ingress:
         s = self.settings
         try:
             self.log_partitions, response_partitions = await asyncio.to_thread(
-                prepare_topics, s.bootstrap, self.names, s.partitions
+                prepare_topics, s.bootstrap, self.names, s.partitions, s.segment_bytes
             )
         except KafkaException as err:
             log.error("cannot reach Kafka at %s: %s", s.bootstrap, err)

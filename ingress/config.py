@@ -26,6 +26,8 @@ class IngressSettings:
     produce_timeout_s: float = 15.0
     access_log: bool = False
     """Log every request (method, path, status) on the ingress's output."""
+    segment_bytes: int = 16 * 1024 * 1024
+    """Segment size of the log and backups topics (when this replica creates them)."""
     call_timeout_s: float = 0.0
     """How long a call waits for its result before answering 202 with the invocation id (to
     attach to later); 0 waits as long as the invocation runs."""

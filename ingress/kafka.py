@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from engine import codec, schemas
-from engine.cluster import ClusterNames, producer_settings, topic_specs
+from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, producer_settings, topic_specs
 from engine.records import Envelope, Response
 
 log = logging.getLogger("perdure.ingress")
@@ -24,11 +24,14 @@ _HEADERS: list[tuple[str, str | bytes | None]] = [
 ]
 
 
-def prepare_topics(bootstrap: str, names: ClusterNames, partitions: int) -> tuple[int, int]:
+def prepare_topics(
+    bootstrap: str, names: ClusterNames, partitions: int, segment_bytes: int = LOG_SEGMENT_BYTES
+) -> tuple[int, int]:
     """Creates the cluster's topics if no worker has yet; returns (log, responses) partitions."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = admin.list_topics(timeout=15).topics
-    missing = [t for t in topic_specs(names, partitions) if t.name not in existing]
+    specs = topic_specs(names, partitions, segment_bytes)
+    missing = [t for t in specs if t.name not in existing]
     if missing:
         futures = admin.create_topics(
             [

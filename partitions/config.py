@@ -37,7 +37,7 @@ class WorkerSettings:
     backup_min_records: int = 2000
     """A leader backs its store up once the log grew by this many records since the last
     backup (and by ``backup_state_ratio`` of the backup's key count); 0 turns backups off."""
-    backup_state_ratio: float = 0.05
+    backup_state_ratio: float = 0.25
     """Records since the last backup, per key it held, before the next: a big state is copied
     less often, so a backup costs a bounded share of the work of applying the log."""
     backup_interval_s: float = 300.0

@@ -148,6 +148,9 @@ group.min.session.timeout.ms=1000
 transaction.abort.timed.out.transaction.cleanup.interval.ms=2000
 # Perdure creates its topics through the Admin API; a typo must fail, not create a topic.
 auto.create.topics.enable=false
+# Workers trim the log with DeleteRecords; segments below the new start leave the disk at the
+# next retention check (5 minutes by default).
+log.retention.check.interval.ms=30000
 EOF
   cat >"$CONF/log4j2.xml" <<'EOF'
 <?xml version="1.0" encoding="UTF-8"?>
