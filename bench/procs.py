@@ -1,11 +1,15 @@
-"""CPU and memory of processes, read from /proc (Linux)."""
+"""The benchmarks' processes: CPU and memory read from /proc (Linux), and their own broker."""
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
+_BROKER_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "broker.sh"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,3 +62,33 @@ def _safe(fn, pid, default):  # type: ignore[no-untyped-def]
         return fn(pid)
     except OSError:
         return default
+
+
+class LocalBroker:
+    """A broker of the benchmark's own (``deploy/kafka/broker.sh``) in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.env = dict(env, KAFKA_PORT=str(port), KAFKA_DATA_DIR=str(data_dir))
+        self.pid: int | None = None
+
+    def start(self) -> str:
+        """Starts it; returns its bootstrap address."""
+        out = subprocess.run(
+            ["bash", str(_BROKER_SH), "start"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        self.pid = int((self.data_dir / "broker.pid").read_text())
+        return out.stdout.strip().splitlines()[-1]
+
+    def stop(self) -> None:
+        """Stops it (by the PID its script recorded)."""
+        subprocess.run(
+            ["bash", str(_BROKER_SH), "stop"], env=self.env, check=False, capture_output=True
+        )

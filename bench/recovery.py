@@ -46,7 +46,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.procs import rss_bytes
+from bench.procs import LocalBroker, rss_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -84,22 +84,13 @@ class Bench:
         self.partitions = partitions
         self.env = dict(os.environ, PYTHONPATH=str(REPO))
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.broker_env: dict[str, str] | None = None
+        self.broker: LocalBroker | None = None
         self.kafka_data: Path | None = None
         bootstrap = os.environ.get("PERDURE_BOOTSTRAP")
         if not bootstrap:
             self.kafka_data = self.tmp / "kafka"
-            self.broker_env = dict(
-                self.env, KAFKA_PORT=str(_free_port()), KAFKA_DATA_DIR=str(self.kafka_data)
-            )
-            out = subprocess.run(
-                ["bash", str(REPO / "deploy/kafka/broker.sh"), "start"],
-                env=self.broker_env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            bootstrap = out.stdout.strip().splitlines()[-1]
+            self.broker = LocalBroker(self.kafka_data, self.env)
+            bootstrap = self.broker.start()
         elif os.environ.get("KAFKA_DATA_DIR"):
             self.kafka_data = Path(os.environ["KAFKA_DATA_DIR"])
         self.bootstrap = bootstrap
@@ -127,13 +118,8 @@ class Bench:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if self.broker_env is not None:
-            subprocess.run(
-                ["bash", str(REPO / "deploy/kafka/broker.sh"), "stop"],
-                env=self.broker_env,
-                check=False,
-                capture_output=True,
-            )
+        if self.broker is not None:
+            self.broker.stop()
 
 
 class Cluster:

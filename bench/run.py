@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 
 from bench import floor
-from bench.procs import Usage
+from bench.procs import LocalBroker, Usage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -145,25 +145,16 @@ class Stack:
         self.tmp = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
         self.env = dict(os.environ, PYTHONPATH=str(REPO))
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.broker_env: dict[str, str] | None = None
+        self.broker: LocalBroker | None = None
         self.broker_pid: int | None = None
         self.partitions = partitions
 
     def start(self) -> str:
         bootstrap = os.environ.get("PERDURE_BOOTSTRAP")
         if not bootstrap:
-            self.broker_env = dict(
-                self.env, KAFKA_PORT=str(_free_port()), KAFKA_DATA_DIR=str(self.tmp / "kafka")
-            )
-            out = subprocess.run(
-                ["bash", str(REPO / "deploy/kafka/broker.sh"), "start"],
-                env=self.broker_env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            bootstrap = out.stdout.strip().splitlines()[-1]
-            self.broker_pid = int((self.tmp / "kafka" / "broker.pid").read_text())
+            self.broker = LocalBroker(self.tmp / "kafka", self.env)
+            bootstrap = self.broker.start()
+            self.broker_pid = self.broker.pid
         self.bootstrap = bootstrap
         cluster = f"bench-{uuid.uuid4().hex[:6]}"
         port = _free_port()
@@ -206,13 +197,8 @@ class Stack:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if self.broker_env is not None:
-            subprocess.run(
-                ["bash", str(REPO / "deploy/kafka/broker.sh"), "stop"],
-                env=self.broker_env,
-                check=False,
-                capture_output=True,
-            )
+        if self.broker is not None:
+            self.broker.stop()
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from rocksdict import (
     Rdict,
     ReadOptions,
     WriteBatch,
+    WriteBufferManager,
     WriteOptions,
 )
 from sortedcontainers import SortedDict
@@ -34,13 +35,22 @@ log = logging.getLogger("perdure.store")
 
 _DELETED = None
 
-BLOCK_CACHE_BYTES = 64 * 2**20
-"""The block cache every store of a worker process shares."""
+BLOCK_CACHE_BYTES = 96 * 2**20
+"""The block cache every store of a worker process shares (memtables are charged to it)."""
+MEMTABLE_BYTES = 32 * 2**20
+"""The memtables of every store of a worker process, together."""
 
 
 @functools.cache
 def _shared_cache() -> Cache:
     return Cache(BLOCK_CACHE_BYTES)
+
+
+@functools.cache
+def _shared_write_buffers() -> WriteBufferManager:
+    return WriteBufferManager.new_write_buffer_manager_with_cache(
+        MEMTABLE_BYTES, False, _shared_cache()
+    )
 
 
 class PartitionStore:
@@ -56,11 +66,15 @@ class PartitionStore:
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         # Small memtables: a worker holds many partitions, and the log is the truth anyway.
+        # One write buffer manager for the process caps them all together, and charges them
+        # to the shared block cache: RocksDB's memory has one bound, whatever the number of
+        # partitions (led or standby) and whatever the stores hold.
         options.set_write_buffer_size(8 * 2**20)
         options.set_max_write_buffer_number(2)
-        # Index and filter blocks live in one block cache shared by every store of the process,
-        # not on the heap beside each open table file: memory then stays flat however many
-        # completed invocations the stores retain on disk.
+        options.set_write_buffer_manager(_shared_write_buffers())
+        # Index and filter blocks live in the block cache too, not on the heap beside each
+        # open table file: memory stays flat however many completed invocations the stores
+        # retain on disk.
         table = BlockBasedOptions()
         table.set_block_cache(_shared_cache())
         table.set_cache_index_and_filter_blocks(True)

@@ -128,15 +128,27 @@ def start(cluster_factory: Callable[..., Cluster], env: dict[str, str]) -> Clust
     return cluster_factory(app="tests.apps.testapp:app", partitions=PARTITIONS, env=env)
 
 
+def serving_with_load(
+    cluster_factory: Callable[..., Cluster],
+    env: dict[str, str],
+    name: str,
+    worker_env: dict[str, str] | None = None,
+) -> tuple[Cluster, Proc, Load]:
+    """A cluster with one worker leading every partition, an ingress, and the load running."""
+    c = start(cluster_factory, env)
+    worker = c.start_worker(name, env=worker_env)
+    c.wait_leading(worker)
+    c.start_ingress()
+    return c, worker, Load(c).start()
+
+
 def test_a_restored_store_equals_a_full_replay_of_the_log(
     cluster_factory: Callable[..., Cluster],
 ) -> None:
     # The log is kept whole (margin -1) so that it can be folded from offset 0 independently.
-    c = start(cluster_factory, {**AGGRESSIVE, "PERDURE_TRIM_MARGIN_RECORDS": "-1"})
-    a = c.start_worker("a")
-    c.wait_leading(a)
-    c.start_ingress()
-    load = Load(c).start()
+    c, a, load = serving_with_load(
+        cluster_factory, {**AGGRESSIVE, "PERDURE_TRIM_MARGIN_RECORDS": "-1"}, "a"
+    )
     wait_until(lambda: len(written_by(a)) >= 4, 90, "backups of the partitions")
     load.stop()
     a.kill9()
@@ -164,11 +176,9 @@ def test_a_restored_store_equals_a_full_replay_of_the_log(
 def test_kill_9_while_backing_up_or_trimming(
     cluster_factory: Callable[..., Cluster], point: str
 ) -> None:
-    c = start(cluster_factory, AGGRESSIVE)
-    a = c.start_worker("a", env={"PERDURE_FAULT_STOP_AT": point})
-    c.wait_leading(a)
-    c.start_ingress()
-    load = Load(c).start()
+    c, a, load = serving_with_load(
+        cluster_factory, AGGRESSIVE, "a", {"PERDURE_FAULT_STOP_AT": point}
+    )
     freeze_at(a, point)
     a.kill9()
     b = c.start_worker("b")
@@ -183,11 +193,7 @@ def test_kill_9_while_backing_up_or_trimming(
 
 
 def test_kill_9_while_restoring(cluster_factory: Callable[..., Cluster]) -> None:
-    c = start(cluster_factory, AGGRESSIVE)
-    a = c.start_worker("a")
-    c.wait_leading(a)
-    c.start_ingress()
-    load = Load(c).start()
+    c, a, load = serving_with_load(cluster_factory, AGGRESSIVE, "a")
     wait_until(lambda: len(written_by(a)) >= 4, 90, "backups of the partitions")
     a.kill9()
     b = c.start_worker("b", env={"PERDURE_FAULT_STOP_AT": "restore-chunk"})
@@ -300,11 +306,9 @@ def test_results_and_idempotency_keys_last_for_their_retention(
 def test_a_standby_copy_takes_over_without_a_restore(
     cluster_factory: Callable[..., Cluster],
 ) -> None:
-    c = start(cluster_factory, {**AGGRESSIVE, "PERDURE_STANDBY_REPLICAS": "1"})
-    a = c.start_worker("a")
-    c.wait_leading(a)
-    c.start_ingress()
-    load = Load(c).start()
+    c, a, load = serving_with_load(
+        cluster_factory, {**AGGRESSIVE, "PERDURE_STANDBY_REPLICAS": "1"}, "a"
+    )
     b = c.start_worker("b")
     # The group splits the partitions; each worker keeps a copy of the other's.
     for w in (a, b):
@@ -327,11 +331,9 @@ def test_a_trim_after_a_store_was_opened_restores_it_instead_of_skipping(
     cluster_factory: Callable[..., Cluster],
 ) -> None:
     # Trims are left to the test here (margin -1), so that it can trim at the bad moment.
-    c = start(cluster_factory, {**AGGRESSIVE, "PERDURE_TRIM_MARGIN_RECORDS": "-1"})
-    a = c.start_worker("a")
-    c.wait_leading(a)
-    c.start_ingress()
-    load = Load(c).start()
+    c, a, load = serving_with_load(
+        cluster_factory, {**AGGRESSIVE, "PERDURE_TRIM_MARGIN_RECORDS": "-1"}, "a"
+    )
     time.sleep(3)
     a.stop()  # its store stays behind at what it applied
     b = c.start_worker("b")
