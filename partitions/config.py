@@ -34,7 +34,7 @@ class WorkerSettings:
     ack_timeout_s: float = 30.0
     produce_timeout_s: float = 15.0
     metrics_port: int = 0
-    backup_min_records: int = 2000
+    backup_min_records: int = 5000
     """A leader backs its store up once the log grew by this many records since the last
     backup (and by ``backup_state_ratio`` of the backup's key count); 0 turns backups off."""
     backup_state_ratio: float = 0.25

@@ -203,7 +203,7 @@ class StoreView:
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
         it = self._it
         while it is not None and it.valid():
-            yield bytes(it.key()), bytes(it.value())
+            yield it.key(), it.value()  # raw mode: bytes already
             it.next()
             it = self._it
 

@@ -203,3 +203,18 @@ def serving(make: Callable[..., Cluster], **kwargs: object) -> Cluster:
     c.start_ingress()
     c.wait_leading(worker)
     return c
+
+
+def led_by(worker: Proc) -> set[int]:
+    """Partitions the worker leads now, from its log (leading minus released)."""
+    led: set[int] = set()
+    for m in re.finditer(
+        r"partition (\d+)(: leading| (revoked|lost|worker stopping)|: .* stepping down)",
+        worker.log(),
+    ):
+        p = int(m.group(1))
+        if m.group(2) == ": leading":
+            led.add(p)
+        else:
+            led.discard(p)
+    return led

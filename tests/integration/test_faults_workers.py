@@ -18,7 +18,7 @@ from engine import codec, schemas, state_machine
 from engine.cluster import producer_settings
 from engine.model import EntryKind, JournalEntry
 from engine.records import Envelope, ProposeEntry
-from tests.cluster import Cluster, Proc, wait_until
+from tests.cluster import Cluster, Proc, led_by, wait_until
 from tests.logfold import Fold, fold_partition
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.fault]
@@ -35,21 +35,6 @@ def two_workers(cluster_factory: Callable[..., Cluster], **env: str) -> tuple[Cl
     # b joins: the group moves some partitions to it and it must lead them.
     wait_until(lambda: "leading" in b.log(), 60, "worker b to lead a partition")
     return c, a, b
-
-
-def led_by(worker: Proc) -> set[int]:
-    """Partitions the worker leads now, from its log (leading minus released)."""
-    led: set[int] = set()
-    for m in re.finditer(
-        r"partition (\d+)(: leading| (revoked|lost|worker stopping)|: .* stepping down)",
-        worker.log(),
-    ):
-        p = int(m.group(1))
-        if m.group(2) == ": leading":
-            led.add(p)
-        else:
-            led.discard(p)
-    return led
 
 
 FORGED = b'"forged by a zombie"'

@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from engine import keys
 from partitions.store import PartitionStore
-from tests.cluster import Cluster, Proc, wait_until
+from tests.cluster import Cluster, Proc, led_by, wait_until
 from tests.logfold import fold_partition
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.fault]
@@ -311,11 +311,14 @@ def test_a_standby_copy_takes_over_without_a_restore(
     )
     b = c.start_worker("b")
     # The group splits the partitions; each worker keeps a copy of the other's.
+    wait_until(
+        lambda: led_by(a) and led_by(b) and led_by(a) | led_by(b) == set(range(PARTITIONS)),
+        60,
+        "the partitions to be split between a and b",
+    )
     for w in (a, b):
         w.wait_for_log(r"partition \d+: keeping a standby copy", 60)
-    led_by_a = {int(p) for p in re.findall(r"partition (\d+): leading", a.log())}
-    led_by_a -= {int(p) for p in re.findall(r"partition (\d+): leading", b.log())}
-    assert led_by_a, "a leads a partition"
+    led_by_a = led_by(a)
     at = len(b.log())
     a.kill9()
     for p in led_by_a:
