@@ -142,7 +142,11 @@ class Standbys:
                     owners[tp.partition] = member.member_id
         wanted = plan(owners, members, me, self.replicas) - owned
         for partition in set(self.copies) - wanted:
-            self.drop(partition)
+            # A partition whose owner left (died, say) keeps its copy: that is when the copy
+            # is about to be needed. Only one owned by a live member that does not want us
+            # as its standby is dropped.
+            if owners.get(partition) in members or partition in owned:
+                self.drop(partition)
         for partition in sorted(wanted - set(self.copies)):
             self._add(partition)
         self.metrics.standby_partitions.set(len(self.copies))
