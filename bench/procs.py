@@ -64,15 +64,19 @@ def _safe(fn, pid, default):  # type: ignore[no-untyped-def]
         return default
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class LocalBroker:
     """A broker of the benchmark's own (``deploy/kafka/broker.sh``) in ``data_dir``."""
 
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.data_dir = data_dir
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.env = dict(env, KAFKA_PORT=str(port), KAFKA_DATA_DIR=str(data_dir))
+        self.env = dict(env, KAFKA_PORT=str(free_port()), KAFKA_DATA_DIR=str(data_dir))
         self.pid: int | None = None
 
     def start(self) -> str:

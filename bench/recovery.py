@@ -46,18 +46,10 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.procs import LocalBroker, rss_bytes
+from bench.procs import LocalBroker, free_port, rss_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _log_time(line: str) -> float:
@@ -131,7 +123,7 @@ class Cluster:
         self.dir = bench.tmp / self.name
         self.dir.mkdir()
         self.env = env
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.common = ["--bootstrap", bench.bootstrap, "--cluster", self.name]

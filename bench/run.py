@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from bench import floor
-from bench.procs import LocalBroker, Usage
+from bench.procs import LocalBroker, Usage, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,12 +51,6 @@ WORKLOADS = [
     Workload("counter_hot", lambda i: "/counter/hot/add", lambda i: 1),
     Workload("sleepy", lambda i: "/bench/sleepy", lambda i: None, (64,)),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -157,7 +150,7 @@ class Stack:
             self.broker_pid = self.broker.pid
         self.bootstrap = bootstrap
         cluster = f"bench-{uuid.uuid4().hex[:6]}"
-        port = _free_port()
+        port = free_port()
         common = ["--bootstrap", bootstrap, "--cluster", cluster]
         common += ["--partitions", str(self.partitions), "--log-level", "WARNING"]
         me = [sys.executable, "-m", "perdure"]

@@ -103,9 +103,10 @@ class BackupJob(threading.Thread):
                 self._send(seq, flat, last=False)
                 total += size
                 flat, size, seq = [], 0, seq + 1
-                if seq == 1:
+                if seq == 1 and faults.armed("backup-chunk"):
+                    # Freeze with one chunk on Kafka and the others not yet.
                     self.writer.producer.flush(self.writer.timeout_s)
-                    faults.reach("backup-chunk")  # one chunk on Kafka, the others not yet
+                    faults.reach("backup-chunk")
         self._send(seq, flat, last=True)
         total += size
         if not self._wait_delivered():

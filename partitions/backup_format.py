@@ -55,9 +55,10 @@ def chunk_headers(info: ChunkInfo) -> list[tuple[str, str | bytes | None]]:
     ]
 
 
-def read_chunk_info(headers: list[tuple[str, bytes]] | None) -> ChunkInfo | None:
-    """A chunk's headers, or None for a record of another format version (skipped)."""
-    h = dict(headers or [])
+def read_chunk_info(headers: Any) -> ChunkInfo | None:
+    """A chunk's headers (as a Kafka message gives them), or None for a record of another
+    format version (skipped)."""
+    h: dict[str, Any] = dict(headers or [])
     if h.get(VERSION_HEADER) != str(BACKUP_FORMAT_VERSION).encode():
         return None
     try:

@@ -19,6 +19,11 @@ _ARMED = frozenset(os.environ.get("PERDURE_FAULT_STOP_AT", "").split(",")) - {""
 _reached: set[str] = set()
 
 
+def armed(name: str) -> bool:
+    """Whether a test armed ``name`` (to set up the moment before reaching it)."""
+    return name in _ARMED
+
+
 def reach(name: str) -> None:
     """Freezes the process here if ``name`` is armed and was not reached before."""
     if name not in _ARMED or name in _reached:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from engine import keys
 from engine.cluster import ClusterNames
@@ -128,7 +129,6 @@ class Restorer:
             backup.chunks,
         )
         try:
-            end = backup.first_offset + 1
             for msg in self._read(partition, backup.first_offset, None):
                 info = backup_format.read_chunk_info(msg.headers())
                 if info is None or info.backup_id != backup.backup_id:
@@ -150,8 +150,6 @@ class Restorer:
                     log.info("partition %d: restoring %d keys, %d%%", partition, loaded, pct)
                 if info.last:
                     break
-                end = (msg.offset() or 0) + 1
-            del end
             if chunks != backup.chunks:
                 raise RestoreError(
                     f"backup {backup.backup_id} of partition {partition} ended after "
@@ -177,7 +175,7 @@ class Restorer:
         )
         return PartitionStore(path)
 
-    def _read(self, partition: int, start: int, high: int | None):  # type: ignore[no-untyped-def]
+    def _read(self, partition: int, start: int, high: int | None) -> Iterator[Message]:
         """Records of the backups partition from ``start`` (to ``high``, or until stopped)."""
         tp = TopicPartition(self.names.backups_topic, partition, start)
         self._consumer.assign([tp])
