@@ -137,6 +137,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
         log_level="info" if settings.access_log else "warning",
         access_log=settings.access_log,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=settings.keep_alive_s,
     )
     return 0
 

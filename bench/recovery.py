@@ -126,6 +126,7 @@ class Cluster:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.metrics_ports: dict[str, int] = {}
         self.common = ["--bootstrap", bench.bootstrap, "--cluster", self.name]
         self.common += ["--partitions", str(bench.partitions)]
         bench.start(
@@ -136,9 +137,20 @@ class Cluster:
     def worker(self, name: str, extra: list[str] | None = None) -> subprocess.Popen[bytes]:
         state = self.dir / f"state-{name}"
         args = ["worker", "bench.app:app", "--state-dir", str(state), *self.common, *(extra or [])]
-        proc = self.bench.start(args, self.dir / f"{name}.log", self.env)
+        port = self.metrics_ports[name] = free_port()
+        proc = self.bench.start(
+            args, self.dir / f"{name}.log", {**self.env, "PERDURE_METRICS_PORT": str(port)}
+        )
         self.workers[name] = proc
         return proc
+
+    def metric(self, name: str, sample: str) -> float:
+        """One sample (``metric{labels}`` as exposed) of worker ``name``'s /metrics."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_ports[name]}/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith(sample + " "):
+                return float(line.split()[1])
+        raise KeyError(f"{sample} not in the metrics of {name}")
 
     def log(self, name: str) -> str:
         return (self.dir / f"{name}.log").read_text(errors="replace")
@@ -287,6 +299,9 @@ def scenario(
         row: dict[str, Any] = {"invocations": target, "fill_calls_per_s": round(rate)}
         pid = c.workers[current].pid
         row["worker_rss_mb"] = round(rss_bytes(pid) / 2**20, 1)
+        # What of it is RocksDB's (bounded by the shared cache) and what is the rest.
+        cache = c.metric(current, 'perdure_store_memory_bytes{kind="block_cache"}')
+        row["rocksdb_cache_mb"] = round(cache / 2**20, 1)
         # The live state, from the newest backup of each partition: RocksDB's files lag behind
         # (no WAL, memtables unflushed), the backups are exact.
         keys_, bytes_ = c.backed_up(current)

@@ -28,6 +28,11 @@ class IngressSettings:
     """Log every request (method, path, status) on the ingress's output."""
     segment_bytes: int = 16 * 1024 * 1024
     """Segment size of the log and backups topics (when this replica creates them)."""
+    keep_alive_s: int = 65
+    """How long an idle keep-alive connection stays open. Longer than the clients' own idle
+    expiry (httpx: 5 s, load balancers: 60 s), so the client closes an idle connection first:
+    when the server does at the same moment, the request the client sends on it is lost to a
+    reset (uvicorn's default is 5 s, the same as httpx's)."""
     call_timeout_s: float = 0.0
     """How long a call waits for its result before answering 202 with the invocation id (to
     attach to later); 0 waits as long as the invocation runs."""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 
 _STEP_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -89,6 +96,17 @@ class WorkerMetrics:
             "Partitions this worker keeps a warm copy of without leading them",
             registry=r,
         )
+
+        self.store_memory_bytes = Gauge(
+            "perdure_store_memory_bytes",
+            "RocksDB memory of every store of this worker: the shared block cache's use (data, "
+            "index and filter blocks, and the memtables charged to it), and the part of it "
+            "pinned (memtables, L0 index and filter blocks)",
+            ["kind"],
+            registry=r,
+        )
+        # RSS, CPU and open files of the worker (process_*), on this registry like the rest.
+        ProcessCollector(registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serves ``/metrics`` over HTTP on ``port``."""

@@ -53,6 +53,12 @@ def _shared_write_buffers() -> WriteBufferManager:
     )
 
 
+def memory_in_use() -> tuple[int, int]:
+    """Bytes the shared block cache holds, and bytes of it pinned (every store of the process)."""
+    cache = _shared_cache()
+    return cache.get_usage(), cache.get_pinned_usage()
+
+
 class PartitionStore:
     """The RocksDB store of one partition.
 

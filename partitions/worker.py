@@ -55,6 +55,7 @@ from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
 from partitions.recovery import Recovery
 from partitions.standby import Standbys
+from partitions.store import memory_in_use
 from partitions.topics import ensure_topics
 from sdk import Endpoint
 
@@ -77,6 +78,9 @@ class Worker:
         self.names = settings.names
         self.leader_id = f"{settings.worker_name}-{uuid.uuid4().hex[:8]}"
         self.metrics = WorkerMetrics()
+        memory = self.metrics.store_memory_bytes
+        memory.labels("block_cache").set_function(lambda: memory_in_use()[0])
+        memory.labels("pinned").set_function(lambda: memory_in_use()[1])
         self.processors: dict[int, PartitionProcessor] = {}
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
