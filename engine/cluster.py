@@ -84,6 +84,12 @@ def topic_specs(
     ]
 
 
+CONSUMER_QUEUE_KBYTES = 16 * 1024
+"""What a worker's consumers fetch ahead, at most (librdkafka's ``queued.max.messages.kbytes``,
+64 MiB by default per consumer). Reading a backup or a long log suffix fills the queue to its
+bound; 16 MiB keeps a restore's memory small and the fetches large enough for its speed."""
+
+
 def producer_settings(bootstrap: str) -> dict[str, object]:
     """librdkafka settings of every Perdure producer: idempotent, acks=all, low latency."""
     return {

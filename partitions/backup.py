@@ -34,9 +34,9 @@ from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from engine import keys
-from engine.cluster import ClusterNames, producer_settings
+from engine.cluster import MAX_RECORD_BYTES, ClusterNames, producer_settings
 from engine.records import BackupTaken, TrimLog
-from partitions import backup_format, faults
+from partitions import backup_format, faults, heap
 from partitions.metrics import WorkerMetrics
 from partitions.store import PartitionStore
 
@@ -86,6 +86,7 @@ class BackupJob(threading.Thread):
             log.exception("partition %d: backup %s failed", self.partition, self.backup_id)
         finally:
             self._items.close()
+            heap.release_free_memory()
 
     def _run(self) -> None:
         w = self.writer
@@ -207,6 +208,10 @@ class BackupWriter:
         settings = dict(producer_settings(bootstrap))
         # Backups are bulk, not latency: batch and compress (store keys compress well).
         settings.update({"compression.type": "lz4", "linger.ms": 5})
+        # A few chunks in flight, not the whole store: a produce beyond this waits (BufferError)
+        # for deliveries. The queue must hold the largest record too.
+        queue = max(4 * chunk_bytes, MAX_RECORD_BYTES + chunk_bytes)
+        settings["queue.buffering.max.kbytes"] = queue // 1024
         self.producer = Producer(settings)
         self.jobs: dict[int, BackupJob] = {}
 

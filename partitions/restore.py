@@ -18,8 +18,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from engine import keys
-from engine.cluster import ClusterNames
-from partitions import backup_format, faults
+from engine.cluster import CONSUMER_QUEUE_KBYTES, ClusterNames
+from partitions import backup_format, faults, heap
 from partitions.errors import RestoreError
 from partitions.metrics import WorkerMetrics
 from partitions.store import PartitionStore
@@ -75,8 +75,9 @@ class Restorer:
                 # Records trimmed while they are read fail the read (and the restore is tried
                 # again) instead of jumping to the end and waiting there.
                 "auto.offset.reset": "error",
-                "max.partition.fetch.bytes": 16 << 20,
+                "max.partition.fetch.bytes": 4 << 20,
                 "fetch.wait.max.ms": 50,
+                "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
             }
         )
 
@@ -164,6 +165,7 @@ class Restorer:
             store.close()
         PartitionStore.destroy(path)
         building.rename(path)
+        heap.release_free_memory()
         seconds = time.monotonic() - started
         self.metrics.restore_seconds.observe(seconds)
         log.info(
@@ -189,7 +191,7 @@ class Restorer:
                 # consume(n, timeout) waits out its timeout unless n records come: poll the
                 # first, then take what is fetched already.
                 first = self._consumer.poll(0.2)
-                batch = [] if first is None else [first, *self._consumer.consume(500, 0)]
+                batch = [] if first is None else [first, *self._consumer.consume(16, 0)]
                 for msg in batch:
                     err = msg.error()
                     if err is not None:

@@ -27,6 +27,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from engine.cluster import CONSUMER_QUEUE_KBYTES
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
 from partitions.recovery import Recovery
@@ -99,6 +100,7 @@ class Standbys:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "error",  # a copy behind a trim is restored, not reset
                 "fetch.wait.max.ms": 100,
+                "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
             }
         )
         self._admin = AdminClient({"bootstrap.servers": bootstrap})

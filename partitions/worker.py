@@ -29,6 +29,7 @@ from confluent_kafka import (
 )
 
 from engine import state_machine
+from engine.cluster import CONSUMER_QUEUE_KBYTES
 from engine.errors import InvalidId
 from engine.ids import InvocationId
 from engine.records import (
@@ -170,6 +171,7 @@ class Worker:
                 "heartbeat.interval.ms": max(s.session_timeout_ms // 6, 100),
                 "fetch.wait.max.ms": 100,
                 "enable.partition.eof": False,
+                "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
             }
         )
         self._consumer = consumer
