@@ -195,8 +195,11 @@ class Envelope:
     """A log record: the command plus who wrote it.
 
     ``epoch`` is the writer's leader epoch; 0 means a writer outside the partition (the ingress),
-    whose records are never fenced. ``timestamp_ms`` comes from the Kafka record, so that the
-    state machine never reads a clock.
+    whose records are never fenced. ``origin`` names a writer that the epoch does not: a worker
+    writing to a partition it does not lead (a delivery between partitions). A leader's records
+    leave it empty: their epoch names the claim (the ``AnnounceLeader`` of that epoch), and the
+    20 bytes of a worker id were a tenth of the log. ``timestamp_ms`` comes from the Kafka
+    record, so that the state machine never reads a clock.
     """
 
     command: Command

@@ -80,7 +80,6 @@ class Invoker:
         self,
         endpoint: Endpoint,
         writer: LogWriter,
-        leader_id: str,
         metrics: WorkerMetrics,
         suspend_after_s: float = 1.0,
         restart: Restart | None = None,
@@ -91,7 +90,6 @@ class Invoker:
         self._restart = restart
         self.endpoint = endpoint
         self.writer = writer
-        self.leader_id = leader_id
         self.metrics = metrics
         self.attempts: dict[str, _Attempt] = {}
 
@@ -226,7 +224,7 @@ class Invoker:
 
         self.writer.append(
             attempt.partition,
-            Envelope(command, attempt.epoch, self.leader_id),
+            Envelope(command, attempt.epoch),
             on_delivery,
         )
         return delivered

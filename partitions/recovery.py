@@ -50,14 +50,10 @@ class Recovery:
         settings: the worker's settings.
         metrics: the worker's metrics.
         append: how to append a record to the log (the worker's writer).
-        origin: the worker's identity in the records it appends.
     """
 
-    def __init__(
-        self, settings: WorkerSettings, metrics: WorkerMetrics, append: Append, origin: str
-    ) -> None:
+    def __init__(self, settings: WorkerSettings, metrics: WorkerMetrics, append: Append) -> None:
         self.settings = settings
-        self.origin = origin
         self.metrics = metrics
         self.append = append
         names = settings.names
@@ -142,7 +138,7 @@ class Recovery:
         self.writer.start(p, proc.store, applied, proc.epoch, self._record)
 
     def _record(self, partition: int, epoch: int, record: BackupTaken) -> None:
-        self.append(partition, Envelope(record, epoch, self.origin))
+        self.append(partition, Envelope(record, epoch))
 
     def trim(self, partition: int, action: TrimLog) -> None:
         """Trims behind a backup the log recorded."""

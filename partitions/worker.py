@@ -109,11 +109,10 @@ class Worker:
         )
         self._loop = asyncio.get_running_loop()
         self.writer = LogWriter(s.bootstrap, self.names, s.produce_timeout_s)
-        self.recovery = Recovery(s, self.metrics, self.writer.append, self.leader_id)
+        self.recovery = Recovery(s, self.metrics, self.writer.append)
         self.invoker = Invoker(
             self.endpoint,
             self.writer,
-            self.leader_id,
             self.metrics,
             s.suspend_after_s,
             restart=self._request_restart,
@@ -353,7 +352,7 @@ class Worker:
             if not state_machine.timer_armed(view, wake_at, invocation_id, index):
                 continue  # its TimerFired was applied (or the invocation ended)
             record = TimerFired(invocation_id, index)
-            self.writer.append(proc.partition, Envelope(record, proc.epoch, self.leader_id))
+            self.writer.append(proc.partition, Envelope(record, proc.epoch))
             fired.append((int(now_ms) + _TIMER_REFIRE_MS, wake_at, invocation_id, index))
         for timer in fired:
             heapq.heappush(proc.timers, timer)
@@ -395,9 +394,7 @@ class Worker:
             if proc.is_leader and now - proc.last_purge >= self.settings.purge_interval_s:
                 proc.last_purge = now
                 retention_ms = int(self.settings.retention_s * 1000)
-                self.writer.append(
-                    proc.partition, Envelope(PurgeExpired(retention_ms), proc.epoch, self.leader_id)
-                )
+                self.writer.append(proc.partition, Envelope(PurgeExpired(retention_ms), proc.epoch))
 
     # -- rebalance callbacks (run inside consume, on the processor thread) ----------------------
 

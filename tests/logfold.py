@@ -55,10 +55,12 @@ class Fold:
     ended: Counter[str] = field(default_factory=Counter)
     acked: Counter[tuple[str, int]] = field(default_factory=Counter)
     leaders: list[tuple[int, str]] = field(default_factory=list)
-    accepted_by_origin: Counter[str] = field(default_factory=Counter)
+    accepted_by_worker: Counter[str] = field(default_factory=Counter)
+    """Leader-only records accepted, by the worker whose claim their epoch is."""
     unfenced: list[tuple[int, str, str]] = field(default_factory=list)
     """Leader-only records accepted although their writer did not hold the current claim:
-    (offset, writer, current leader). A sound fence keeps this empty (DESIGN.md invariant 3)."""
+    (offset, writer, current leader). A sound fence keeps this empty (DESIGN.md invariant 3).
+    A leader's record names its writer by its epoch: the claim accepted at that epoch."""
     records: int = 0
 
 
@@ -72,6 +74,7 @@ def fold_partition(bootstrap: str, topic: str, partition: int, until: int | None
     last = end - 1 if until is None else until
     consumer.assign([tp])
     fold = Fold()
+    claims: dict[int, str] = {}
     deadline = time.monotonic() + 60
     offset = -1
     try:
@@ -87,10 +90,13 @@ def fold_partition(bootstrap: str, topic: str, partition: int, until: int | None
                 actions = state_machine.apply(env, fold.store)
                 fold.records += 1
                 accepted = fold.store.writes > writes or bool(actions)
-                # A claim is "<worker id>/<assignment>"; the worker writes with its id.
+                # A claim is "<worker id>/<assignment>".
                 leader_only = type(env.command) in LEADER_ONLY
-                if accepted and leader_only and not current.startswith(f"{env.origin}/"):
-                    fold.unfenced.append((offset, env.origin, current))
+                writer = claims.get(env.epoch, f"no claim of epoch {env.epoch}")
+                if accepted and leader_only and writer != current:
+                    fold.unfenced.append((offset, writer, current))
+                if accepted and leader_only:
+                    fold.accepted_by_worker[writer.split("/")[0]] += 1
                 for action in actions:
                     if isinstance(action, InvocationEnded):
                         fold.ended[action.invocation_id] += 1
@@ -98,8 +104,7 @@ def fold_partition(bootstrap: str, topic: str, partition: int, until: int | None
                         fold.acked[(action.invocation_id, action.index)] += 1
                     elif isinstance(action, LeadershipChanged):
                         fold.leaders.append((action.epoch, action.leader_id))
-                if accepted and env.origin:
-                    fold.accepted_by_origin[env.origin] += 1
+                        claims[action.epoch] = action.leader_id
     finally:
         consumer.close()
     return fold

@@ -177,7 +177,7 @@ def test_zombie_worker_stops_acting_on_partitions_it_lost(
         assert f.unfenced == [], f"partition {p} accepted records of a deposed leader"
         if p in zombie_partitions:
             assert any(not who.startswith(zombie_claim) for _, who in f.leaders)
-            assert f.accepted_by_origin[heir_id] > 0, "the heir's records were accepted"
+            assert f.accepted_by_worker[heir_id] > 0, "the heir's records were accepted"
     assert sorted(ended.values()) == [1] * len(keys)
     journaled = state_machine.journal(folds[min(zombie_partitions)].store, forged)
     assert journaled[1].value != FORGED, "the forged step of the deposed leader was accepted"

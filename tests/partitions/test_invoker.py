@@ -62,7 +62,6 @@ def invoker(**kw: Any) -> tuple[Invoker, Writer, list[tuple[int, str]], WorkerMe
     inv = Invoker(
         APP,
         writer,  # type: ignore[arg-type]
-        "w",
         metrics,
         restart=lambda p, i: restarts.append((p, i)),
         **kw,
