@@ -30,7 +30,7 @@ async def steps(ctx: Context, n: int) -> int:
 
 
 @bench.handler()
-async def sleepy(ctx: Context) -> None:
+async def sleepy(ctx: Context, _value: object) -> None:
     await ctx.sleep(timedelta(milliseconds=100))
 
 

@@ -1,13 +1,19 @@
-"""Perdure's benchmark harness: workloads over HTTP against one worker and one ingress.
+"""Perdure's benchmark harness: workloads over HTTP against one worker and one ingress, and
+against Restate in the same run.
 
-    python -m bench.run                     # full run (about 15 minutes), results in bench/results/
+    python -m bench.run                     # full run (about 30 minutes), results in bench/results/
     python -m bench.run --duration 2 --warmup 1 --reps 1 --concurrency 4   # a quick look
+    python -m bench.run --baseline none     # Perdure alone
 
 Starts a broker (unless PERDURE_BOOTSTRAP names one), one worker and the ingress with
-``bench.app``, measures the broker's floor, then drives each workload at each concurrency for a
-fixed duration after a warm-up, several times, and reports medians: calls/s, p50/p90/p99 latency,
-errors, and the CPU share (cores) and peak RSS of each process, the load generator included (it
-shares the same cores). Writes ``<out>/bench-<timestamp>.json`` and ``.md``.
+``bench.app``, and (``--baseline restate``, the default) a Restate server with the same workloads
+on Restate's Python SDK (``bench/restate/``, installed on first use). Measures the broker's floor,
+then drives each workload at each concurrency for a fixed duration after a warm-up, several
+times, alternating the systems (Perdure, Restate, Restate, Perdure, ...) so that a machine's
+drift hits both, and reports medians: calls/s, p50/p90/p99 latency, errors, the CPU share (cores)
+and peak RSS of each process, the load generator included (it shares the same cores), and
+CPU-seconds per 1,000 completed calls per process and in total (the load generator left out).
+Writes ``<out>/bench-<timestamp>.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import aiohttp
 
 from bench import floor
 from bench.procs import LocalBroker, Usage, free_port
+from bench.restate.stack import RestateStack
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,7 +56,9 @@ WORKLOADS = [
     Workload("three_steps", lambda i: "/bench/three_steps", lambda i: i),
     Workload("counter_1000", lambda i: f"/counter/k{i % 1000}/add", lambda i: 1),
     Workload("counter_hot", lambda i: "/counter/hot/add", lambda i: 1),
-    Workload("sleepy", lambda i: "/bench/sleepy", lambda i: None, (64,)),
+    # A JSON body: without one the load generator sends an empty octet-stream, which Restate
+    # refuses for a JSON handler.
+    Workload("sleepy", lambda i: "/bench/sleepy", lambda i: i, (64,)),
 ]
 
 
@@ -128,6 +137,22 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
         for name in runs[0]["processes"]
     }
+    out["cpu_s_per_1k"] = cpu_per_1k(out)
+    return out
+
+
+def cpu_per_1k(median: dict[str, Any]) -> dict[str, float]:
+    """CPU-seconds per 1,000 completed calls, per process and in total (load generator apart:
+    it is the same for both systems and not part of either)."""
+    calls = median["calls_per_s"]
+    if not calls:
+        return {}
+    out = {
+        name: round(p["cpu_cores"] / calls * 1000, 3)
+        for name, p in median["processes"].items()
+        if name != "loadgen"
+    }
+    out["total"] = round(sum(out.values()), 3)
     return out
 
 
@@ -194,6 +219,10 @@ class Stack:
             self.broker.stop()
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
 def markdown(result: dict[str, Any]) -> str:
     f = result["floor"]
     lines = [
@@ -206,12 +235,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"{f['throughput_per_s']:.0f} small records/s.",
         "",
         "| workload | concurrency | calls/s | p50 ms | p90 ms | p99 ms | errors | p50 / floor "
-        "| cores: worker, ingress, broker, loadgen | peak RSS MB: worker, ingress, broker |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| cores: worker, ingress, broker, loadgen | peak RSS MB: worker, ingress, broker "
+        "| CPU-s per 1k calls: worker, ingress, broker = total |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in result["rows"]:
         m = row["median"]
         p = m["processes"]
+        cpu = m.get("cpu_s_per_1k", {})
 
         def get(name: str, metric: str, p: dict[str, Any] = p) -> str:
             return str(p[name][metric]) if name in p else "-"
@@ -223,8 +254,36 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {get('worker', 'cpu_cores')}, {get('ingress', 'cpu_cores')}, "
             f"{get('broker', 'cpu_cores')}, {get('loadgen', 'cpu_cores')} "
             f"| {get('worker', 'peak_rss_mb')}, {get('ingress', 'peak_rss_mb')}, "
-            f"{get('broker', 'peak_rss_mb')} |"
+            f"{get('broker', 'peak_rss_mb')} "
+            f"| {cpu.get('worker', '-')}, {cpu.get('ingress', '-')}, {cpu.get('broker', '-')} "
+            f"= {cpu.get('total', '-')} |"
         )
+    if any("baseline" in row for row in result["rows"]):
+        lines += [
+            "",
+            f"## Against Restate, same run ({result.get('baseline_versions', '')})",
+            "",
+            "Medians of the alternating repetitions. Ratios are Perdure / Restate: above 1 is "
+            "better for calls/s, below 1 is better for latency and CPU.",
+            "",
+            "| workload | concurrency | Perdure calls/s | Restate calls/s | ratio "
+            "| Perdure p50 ms | Restate p50 ms | ratio | Perdure CPU-s/1k | Restate CPU-s/1k "
+            "(server + SDK) | ratio |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in result["rows"]:
+            if "baseline" not in row:
+                continue
+            m, b = row["median"], row["baseline"]["median"]
+            mc, bc = m.get("cpu_s_per_1k", {}), b.get("cpu_s_per_1k", {})
+            lines.append(
+                f"| {row['workload']} | {row['concurrency']} | {m['calls_per_s']} "
+                f"| {b['calls_per_s']} | {_ratio(m['calls_per_s'], b['calls_per_s'])} "
+                f"| {m['p50_ms']} | {b['p50_ms']} | {_ratio(m['p50_ms'], b['p50_ms'])} "
+                f"| {mc.get('total', '-')} "
+                f"| {bc.get('restate-server', '-')} + {bc.get('restate-sdk', '-')} "
+                f"= {bc.get('total', '-')} | {_ratio(mc.get('total', 0), bc.get('total', 0))} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -232,17 +291,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Perdure's benchmark harness")
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=4)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS))
     parser.add_argument("--floor-calls", type=int, default=300)
+    parser.add_argument("--baseline", choices=("restate", "none"), default="restate")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args(argv)
     levels = tuple(int(c) for c in args.concurrency.split(","))
     chosen = [w for w in WORKLOADS if w.name in args.workloads.split(",")]
     stack = Stack(partitions=8)
+    restate: RestateStack | None = None
     try:
         bootstrap = stack.start()
+        if args.baseline == "restate":
+            restate = RestateStack()
+            restate.start()
         lat = floor.latency_ms(bootstrap, args.floor_calls)
         result: dict[str, Any] = {
             "when": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -258,30 +322,26 @@ def main(argv: list[str] | None = None) -> int:
             },
             "rows": [],
         }
+        if restate is not None:
+            result["baseline_versions"] = restate.versions
         for w in chosen:
             for c in w.concurrency or levels:
                 if w.concurrency and args.duration < 5:
                     c = min(c, max(levels))
-                runs = [
-                    asyncio.run(
-                        drive(stack.url, w, c, args.warmup, args.duration, Usage(stack.pids()))
-                    )
-                    for _ in range(args.reps)
-                ]
-                row = {
-                    "workload": w.name,
-                    "concurrency": c,
-                    "runs": runs,
-                    "median": median_of(runs),
-                }
+                row = measure(stack, restate, w, c, args)
                 result["rows"].append(row)
                 m = row["median"]
-                print(
+                line = (
                     f"{w.name:>13} c={c:<3} {m['calls_per_s']:>8} calls/s  p50 {m['p50_ms']} ms  "
-                    f"p99 {m['p99_ms']} ms  errors {m['errors']}",
-                    flush=True,
+                    f"p99 {m['p99_ms']} ms  errors {m['errors']}"
                 )
+                if "baseline" in row:
+                    b = row["baseline"]["median"]
+                    line += f"   | Restate {b['calls_per_s']} calls/s  p50 {b['p50_ms']} ms"
+                print(line, flush=True)
     finally:
+        if restate is not None:
+            restate.stop()
         stack.stop()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -290,6 +350,32 @@ def main(argv: list[str] | None = None) -> int:
     (out / f"bench-{stamp}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
+
+
+def measure(
+    stack: Stack, restate: RestateStack | None, w: Workload, c: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Drives one workload at one concurrency on each system, alternating between them."""
+    runs: dict[str, list[dict[str, Any]]] = {"perdure": [], "restate": []}
+    systems: list[tuple[str, str, dict[str, int]]] = [("perdure", stack.url, stack.pids())]
+    if restate is not None:
+        pids = {**restate.pids(), "loadgen": os.getpid()}
+        systems.append(("restate", restate.url, pids))
+    for rep in range(args.reps):
+        # P R, R P, P R, ...: a drift of the machine during the row hits both alike.
+        for name, url, pids in systems if rep % 2 == 0 else systems[::-1]:
+            usage = Usage(pids)
+            runs[name].append(asyncio.run(drive(url, w, c, args.warmup, args.duration, usage)))
+    row: dict[str, Any] = {
+        "workload": w.name,
+        "concurrency": c,
+        "runs": runs["perdure"],
+        "median": median_of(runs["perdure"]),
+    }
+    if runs["restate"]:
+        row["baseline"] = {"system": "restate", "runs": runs["restate"]}
+        row["baseline"]["median"] = median_of(runs["restate"])
+    return row
 
 
 if __name__ == "__main__":

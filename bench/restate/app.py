@@ -31,7 +31,7 @@ async def three_steps(ctx: Any, value: int) -> int:
 
 
 @bench.handler()
-async def sleepy(ctx: Any, _value: Any = None) -> None:
+async def sleepy(ctx: Any, _value: Any) -> None:
     await ctx.sleep(timedelta(milliseconds=100))
 
 
