@@ -39,6 +39,7 @@ import aiohttp
 from bench import floor
 from bench.procs import LocalBroker, Usage, free_port
 from bench.restate.stack import RestateStack
+from bench.step_latency import measure_step
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -234,6 +235,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"{f['latency_p50_ms']} ms (p99 {f['latency_p99_ms']} ms); produce+consume "
         f"{f['throughput_per_s']:.0f} small records/s.",
         "",
+    ]
+    if "step" in result:
+        s = result["step"]
+        lines += [
+            f"One durable step (sequential, `bench.step_latency`): p50 {s['step_p50_ms']} ms = "
+            f"**{s['step_over_floor']} x the floor** measured right before it on the warmed "
+            f"broker ({s['floor_p50_ms']} ms); noop call p50 {s['noop_p50_ms']} ms, call with "
+            f"10 steps {s['ten_steps_p50_ms']} ms.",
+            "",
+        ]
+    lines += [
         "| workload | concurrency | calls/s | p50 ms | p90 ms | p99 ms | errors | p50 / floor "
         "| cores: worker, ingress, broker, loadgen | peak RSS MB: worker, ingress, broker "
         "| CPU-s per 1k calls: worker, ingress, broker = total |",
@@ -321,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             },
             "rows": [],
+            "step": measure_step(stack.url, bootstrap, args.floor_calls),
         }
         if restate is not None:
             result["baseline_versions"] = restate.versions

@@ -54,6 +54,22 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
+def measure_step(url: str, bootstrap: str, calls: int) -> dict[str, float]:
+    """One durable step's p50 next to the floor measured right before it (warmed broker)."""
+    timed_calls(url, "/bench/steps", 10, 20)  # warm-up: the broker, the worker, the sockets
+    floor = latency_ms(bootstrap, calls)
+    noop = timed_calls(url, "/bench/noop", {"a": 1}, calls)
+    steps = timed_calls(url, "/bench/steps", 10, calls)
+    step_p50 = (pct(steps, 50) - pct(noop, 50)) / 10
+    return {
+        "floor_p50_ms": round(pct(floor, 50), 3),
+        "noop_p50_ms": round(pct(noop, 50), 3),
+        "ten_steps_p50_ms": round(pct(steps, 50), 3),
+        "step_p50_ms": round(step_p50, 3),
+        "step_over_floor": round(step_p50 / pct(floor, 50), 2),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
@@ -108,21 +124,13 @@ def main() -> int:
             if time.monotonic() > deadline:
                 raise SystemExit("the bench cluster did not come up")
             time.sleep(0.2)
-        timed_calls(url, "/bench/steps", 10, 20)  # warm-up
-        floor = latency_ms(bootstrap, args.calls)
-        noop = timed_calls(url, "/bench/noop", {"a": 1}, args.calls)
-        steps = timed_calls(url, "/bench/steps", 10, args.calls)
-        step_p50 = (pct(steps, 50) - pct(noop, 50)) / 10
-        print("| measure (sequential) | p50 ms | p90 ms | p99 ms |")
-        print("| --- | --- | --- | --- |")
-        for name, values in (
-            ("floor: produce acks=all + read back", floor),
-            ("noop call over HTTP", noop),
-            ("call with 10 steps", steps),
-        ):
-            cells = " | ".join(f"{pct(values, q):.2f}" for q in (50, 90, 99))
-            print(f"| {name} | {cells} |")
-        print(f"\none step (p50): {step_p50:.2f} ms = {step_p50 / pct(floor, 50):.1f} x the floor")
+        s = measure_step(url, bootstrap, args.calls)
+        print("| measure (sequential) | p50 ms |")
+        print("| --- | --- |")
+        print(f"| floor: produce acks=all + read back | {s['floor_p50_ms']} |")
+        print(f"| noop call over HTTP | {s['noop_p50_ms']} |")
+        print(f"| call with 10 steps | {s['ten_steps_p50_ms']} |")
+        print(f"\none step (p50): {s['step_p50_ms']} ms = {s['step_over_floor']} x the floor")
         return 0
     finally:
         for proc in procs:

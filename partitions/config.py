@@ -49,6 +49,11 @@ class WorkerSettings:
     standby_replicas: int = 0
     """Warm copies of each partition kept by workers that do not lead it (Kafka Streams'
     standby replicas): a failover to one of them replays only the last few records."""
+    store_cache_bytes: int = 48 * 1024 * 1024
+    """RocksDB's memory for every store of the worker together: one block cache, the
+    memtables charged to it (``PERDURE_STORE_CACHE_BYTES``)."""
+    store_memtable_bytes: int = 16 * 1024 * 1024
+    """The memtables' share of it, capped across stores (``PERDURE_STORE_MEMTABLE_BYTES``)."""
     segment_bytes: int = 16 * 1024 * 1024
     """Segment size of the log and backups topics (when this worker creates them)."""
     worker_name: str = field(default_factory=lambda: f"worker-{os.getpid()}")

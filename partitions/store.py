@@ -35,21 +35,36 @@ log = logging.getLogger("perdure.store")
 
 _DELETED = None
 
-BLOCK_CACHE_BYTES = 96 * 2**20
+BLOCK_CACHE_BYTES = 48 * 2**20
 """The block cache every store of a worker process shares (memtables are charged to it)."""
-MEMTABLE_BYTES = 32 * 2**20
+MEMTABLE_BYTES = 16 * 2**20
 """The memtables of every store of a worker process, together."""
+
+_limits = {"cache": BLOCK_CACHE_BYTES, "memtables": MEMTABLE_BYTES}
+
+
+def configure_memory(cache_bytes: int, memtable_bytes: int) -> None:
+    """Sets RocksDB's memory bound for this process: call before the first store opens.
+
+    Every store shares one block cache of ``cache_bytes`` and its memtables are capped together
+    at ``memtable_bytes``, charged to that cache: RocksDB's memory is one figure, whatever the
+    number of partitions and whatever they retain on disk (what is not cached is read from the
+    OS's page cache).
+    """
+    _limits["cache"], _limits["memtables"] = cache_bytes, memtable_bytes
+    if _shared_cache.cache_info().currsize:
+        _shared_cache().set_capacity(cache_bytes)  # the memtable cap stays as created
 
 
 @functools.cache
 def _shared_cache() -> Cache:
-    return Cache(BLOCK_CACHE_BYTES)
+    return Cache(_limits["cache"])
 
 
 @functools.cache
 def _shared_write_buffers() -> WriteBufferManager:
     return WriteBufferManager.new_write_buffer_manager_with_cache(
-        MEMTABLE_BYTES, False, _shared_cache()
+        _limits["memtables"], False, _shared_cache()
     )
 
 

@@ -56,7 +56,7 @@ from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
 from partitions.recovery import Recovery
 from partitions.standby import Standbys
-from partitions.store import memory_in_use
+from partitions.store import configure_memory, memory_in_use
 from partitions.topics import ensure_topics
 from sdk import Endpoint
 
@@ -78,6 +78,7 @@ class Worker:
         self.settings = settings
         self.names = settings.names
         self.leader_id = f"{settings.worker_name}-{uuid.uuid4().hex[:8]}"
+        configure_memory(settings.store_cache_bytes, settings.store_memtable_bytes)
         self.metrics = WorkerMetrics()
         memory = self.metrics.store_memory_bytes
         memory.labels("block_cache").set_function(lambda: memory_in_use()[0])

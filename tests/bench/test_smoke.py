@@ -54,6 +54,7 @@ def test_bench_smoke_run_writes_json_and_markdown(kafka_bootstrap: str, tmp_path
     }
     assert all(row["median"]["calls_per_s"] > 0 for row in result["rows"])
     assert result["floor"]["latency_p50_ms"] > 0
+    assert result["step"]["floor_p50_ms"] > 0 and result["step"]["ten_steps_p50_ms"] > 0
     for row in result["rows"]:
         # Both systems served every workload and their CPU per call was measured.
         baseline = row["baseline"]["median"]
