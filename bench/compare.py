@@ -31,6 +31,8 @@ def _run(tree: Path, args: argparse.Namespace, bootstrap: str, out: Path) -> lis
     cmd = [sys.executable, "-m", "bench.run", "--reps", "1", "--duration", str(args.duration)]
     cmd += ["--workloads", args.workloads, "--concurrency", args.concurrency]
     cmd += ["--out", str(out), "--floor-calls", "50"]
+    if '"--baseline"' in (tree / "bench" / "run.py").read_text():
+        cmd += ["--baseline", "none"]  # Perdure against Perdure: no Restate rounds
     env = {**os.environ, "PERDURE_BOOTSTRAP": bootstrap, "PYTHONPATH": str(tree)}
     subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800)
     (new,) = set(out.glob("bench-*.json")) - before
