@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass, field
@@ -90,6 +91,21 @@ def _safe(fn, pid, default):  # type: ignore[no-untyped-def]
         return fn(pid)
     except OSError:
         return default
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout_s: float = 20) -> None:
+    """Stops processes by PID: SIGTERM (after a SIGCONT, should a test have frozen one), then
+    SIGKILL for those still there after ``timeout_s``."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def free_port() -> int:

@@ -46,7 +46,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.procs import LocalBroker, free_port, rss_bytes
+from bench.procs import LocalBroker, free_port, rss_bytes, stop_all
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -101,15 +101,7 @@ class Bench:
         return proc
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(self.procs)
         if self.broker is not None:
             self.broker.stop()
 

@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 
 from bench import floor
-from bench.procs import LocalBroker, Usage, free_port
+from bench.procs import LocalBroker, Usage, free_port, stop_all
 from bench.restate.stack import RestateStack
 from bench.step_latency import measure_step
 
@@ -209,13 +209,7 @@ class Stack:
         return pids
 
     def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(self.procs)
         if self.broker is not None:
             self.broker.stop()
 

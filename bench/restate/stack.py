@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.procs import free_port
+from bench.procs import free_port, stop_all
 
 SERVER_VERSION = "1.7.12"
 SDK_VERSION = "1.3.0"
@@ -163,13 +163,5 @@ class RestateStack:
 
     def stop(self) -> None:
         """Stops both processes (by PID) and deletes the data folder."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_all(self.procs)
         shutil.rmtree(self.tmp, ignore_errors=True)
