@@ -73,8 +73,16 @@ class JournalMismatchError(TerminalError):
         )
 
 
-@lru_cache(maxsize=1024)
 def _return_type(fn: Callable[..., Any]) -> Any:
+    # A step is most often a lambda or closure: a new object each call, without annotations.
+    # Caching those by object only filled the cache with them; they need no lookup at all.
+    if not getattr(fn, "__annotations__", None):
+        return None
+    return _annotated_return_type(fn)
+
+
+@lru_cache(maxsize=1024)
+def _annotated_return_type(fn: Callable[..., Any]) -> Any:
     try:
         return get_type_hints(fn).get("return")
     except Exception:
