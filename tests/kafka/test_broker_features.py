@@ -101,7 +101,16 @@ def test_keyed_records_keep_per_key_order(
 ) -> None:
     topic = unique_name("topic")
     create_topic(kafka_bootstrap, topic, 8)
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all", "linger.ms": 5})
+    # Idempotent, like every Perdure producer: without it a retried batch (a broker busy at
+    # start, say) may land after the next one, and the order holds only by luck.
+    producer = Producer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "acks": "all",
+            "linger.ms": 5,
+            "enable.idempotence": True,
+        }
+    )
     keys = [f"key-{i}" for i in range(40)]
     for seq in range(50):
         for key in keys:
