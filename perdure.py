@@ -39,6 +39,24 @@ def _load_app(spec: str) -> Any:
         raise SystemExit(f"perdure: {module_name!r} has no attribute {attr!r}") from None
 
 
+_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def _loop_factory(choice: str) -> Any:
+    """The event loop a command runs on: uvloop where installed (``auto``), else asyncio's."""
+    if choice not in _LOOPS:
+        raise SystemExit(f"perdure: PERDURE_EVENT_LOOP must be one of {_LOOPS}, got {choice!r}")
+    if choice == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SystemExit("perdure: PERDURE_EVENT_LOOP=uvloop is not installed") from None
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", help="Kafka bootstrap address [PERDURE_BOOTSTRAP]")
     parser.add_argument("--cluster", help="prefix of topics and groups [PERDURE_CLUSTER]")
@@ -109,11 +127,16 @@ def _run_worker(args: argparse.Namespace) -> int:
         await Worker(app, settings).run(stop)
 
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+            runner.run(main())
     except PartitionError as err:
         logging.getLogger("perdure").error("worker failed: %s", err)
         return 1
     return 0
+
+
+def _uvicorn_loop(choice: str) -> str:
+    return "uvloop" if _loop_factory(choice) is not asyncio.new_event_loop else "asyncio"
 
 
 def _run_ingress(args: argparse.Namespace) -> int:
@@ -136,6 +159,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level="info" if settings.access_log else "warning",
         access_log=settings.access_log,
+        loop=_uvicorn_loop(settings.event_loop),
         timeout_graceful_shutdown=5,
         timeout_keep_alive=settings.keep_alive_s,
     )

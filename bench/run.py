@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import uvloop
 
 from bench import floor
 from bench.procs import LocalBroker, Usage, free_port, stop_all
@@ -372,7 +373,10 @@ def measure(
         # P R, R P, P R, ...: a drift of the machine during the row hits both alike.
         for name, url, pids in systems if rep % 2 == 0 else systems[::-1]:
             usage = Usage(pids)
-            runs[name].append(asyncio.run(drive(url, w, c, args.warmup, args.duration, usage)))
+            # uvloop: the load generator shares the cores with both systems; the less it takes,
+            # the more the figures say about them.
+            run = drive(url, w, c, args.warmup, args.duration, usage)
+            runs[name].append(uvloop.run(run))
     row: dict[str, Any] = {
         "workload": w.name,
         "concurrency": c,

@@ -33,6 +33,9 @@ class IngressSettings:
     expiry (httpx: 5 s, load balancers: 60 s), so the client closes an idle connection first:
     when the server does at the same moment, the request the client sends on it is lost to a
     reset (uvicorn's default is 5 s, the same as httpx's)."""
+    event_loop: str = "auto"
+    """``uvloop`` (what ``auto`` picks where it is installed) or ``asyncio``: passed to
+    uvicorn, which also parses HTTP with ``httptools`` where it is installed."""
     call_timeout_s: float = 0.0
     """How long a call waits for its result before answering 202 with the invocation id (to
     attach to later); 0 waits as long as the invocation runs."""

@@ -49,13 +49,16 @@ class WorkerSettings:
     standby_replicas: int = 0
     """Warm copies of each partition kept by workers that do not lead it (Kafka Streams'
     standby replicas): a failover to one of them replays only the last few records."""
-    store_cache_bytes: int = 48 * 1024 * 1024
+    store_cache_bytes: int = 24 * 1024 * 1024
     """RocksDB's memory for every store of the worker together: one block cache, the
     memtables charged to it (``PERDURE_STORE_CACHE_BYTES``)."""
-    store_memtable_bytes: int = 16 * 1024 * 1024
+    store_memtable_bytes: int = 8 * 1024 * 1024
     """The memtables' share of it, capped across stores (``PERDURE_STORE_MEMTABLE_BYTES``)."""
     segment_bytes: int = 16 * 1024 * 1024
     """Segment size of the log and backups topics (when this worker creates them)."""
+    event_loop: str = "auto"
+    """``uvloop`` (what ``auto`` picks where it is installed) or ``asyncio``, the standard
+    loop: handlers run on it, and uvloop's scheduling costs a fraction of asyncio's."""
     worker_name: str = field(default_factory=lambda: f"worker-{os.getpid()}")
 
     @classmethod

@@ -3,7 +3,8 @@
 The versions are pinned so that a comparison means the same thing from one run to the next:
 
 - ``@restatedev/restate-server`` from npm (a static binary in the package),
-- ``restate-sdk`` from PyPI, served by ``hypercorn`` (HTTP/2 without TLS, as Restate asks),
+- ``restate-sdk`` from PyPI, served by ``hypercorn`` (HTTP/2 without TLS, as Restate asks) on
+  ``uvloop``, as Perdure's worker and ingress run on it: each side gets its fastest loop,
 
 both installed into ``$PERDURE_BENCH_CACHE`` (default ``~/.cache/perdure-bench``), a folder per
 version set, outside the project's virtualenv: Restate's SDK never becomes a Perdure dependency.
@@ -28,6 +29,7 @@ from bench.procs import free_port, stop_all
 SERVER_VERSION = "1.7.12"
 SDK_VERSION = "1.3.0"
 HYPERCORN_VERSION = "0.18.0"
+UVLOOP_VERSION = "0.23.0"
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -47,7 +49,7 @@ class Installed:
 def cache_dir() -> Path:
     """The folder of this version set."""
     root = Path(os.environ.get("PERDURE_BENCH_CACHE", Path.home() / ".cache" / "perdure-bench"))
-    return root / f"restate-{SERVER_VERSION}-sdk-{SDK_VERSION}"
+    return root / f"restate-{SERVER_VERSION}-sdk-{SDK_VERSION}-uvloop-{UVLOOP_VERSION}"
 
 
 def install() -> Installed:
@@ -66,7 +68,8 @@ def install() -> Installed:
     if not python.exists():
         _run([sys.executable, "-m", "venv", str(root / "venv")])
         _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              f"restate-sdk=={SDK_VERSION}", f"hypercorn=={HYPERCORN_VERSION}"])  # fmt: skip
+              f"restate-sdk=={SDK_VERSION}", f"hypercorn=={HYPERCORN_VERSION}",
+              f"uvloop=={UVLOOP_VERSION}"])  # fmt: skip
     return Installed(server, python)
 
 
@@ -99,7 +102,7 @@ class RestateStack:
         self.url = f"http://127.0.0.1:{self.ingress_port}"
         self.versions = (
             f"restate-server {SERVER_VERSION}, restate-sdk {SDK_VERSION}, "
-            f"hypercorn {HYPERCORN_VERSION}"
+            f"hypercorn {HYPERCORN_VERSION}, uvloop {UVLOOP_VERSION}"
         )
 
     def start(self) -> None:
@@ -118,6 +121,7 @@ class RestateStack:
         sdk_port = free_port()
         sdk = [str(self.parts.python), "-m", "hypercorn", "bench.restate.app:app"]
         sdk += ["--bind", f"127.0.0.1:{sdk_port}", "--log-level", "warning"]
+        sdk += ["--worker-class", "uvloop"]
         self.sdk = self._start(sdk, dict(os.environ, PYTHONPATH=str(REPO)), "sdk.log")
         admin = f"http://127.0.0.1:{self.admin_port}"
         self._until(lambda: httpx.get(f"{admin}/health", timeout=2).status_code == 200, "admin")
