@@ -52,7 +52,7 @@ class WorkerSettings:
     store_cache_bytes: int = 24 * 1024 * 1024
     """RocksDB's memory for every store of the worker together: one block cache, the
     memtables charged to it (``PERDURE_STORE_CACHE_BYTES``)."""
-    store_memtable_bytes: int = 8 * 1024 * 1024
+    store_memtable_bytes: int = 16 * 1024 * 1024
     """The memtables' share of it, capped across stores (``PERDURE_STORE_MEMTABLE_BYTES``)."""
     segment_bytes: int = 16 * 1024 * 1024
     """Segment size of the log and backups topics (when this worker creates them)."""
