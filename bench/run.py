@@ -28,16 +28,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import uvloop
 
 from bench import floor
+from bench.loadgen import Client, ConnectionClosed
 from bench.procs import LocalBroker, Usage, free_port, stop_all
 from bench.restate.stack import RestateStack
 from bench.step_latency import measure_step
@@ -84,26 +85,31 @@ async def drive(
     end = measure_from + duration
     measuring = False
 
-    async def client(session: aiohttp.ClientSession) -> None:
+    parsed = urllib.parse.urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+
+    async def client() -> None:
         nonlocal errors, counter
-        while True:
-            now = time.monotonic()
-            if now >= end:
-                return
-            counter += 1
-            i = counter
-            start = time.perf_counter()
-            try:
-                async with session.post(url + w.path(i), json=w.body(i)) as r:
-                    await r.read()
-                    ok = r.status == 200
-            except aiohttp.ClientError:
-                ok = False
-            if time.monotonic() >= measure_from and start >= 0:
-                if ok:
-                    latencies.append((time.perf_counter() - start) * 1000)
-                else:
-                    errors += 1
+        http = Client(host, port)
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= end:
+                    return
+                counter += 1
+                i = counter
+                start = time.perf_counter()
+                try:
+                    ok = await http.post(w.path(i), w.body(i)) == 200
+                except (OSError, ConnectionClosed, TimeoutError):
+                    ok = False
+                if time.monotonic() >= measure_from:
+                    if ok:
+                        latencies.append((time.perf_counter() - start) * 1000)
+                    else:
+                        errors += 1
+        finally:
+            http.close()
 
     async def sampler() -> None:
         nonlocal measuring
@@ -114,10 +120,7 @@ async def drive(
             usage.sample()
             await asyncio.sleep(0.25)
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.gather(sampler(), *(client(session) for _ in range(concurrency)))
+    await asyncio.gather(sampler(), *(client() for _ in range(concurrency)))
     return {
         "calls_per_s": round(len(latencies) / duration, 1),
         "p50_ms": round(pct(latencies, 50), 2),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import struct
 from dataclasses import dataclass
 
 from engine.errors import InvalidId
@@ -26,8 +27,9 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (_SEED ^ length) & _MASK
     end = length - (length % 4)
-    for i in range(0, end, 4):
-        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+    # Little-endian 32-bit words in one C call: the per-byte indexing cost the ingress ~5 % of
+    # its event loop (a new invocation id per call).
+    for (k,) in struct.iter_unpack("<I", data[:end]):
         k = (k * _M) & _MASK
         k ^= k >> 24
         k = (k * _M) & _MASK

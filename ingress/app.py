@@ -33,26 +33,27 @@ from engine.records import (
     ResponseStatus,
 )
 from engine.records import Response as LogResponse
+from ingress.answers import (
+    StillRunning,
+    answer_of,
+    still_running_answer,
+    unexpected_answer,
+)
+from ingress.answers import error_answer as _error
 from ingress.bodies import check_json, read_body, rejection_reason
+from ingress.calls import CallFastPath, serve_call
 from ingress.config import IngressSettings
 from ingress.errors import IngressError
 from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
 from ingress.lookups import register_lookups
 from ingress.openapi import document as openapi_document
-from ingress.routing import Route, parse_delay, route, split_path
+from ingress.routing import Route, route
 
 log = logging.getLogger("perdure.ingress")
 
-ID_HEADER = "x-restate-id"
 _EXISTS = (ResponseStatus.NOT_READY, ResponseStatus.OK, ResponseStatus.FAILED)
 """Answers to a non-blocking re-ask that show the invocation exists."""
 Gone = Callable[[], Awaitable[bool]]
-NOT_READY = 470
-
-
-def _error(status: int, message: str, invocation_id: str | None = None) -> JSONResponse:
-    headers = {ID_HEADER: invocation_id} if invocation_id else None
-    return JSONResponse({"code": status, "message": message}, status_code=status, headers=headers)
 
 
 class Ingress:
@@ -286,35 +287,6 @@ class Ingress:
             log.info("invocation %s: detach not logged: %s", inv, err.message)
 
 
-class StillRunning(IngressError):
-    """A call waited longer than ``call_timeout_s``: it is accepted and still running (202)."""
-
-    def __init__(self, invocation_id: str) -> None:
-        super().__init__(202, f"invocation {invocation_id} is still running")
-        self.invocation_id = invocation_id
-
-
-def answer_of(response: LogResponse, invocation_id: str) -> Response:
-    headers = {ID_HEADER: invocation_id}
-    if response.status is ResponseStatus.OK:
-        return Response(
-            response.result or b"null",
-            status_code=200,
-            media_type="application/json",
-            headers=headers,
-        )
-    if response.status is ResponseStatus.FAILED and response.failure is not None:
-        return _error(response.failure.code, response.failure.message, invocation_id)
-    if response.status is ResponseStatus.NOT_READY:
-        return _error(NOT_READY, "the invocation has not completed yet", invocation_id)
-    if response.status is ResponseStatus.NOT_FOUND:
-        return _error(404, f"invocation {invocation_id} not found", invocation_id)
-    return _error(500, f"unexpected answer {response.status.value}", invocation_id)
-
-
-_FORWARDED_SKIP = {"host", "connection", "content-length", "idempotency-key", "accept-encoding"}
-
-
 def create_app(settings: IngressSettings | None = None) -> FastAPI:
     """The ingress's ASGI app."""
     settings = settings or IngressSettings.from_env()
@@ -360,8 +332,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, err: Exception) -> JSONResponse:
-        log.error("unexpected error: %r", err, exc_info=err)
-        return _error(500, f"internal error in the ingress: {type(err).__name__}")
+        return unexpected_answer(err)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, err: RequestValidationError) -> JSONResponse:
@@ -372,17 +343,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
 
     @app.exception_handler(StillRunning)
     async def still_running(_request: Request, err: StillRunning) -> JSONResponse:
-        invocation_id = err.invocation_id
-        return JSONResponse(
-            {
-                "invocationId": invocation_id,
-                "status": "Accepted",
-                "message": "still running; its result: "
-                f"GET /restate/invocation/{invocation_id}/attach (or /output)",
-            },
-            status_code=202,
-            headers={ID_HEADER: invocation_id},
-        )
+        return still_running_answer(err)
 
     register_lookups(app, ingress)
 
@@ -451,38 +412,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
     @app.api_route("/restate/call/{path:path}", methods=["GET", "POST"], include_in_schema=False)
     @app.post("/{path:path}", include_in_schema=False)
     async def call(path: str, request: Request) -> Response:
-        where = ingress.route(
-            split_path(request.scope.get("raw_path") or request.url.path.encode())
-        )
-        delay_ms = 0
-        if "delay" in request.query_params:
-            if not where.send:
-                raise IngressError(400, "?delay is only for /send: a call cannot wait to start")
-            delay_ms = parse_delay(request.query_params["delay"])
-        body = await read_body(request, settings.max_body_bytes)
-        if body.strip():
-            check_json(body, "the request body")
-        headers = tuple(
-            (k, v) for k, v in request.headers.items() if k.lower() not in _FORWARDED_SKIP
-        )
-        invocation_id, response = await ingress.invoke(
-            where,
-            body,
-            request.headers.get("idempotency-key"),
-            headers,
-            request.is_disconnected,
-            delay_ms,
-        )
-        if where.send:
-            status = "Accepted"
-            if response is not None and response.status is ResponseStatus.PREVIOUSLY_ACCEPTED:
-                status = "PreviouslyAccepted"
-            return JSONResponse(
-                {"invocationId": invocation_id, "status": status},
-                status_code=202,
-                headers={ID_HEADER: invocation_id},
-            )
-        assert response is not None
-        return answer_of(response, invocation_id)
+        return await serve_call(ingress, settings, request)
 
+    app.add_middleware(CallFastPath, ingress=ingress, settings=settings)
     return app

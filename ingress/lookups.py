@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from engine.ids import InvocationId, workflow_run_id
 from engine.scopes import scoped_key
+from ingress.answers import answer_of
 from ingress.errors import IngressError
 
 if TYPE_CHECKING:
@@ -68,7 +69,6 @@ def idempotent_id(
 
 def register_lookups(app: FastAPI, ingress: Ingress) -> None:
     """Adds the lookup paths to the ingress's app."""
-    from ingress.app import answer_of
 
     @app.get("/restate/attach/{invocation_id}")
     async def attach_by_id(invocation_id: str, request: Request) -> Response:
