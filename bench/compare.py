@@ -7,8 +7,10 @@ alternating rounds. Usage::
     python -m bench.compare --baseline e3afdb9 --workloads three_steps --concurrency 64
 
 The baseline is checked out into a temporary git worktree; each round runs ``bench.run`` once
-in the baseline tree and once in this one (the order alternates), and the table gives the
-medians of the rounds and the ratio this tree / baseline.
+on the baseline's code and once on this tree's (the order alternates), and the table gives the
+medians of the rounds and the ratio this tree / baseline. Both sides run under the harness of
+this tree (or of ``--candidate``), so that both get the same load generator; the baseline's
+worker and ingress, and its bench app, come from its tree (``bench.run --perdure-tree``).
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _run(tree: Path, args: argparse.Namespace, bootstrap: str, out: Path) -> list[dict[str, Any]]:
+def _run(
+    harness: Path, tree: Path, args: argparse.Namespace, bootstrap: str, out: Path
+) -> list[dict[str, Any]]:
     before = set(out.glob("bench-*.json"))
     cmd = [sys.executable, "-m", "bench.run", "--reps", "1", "--duration", str(args.duration)]
+    cmd += ["--perdure-tree", str(tree)]
     cmd += ["--workloads", args.workloads, "--concurrency", args.concurrency]
     cmd += ["--out", str(out), "--floor-calls", "50"]
-    if '"--baseline"' in (tree / "bench" / "run.py").read_text():
-        cmd += ["--baseline", "none"]  # Perdure against Perdure: no Restate rounds
-    env = {**os.environ, "PERDURE_BOOTSTRAP": bootstrap, "PYTHONPATH": str(tree)}
-    subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    cmd += ["--baseline", "none"]  # Perdure against Perdure: no Restate rounds
+    env = {**os.environ, "PERDURE_BOOTSTRAP": bootstrap, "PYTHONPATH": str(harness)}
+    subprocess.run(cmd, cwd=harness, env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800)
     (new,) = set(out.glob("bench-*.json")) - before
     rows: list[dict[str, Any]] = json.loads(new.read_text())["rows"]
     new.unlink()
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.rounds):
                 order = [("baseline", base), ("this", this)]
                 for name, tree in order if i % 2 == 0 else reversed(order):
-                    results[name].append(_run(tree, args, bootstrap, out))
+                    results[name].append(_run(this, tree, args, bootstrap, out))
                     print(f"round {i + 1}: {name} done", flush=True)
         finally:
             subprocess.run(["bash", *broker, "stop"], env=broker_env, capture_output=True)

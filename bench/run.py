@@ -164,9 +164,10 @@ def cpu_per_1k(median: dict[str, Any]) -> dict[str, float]:
 class Stack:
     """The broker (unless given), one worker and one ingress, as plain processes."""
 
-    def __init__(self, partitions: int) -> None:
+    def __init__(self, partitions: int, tree: Path = REPO) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
-        self.env = dict(os.environ, PYTHONPATH=str(REPO))
+        self.tree = tree
+        self.env = dict(os.environ, PYTHONPATH=str(tree))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.broker: LocalBroker | None = None
         self.broker_pid: int | None = None
@@ -186,10 +187,12 @@ class Stack:
         me = [sys.executable, "-m", "perdure"]
         state = str(self.tmp / "state")
         self.worker = subprocess.Popen(
-            [*me, "worker", "bench.app:app", "--state-dir", state, *common], env=self.env, cwd=REPO
+            [*me, "worker", "bench.app:app", "--state-dir", state, *common],
+            env=self.env,
+            cwd=self.tree,
         )
         self.ingress = subprocess.Popen(
-            [*me, "ingress", "--port", str(port), *common], env=self.env, cwd=REPO
+            [*me, "ingress", "--port", str(port), *common], env=self.env, cwd=self.tree
         )
         self.procs = [self.worker, self.ingress]
         self.url = f"http://127.0.0.1:{port}"
@@ -307,10 +310,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor-calls", type=int, default=300)
     parser.add_argument("--baseline", choices=("restate", "none"), default="restate")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument(
+        "--perdure-tree",
+        default=str(REPO),
+        help="a checkout whose worker, ingress and bench app to measure (bench.compare: the "
+        "baseline's code under this harness, so both sides get the same load generator)",
+    )
     args = parser.parse_args(argv)
     levels = tuple(int(c) for c in args.concurrency.split(","))
     chosen = [w for w in WORKLOADS if w.name in args.workloads.split(",")]
-    stack = Stack(partitions=8)
+    stack = Stack(partitions=8, tree=Path(args.perdure_tree))
     restate: RestateStack | None = None
     try:
         bootstrap = stack.start()
