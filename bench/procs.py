@@ -14,11 +14,11 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _BROKER_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "broker.sh"
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
     """User + system CPU time of a process and its descendants (a server's worker processes,
     hypercorn's say) so far."""
     total = 0.0
-    for p in _tree(pid):
+    for p in _tree(pid) if descendants else [pid]:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
@@ -30,10 +30,10 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int, descendants: bool = True) -> int:
     """Resident memory of a process and its descendants now."""
     total = 0
-    for p in _tree(pid):
+    for p in _tree(pid) if descendants else [pid]:
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -64,31 +64,36 @@ class Usage:
     pids: dict[str, int]
     start_cpu: dict[str, float] = field(default_factory=dict)
     peak_rss: dict[str, int] = field(default_factory=dict)
+    alone: tuple[str, ...] = ("loadgen",)
+    """Measured without their descendants: the load generator's process also started the
+    broker and both systems, which must not count as its own."""
+
+    def _cpu(self, name: str) -> float:
+        return _safe(cpu_seconds, self.pids[name], 0.0, name not in self.alone)
 
     def begin(self) -> None:
-        self.start_cpu = {n: _safe(cpu_seconds, p, 0.0) for n, p in self.pids.items()}
+        self.start_cpu = {n: self._cpu(n) for n in self.pids}
         self.peak_rss = {n: 0 for n in self.pids}
 
     def sample(self) -> None:
         for name, pid in self.pids.items():
-            self.peak_rss[name] = max(self.peak_rss[name], _safe(rss_bytes, pid, 0))
+            rss = _safe(rss_bytes, pid, 0, name not in self.alone)
+            self.peak_rss[name] = max(self.peak_rss[name], rss)
 
     def end(self, seconds: float) -> dict[str, dict[str, float]]:
         self.sample()
         return {
             name: {
-                "cpu_cores": round(
-                    (_safe(cpu_seconds, pid, 0.0) - self.start_cpu[name]) / seconds, 3
-                ),
+                "cpu_cores": round((self._cpu(name) - self.start_cpu[name]) / seconds, 3),
                 "peak_rss_mb": round(self.peak_rss[name] / 2**20, 1),
             }
             for name, pid in self.pids.items()
         }
 
 
-def _safe(fn, pid, default):  # type: ignore[no-untyped-def]
+def _safe(fn, pid, default, descendants=True):  # type: ignore[no-untyped-def]
     try:
-        return fn(pid)
+        return fn(pid, descendants)
     except OSError:
         return default
 
