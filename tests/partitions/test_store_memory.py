@@ -44,3 +44,27 @@ def test_many_stores_reading_more_than_the_cache_stay_within_its_bound(tmp_path:
         heap.release_free_memory()  # glibc here: must not raise, nor break what follows
     finally:
         configure_memory(BLOCK_CACHE_BYTES, MEMTABLE_BYTES)
+
+
+def test_a_reopened_store_shares_the_cache_instead_of_bringing_its_own(tmp_path: Path) -> None:
+    """RocksDB opens an existing store's column family with the options of its OPTIONS file
+    unless told otherwise, and that came with a cache of its own per store."""
+    configure_memory(4 * 2**20, 2 * 2**20)
+    try:
+        first = PartitionStore(tmp_path / "a")
+        batch = first.begin()
+        for k in range(5000):
+            batch.put(b"k%08d" % k, os.urandom(200))
+        first.commit(batch, 1)
+        first.close()
+        reopened = PartitionStore(tmp_path / "a")  # a restart, or the rename after a restore
+        other = PartitionStore(tmp_path / "b")
+        assert sum(1 for _ in reopened.scan(b"k")) == 5000  # reads blocks into its cache
+        usage, _ = memory_in_use()
+        for store in (reopened, other):
+            seen = store._db.property_int_value("rocksdb.block-cache-usage")
+            assert seen == usage, f"a store with a cache of its own: {seen} != {usage}"
+        reopened.close()
+        other.close()
+    finally:
+        configure_memory(BLOCK_CACHE_BYTES, MEMTABLE_BYTES)
