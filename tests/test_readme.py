@@ -9,6 +9,7 @@ wildcard). Only the port differs from what a reader types: the test picks free o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -121,18 +122,19 @@ def test_the_first_hour_works_as_the_readme_says(tmp_path: Path) -> None:
 
     up_sh = start(["bash", "deploy/up.sh"], clone, env, tmp_path / "up.log")
     dev = None
+    pid_file = clone / ".perdure/kafka/broker.pid"
     try:
         wait_until(up, 420, "deploy/up.sh to serve (a fresh venv installs first)")
         time.sleep(1)  # the worker leads its partitions right after the ingress answers
         run_block("payments", clone, env, port)
-        broker_pid = (clone / ".perdure/kafka/broker.pid").read_text()
+        broker_pid = pid_file.read_text()
         stop(up_sh)
         dev = start(
             [".venv/bin/perdure", "dev", "examples.signup:app"], clone, env, tmp_path / "dev.log"
         )
         wait_until(up, 120, "perdure dev to serve, reusing up.sh's broker")
         run_block("signup", clone, env, port)
-        assert (clone / ".perdure/kafka/broker.pid").read_text() == broker_pid, "one broker"
+        assert pid_file.read_text() == broker_pid, "one broker"
     finally:
         stop(up_sh)
         if dev is not None:
@@ -144,3 +146,7 @@ def test_the_first_hour_works_as_the_readme_says(tmp_path: Path) -> None:
             capture_output=True,
             timeout=120,
         )
+        # And by its PID, should the script not have recognised it (it once did not).
+        if pid_file.exists() and pid_file.read_text().strip().isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)

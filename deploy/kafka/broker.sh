@@ -42,6 +42,9 @@ fi
 KAFKA_PORT=${KAFKA_PORT:-9092}
 [[ $KAFKA_PORT =~ ^[0-9]+$ ]] || die "KAFKA_PORT must be a port number, got '$KAFKA_PORT'"
 KAFKA_DATA_DIR=${KAFKA_DATA_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/perdure/kafka-$KAFKA_PORT}
+# Absolute: the broker's command line names its config by this path, and `stop` recognises its
+# broker by it; a relative folder given to `stop` never matched a broker started elsewhere.
+KAFKA_DATA_DIR=$(realpath -m -- "$KAFKA_DATA_DIR")
 KAFKA_CACHE_DIR=${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/perdure/kafka-$KAFKA_VERSION}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-120}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
