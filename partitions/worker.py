@@ -346,6 +346,8 @@ class Worker:
         """
         assert self.writer is not None
         now_ms = time.time() * 1000
+        if not proc.timers or proc.timers[0][0] > now_ms:
+            return  # the usual pass: no view of the store (a batch) for nothing to fire
         view = proc.store.begin()
         fired = []
         while proc.timers and proc.timers[0][0] <= now_ms:
