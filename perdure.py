@@ -42,19 +42,19 @@ def _load_app(spec: str) -> Any:
 _LOOPS = ("auto", "uvloop", "asyncio")
 
 
-def _loop_factory(choice: str) -> Any:
-    """The event loop a command runs on: uvloop where installed (``auto``), else asyncio's."""
+def _event_loop(choice: str) -> str:
+    """The event loop a command runs on: ``uvloop`` where installed (``auto``), else ``asyncio``."""
     if choice not in _LOOPS:
         raise SystemExit(f"perdure: PERDURE_EVENT_LOOP must be one of {_LOOPS}, got {choice!r}")
     if choice == "asyncio":
-        return asyncio.new_event_loop
+        return "asyncio"
     try:
-        import uvloop
+        import uvloop  # noqa: F401
     except ImportError:
         if choice == "uvloop":
             raise SystemExit("perdure: PERDURE_EVENT_LOOP=uvloop is not installed") from None
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
+        return "asyncio"
+    return "uvloop"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -127,16 +127,17 @@ def _run_worker(args: argparse.Namespace) -> int:
         await Worker(app, settings).run(stop)
 
     try:
-        with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+        loop_factory = asyncio.new_event_loop
+        if _event_loop(settings.event_loop) == "uvloop":
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(main())
     except PartitionError as err:
         logging.getLogger("perdure").error("worker failed: %s", err)
         return 1
     return 0
-
-
-def _uvicorn_loop(choice: str) -> str:
-    return "uvloop" if _loop_factory(choice) is not asyncio.new_event_loop else "asyncio"
 
 
 def _run_ingress(args: argparse.Namespace) -> int:
@@ -159,7 +160,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level="info" if settings.access_log else "warning",
         access_log=settings.access_log,
-        loop=_uvicorn_loop(settings.event_loop),
+        loop=_event_loop(settings.event_loop),
         timeout_graceful_shutdown=5,
         timeout_keep_alive=settings.keep_alive_s,
     )

@@ -36,10 +36,10 @@ from engine.records import Response as LogResponse
 from ingress.answers import (
     StillRunning,
     answer_of,
+    error_answer,
     still_running_answer,
     unexpected_answer,
 )
-from ingress.answers import error_answer as _error
 from ingress.bodies import check_json, read_body, rejection_reason
 from ingress.calls import CallFastPath, serve_call
 from ingress.config import IngressSettings
@@ -320,12 +320,12 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
 
     @app.exception_handler(IngressError)
     async def ingress_error(_request: Request, err: IngressError) -> JSONResponse:
-        return _error(err.status, err.message)
+        return error_answer(err.status, err.message)
 
     # Every error in one shape, the framework's own too (405, unknown route, bad parameters).
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
-        response = _error(err.status_code, str(err.detail))
+        response = error_answer(err.status_code, str(err.detail))
         for name, value in (err.headers or {}).items():
             response.headers[name] = value
         return response
@@ -339,7 +339,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors()
         )
-        return _error(400, f"bad request: {problems}")
+        return error_answer(400, f"bad request: {problems}")
 
     @app.exception_handler(StillRunning)
     async def still_running(_request: Request, err: StillRunning) -> JSONResponse:
@@ -351,7 +351,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
     @app.get("/restate/health")
     async def health() -> JSONResponse:
         if not ingress.ready:
-            return _error(503, "not ready")
+            return error_answer(503, "not ready")
         return JSONResponse({"status": "ok", "pid": os.getpid()})
 
     @app.get("/restate/invocation/{invocation_id}/output")
@@ -378,7 +378,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         if response.status is ResponseStatus.ACCEPTED:
             return JSONResponse({"invocationId": invocation_id, "status": mode}, status_code=202)
         failed = response.failure or Failure(500, "unexpected answer")
-        return _error(failed.code, failed.message, invocation_id)
+        return error_answer(failed.code, failed.message, invocation_id)
 
     @app.get("/restate/invocation/{invocation_id}/attach")
     async def attach(invocation_id: str, request: Request) -> Response:
@@ -407,7 +407,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         if response.status is ResponseStatus.OK:
             return Response(status_code=202)
         failed = response.failure or Failure(500, "unexpected answer")
-        return _error(failed.code, failed.message)
+        return error_answer(failed.code, failed.message)
 
     @app.api_route("/restate/call/{path:path}", methods=["GET", "POST"], include_in_schema=False)
     @app.post("/{path:path}", include_in_schema=False)
