@@ -2,7 +2,8 @@
 
     perdure worker MODULE:APP --bootstrap HOST:PORT --state-dir DIR
     perdure ingress --bootstrap HOST:PORT --port PORT
-    perdure dev MODULE:APP           # local broker (if none given) + one worker + the ingress
+    perdure admin --bootstrap HOST:PORT --port 9070   # admin API, runs the subscriptions
+    perdure dev MODULE:APP           # local broker (if none given) + worker + ingress + admin
 
 Every flag also reads an environment variable: ``--bootstrap`` reads ``PERDURE_BOOTSTRAP``,
 ``--state-dir`` reads ``PERDURE_STATE_DIR``, and so on.
@@ -92,10 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(ingress)
 
-    dev = sub.add_parser("dev", help="local broker + one worker + the ingress, for trying out")
+    admin = sub.add_parser("admin", help="run the admin API and the Kafka subscriptions")
+    admin.add_argument("--port", type=int, help="HTTP port [PERDURE_ADMIN_PORT, else 9070]")
+    admin.add_argument("--host", help="HTTP address [PERDURE_ADMIN_HOST]")
+    _common(admin)
+
+    dev = sub.add_parser(
+        "dev", help="local broker + a worker, the ingress and the admin, for trying out"
+    )
     dev.add_argument("app", metavar="MODULE:APP")
     dev.add_argument("--port", type=int, help="HTTP port [PERDURE_PORT, else 8080]")
     dev.add_argument("--metrics-port", type=int, help="worker /metrics [PERDURE_METRICS_PORT]")
+    dev.add_argument(
+        "--admin-port", type=int, help="admin API, 0: none [PERDURE_ADMIN_PORT, else 9070]"
+    )
     dev.add_argument(
         "--state-dir", help="RocksDB stores [PERDURE_STATE_DIR, else .perdure/dev-state]"
     )
@@ -167,6 +178,30 @@ def _run_ingress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_admin(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ingress.admin import create_admin_app
+    from ingress.config import AdminSettings
+
+    settings = AdminSettings.from_env(
+        bootstrap=args.bootstrap,
+        cluster=args.cluster,
+        partitions=args.partitions,
+        port=args.port,
+        host=args.host,
+    )
+    uvicorn.run(
+        create_admin_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        loop=_event_loop(settings.event_loop),
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
 _RESTARTS = 5
 """A child that dies more often than this within a minute stops ``perdure dev``."""
 
@@ -211,6 +246,12 @@ def _run_dev(args: argparse.Namespace) -> int:
     if _port_taken(port):
         _say(f"port {port} is in use (another perdure dev?); stop it or pick one: --port 8081")
         return 1
+    admin_port = args.admin_port
+    if admin_port is None:
+        admin_port = int(os.environ.get("PERDURE_ADMIN_PORT", "9070"))
+    if admin_port and _port_taken(admin_port):
+        _say(f"admin port {admin_port} is in use; pick another (--admin-port 9071) or 0 for none")
+        return 1
     bootstrap = args.bootstrap or os.environ.get("PERDURE_BOOTSTRAP") or _local_broker()
     if bootstrap is None:
         return 1
@@ -226,6 +267,8 @@ def _run_dev(args: argparse.Namespace) -> int:
     if metrics:
         worker_args += ["--metrics-port", str(metrics)]
     commands = {"worker": worker_args, "ingress": [*me, "ingress", "--port", str(port), *common]}
+    if admin_port:
+        commands["admin"] = [*me, "admin", "--port", str(admin_port), *common]
 
     def on_term(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt  # stop the children below, as for Ctrl-C
@@ -233,7 +276,8 @@ def _run_dev(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_term)
     children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
     deaths: dict[str, list[float]] = {name: [] for name in commands}
-    _say(f"broker {bootstrap}, ingress http://127.0.0.1:{port}, app {args.app}")
+    admin_url = f", admin http://127.0.0.1:{admin_port}" if admin_port else ""
+    _say(f"broker {bootstrap}, ingress http://127.0.0.1:{port}{admin_url}, app {args.app}")
     code = 0
     try:
         while True:
@@ -280,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_worker(args)
     if args.command == "ingress":
         return _run_ingress(args)
+    if args.command == "admin":
+        return _run_admin(args)
     return _run_dev(args)
 
 

@@ -36,6 +36,20 @@ class ClusterNames:
         return f"{self.name}.registry"
 
     @property
+    def subscriptions_topic(self) -> str:
+        """Compacted: the subscriptions (topic -> handler), keyed by subscription id."""
+        return f"{self.name}.subscriptions"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """Where a subscription puts the records it cannot run, unless its options say where."""
+        return f"{self.name}.dead-letters"
+
+    def subscription_group(self, subscription_id: str) -> str:
+        """The consumer group of a subscription: its committed offsets outlive a re-creation."""
+        return f"{self.name}.subscription.{subscription_id}"
+
+    @property
     def worker_group(self) -> str:
         """The consumer group of the partition workers."""
         return f"{self.name}.workers"
@@ -68,7 +82,7 @@ def topic_specs(
     with ``delete_records`` once a newer backup is recorded in the log (partitions/backup.py).
     Segments are small (``segment_bytes``) so that what is trimmed leaves the disk soon: the
     broker deletes whole segments only. Responses are transient; the registry is compacted by
-    service name.
+    service name, the subscriptions by id.
     """
     big = str(MAX_RECORD_BYTES)
     kept = {"retention.ms": "-1", "max.message.bytes": big, "segment.bytes": str(segment_bytes)}
@@ -81,6 +95,7 @@ def topic_specs(
             {"retention.ms": "3600000", "max.message.bytes": big},
         ),
         TopicSpec(names.registry_topic, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(names.subscriptions_topic, 1, {"cleanup.policy": "compact"}),
     ]
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.records import Response as LogResponse
 from engine.records import ResponseStatus
@@ -73,3 +76,30 @@ def answer_of(response: LogResponse, invocation_id: str) -> Response:
     if response.status is ResponseStatus.NOT_FOUND:
         return error_answer(404, f"invocation {invocation_id} not found", invocation_id)
     return error_answer(500, f"unexpected answer {response.status.value}", invocation_id)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error of ``app`` in the one shape, the framework's own too (405, unknown route,
+    bad parameters) and unexpected ones (500, logged)."""
+
+    @app.exception_handler(IngressError)
+    async def ingress_error(_request: Request, err: IngressError) -> JSONResponse:
+        return error_answer(err.status, err.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        response = error_answer(err.status_code, str(err.detail))
+        for name, value in (err.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, err: Exception) -> JSONResponse:
+        return unexpected_answer(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors()
+        )
+        return error_answer(400, f"bad request: {problems}")

@@ -16,9 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import InvalidId
 from engine.ids import InvocationId, murmur2, parse_awakeable_id, workflow_run_id
@@ -37,8 +35,8 @@ from ingress.answers import (
     StillRunning,
     answer_of,
     error_answer,
+    install_error_handlers,
     still_running_answer,
-    unexpected_answer,
 )
 from ingress.bodies import check_json, read_body, rejection_reason
 from ingress.calls import CallFastPath, serve_call
@@ -59,8 +57,10 @@ Gone = Callable[[], Awaitable[bool]]
 class Ingress:
     """The state of one ingress replica: Kafka clients and the requests waiting for answers."""
 
-    def __init__(self, settings: IngressSettings) -> None:
+    def __init__(self, settings: IngressSettings, serves_http: bool = True) -> None:
         self.settings = settings
+        self.serves_http = serves_http
+        """False in a process that only appends (the admin's subscriptions)."""
         self.names = settings.names
         self.replica_id = uuid.uuid4().hex
         self.waiters: dict[str, asyncio.Future[LogResponse]] = {}
@@ -89,9 +89,8 @@ class Ingress:
             ResponseReader, s.bootstrap, self.names, self.reply_partition, loop, self._deliver
         )
         log.info(
-            "ingress on http://%s:%d: cluster %r, %d log partitions, answers on partition %d",
-            s.host,
-            s.port,
+            "%s: cluster %r, %d log partitions, answers on partition %d",
+            f"ingress on http://{s.host}:{s.port}" if self.serves_http else "log client",
             s.cluster,
             self.log_partitions,
             self.reply_partition,
@@ -165,9 +164,9 @@ class Ingress:
         if not wait:
             await self.append(partition, key, record)
             return invocation_id, None
-        with self._waiter(request_id) as fut:
+        with self.waiter(request_id) as fut:
             await self.append(partition, key, record)
-            response = await self._await(
+            response = await self.await_answer(
                 fut,
                 inv,
                 request_id,
@@ -188,9 +187,9 @@ class Ingress:
         request_id = uuid.uuid4().hex
         reply = Reply(self.reply_partition, request_id)
         record = CompleteAwakeable(invocation_id, index, value, failure, reply)
-        with self._waiter(request_id) as fut:
+        with self.waiter(request_id) as fut:
             await self.append(inv.partition(self.log_partitions), None, record)
-            return await self._await(fut, inv, request_id, reattach=False)
+            return await self.await_answer(fut, inv, request_id, reattach=False)
 
     async def cancel(self, invocation_id: str, kill: bool) -> LogResponse:
         try:
@@ -199,11 +198,11 @@ class Ingress:
             raise IngressError(400, str(err)) from err
         request_id = uuid.uuid4().hex
         reply = Reply(self.reply_partition, request_id)
-        with self._waiter(request_id) as fut:
+        with self.waiter(request_id) as fut:
             await self.append(
                 inv.partition(self.log_partitions), None, Cancel(invocation_id, kill, reply)
             )
-            return await self._await(fut, inv, request_id, reattach=False)
+            return await self.await_answer(fut, inv, request_id, reattach=False)
 
     async def attach(
         self, invocation_id: str, block: bool, gone: Gone | None = None
@@ -213,15 +212,16 @@ class Ingress:
         except InvalidId as err:
             raise IngressError(400, str(err)) from err
         request_id = uuid.uuid4().hex
-        with self._waiter(request_id) as fut:
+        with self.waiter(request_id) as fut:
             reply = Reply(self.reply_partition, request_id)
             await self.append(
                 inv.partition(self.log_partitions), None, Attach(invocation_id, reply, block)
             )
-            return await self._await(fut, inv, request_id, reattach=block, gone=gone)
+            return await self.await_answer(fut, inv, request_id, reattach=block, gone=gone)
 
     @contextlib.contextmanager
-    def _waiter(self, request_id: str) -> Any:
+    def waiter(self, request_id: str) -> Any:
+        """Registers a future for the answer to ``request_id`` while in the block."""
         fut: asyncio.Future[LogResponse] = asyncio.get_running_loop().create_future()
         self.waiters[request_id] = fut
         try:
@@ -229,7 +229,7 @@ class Ingress:
         finally:
             self.waiters.pop(request_id, None)
 
-    async def _await(
+    async def await_answer(
         self,
         fut: asyncio.Future[LogResponse],
         inv: InvocationId,
@@ -318,28 +318,7 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.exception_handler(IngressError)
-    async def ingress_error(_request: Request, err: IngressError) -> JSONResponse:
-        return error_answer(err.status, err.message)
-
-    # Every error in one shape, the framework's own too (405, unknown route, bad parameters).
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
-        response = error_answer(err.status_code, str(err.detail))
-        for name, value in (err.headers or {}).items():
-            response.headers[name] = value
-        return response
-
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, err: Exception) -> JSONResponse:
-        return unexpected_answer(err)
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(_request: Request, err: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in err.errors()
-        )
-        return error_answer(400, f"bad request: {problems}")
+    install_error_handlers(app)
 
     @app.exception_handler(StillRunning)
     async def still_running(_request: Request, err: StillRunning) -> JSONResponse:

@@ -50,7 +50,7 @@ async def serve_call(ingress: Ingress, settings: IngressSettings, request: Reque
             raise IngressError(400, "?delay is only for /send: a call cannot wait to start")
         delay_ms = parse_delay(request.query_params["delay"])
     body = await read_body(request, settings.max_body_bytes)
-    if body.strip():
+    if body.strip() and not where.raw_input:
         check_json(body, "the request body")
     headers = tuple((k, v) for k, v in request.headers.items() if k.lower() not in _FORWARDED_SKIP)
     invocation_id, response = await ingress.invoke(

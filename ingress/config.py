@@ -1,12 +1,13 @@
-"""IngressSettings: the ingress's configuration, from flags or ``PERDURE_*`` variables."""
+"""IngressSettings and AdminSettings: configuration from flags or ``PERDURE_*`` variables."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.cluster import ClusterNames
+from engine.settings import read_settings
 
 
 @dataclass(frozen=True)
@@ -43,20 +44,65 @@ class IngressSettings:
     @classmethod
     def from_env(cls, **given: Any) -> IngressSettings:
         """Settings from explicit values, then ``PERDURE_*`` variables, then defaults."""
-        values: dict[str, Any] = {}
-        defaults = cls()
-        for f in fields(cls):
-            if given.get(f.name) is not None:
-                values[f.name] = given[f.name]
-            elif (raw := os.environ.get(f"PERDURE_{f.name.upper()}")) is not None:
-                default = getattr(defaults, f.name)
-                if isinstance(default, bool):
-                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-                else:
-                    values[f.name] = type(default)(raw)
-        return cls(**values)
+        return read_settings(cls, given)
 
     @property
     def names(self) -> ClusterNames:
         """The cluster's topic names."""
         return ClusterNames(self.cluster)
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """How an admin process runs; every field reads ``PERDURE_ADMIN_<FIELD>`` when not given,
+    except those shared with the other processes (``PERDURE_BOOTSTRAP``, ``PERDURE_CLUSTER``,
+    ``PERDURE_PARTITIONS``, ``PERDURE_EVENT_LOOP``), which read their usual names."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    host: str = "127.0.0.1"
+    port: int = 9070
+    cluster: str = "perdure"
+    partitions: int = 8
+    event_loop: str = "auto"
+    kafka_clusters: str = ""
+    """Kafka clusters other than ``default`` by name, for subscriptions: JSON, or ``@file``
+    (``PERDURE_KAFKA_CLUSTERS``; see ingress/clusters.py)."""
+
+    @classmethod
+    def from_env(cls, **given: Any) -> AdminSettings:
+        """Settings from explicit values, then variables, then defaults."""
+        shared = read_settings(_Shared, {k: given.get(k) for k in _SHARED})
+        own = read_settings(cls, given, prefix="PERDURE_ADMIN_")
+        values = {
+            k: getattr(shared, k)
+            for k in _SHARED
+            if given.get(k) is None and f"PERDURE_ADMIN_{k.upper()}" not in os.environ
+        }
+        if given.get("kafka_clusters") is None and "PERDURE_KAFKA_CLUSTERS" in os.environ:
+            values["kafka_clusters"] = os.environ["PERDURE_KAFKA_CLUSTERS"]
+        return replace(own, **values)
+
+    @property
+    def names(self) -> ClusterNames:
+        """The cluster's topic names."""
+        return ClusterNames(self.cluster)
+
+    def ingress(self) -> IngressSettings:
+        """The settings of the ingress core the admin process runs on (log, answers)."""
+        return IngressSettings.from_env(
+            bootstrap=self.bootstrap,
+            cluster=self.cluster,
+            partitions=self.partitions,
+            event_loop=self.event_loop,
+        )
+
+
+@dataclass(frozen=True)
+class _Shared:
+    bootstrap: str = AdminSettings.bootstrap
+    cluster: str = AdminSettings.cluster
+    partitions: int = AdminSettings.partitions
+    event_loop: str = AdminSettings.event_loop
+
+
+_SHARED = ("bootstrap", "cluster", "partitions", "event_loop")

@@ -88,27 +88,39 @@ class LogProducer:
 
     async def append(self, partition: int, key: bytes | None, envelope: Envelope) -> None:
         """Appends a record; raises :class:`KafkaException` if Kafka did not take it."""
+        while True:
+            try:
+                done = self.enqueue(partition, key, envelope)
+                break
+            except BufferError:
+                await asyncio.sleep(0.01)
+        await done
+
+    def enqueue(
+        self, partition: int, key: bytes | None, envelope: Envelope
+    ) -> asyncio.Future[None]:
+        """Hands a record to the producer now, on the running loop; the future resolves once
+        Kafka has it (or fails with :class:`KafkaException`). Records enqueued one after
+        another reach their partition in that order (the producer is idempotent).
+
+        Raises:
+            BufferError: the producer's queue is full; try again a little later.
+        """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
         def delivered(err: KafkaError | None, _msg: object) -> None:
             loop.call_soon_threadsafe(_settle, done, err)
 
-        value = codec.encode_envelope(envelope)
-        while True:
-            try:
-                self._producer.produce(
-                    self._names.log_topic,
-                    key=key,
-                    value=value,
-                    partition=partition,
-                    headers=_HEADERS,
-                    on_delivery=delivered,
-                )
-                break
-            except BufferError:
-                await asyncio.sleep(0.01)
-        await done
+        self._producer.produce(
+            self._names.log_topic,
+            key=key,
+            value=codec.encode_envelope(envelope),
+            partition=partition,
+            headers=_HEADERS,
+            on_delivery=delivered,
+        )
+        return done
 
     def close(self) -> None:
         """Flushes and stops."""
@@ -162,16 +174,20 @@ class _TopicReader:
         self._consumer.close()
 
 
-class ServiceRegistry(_TopicReader):
-    """The services workers host, read from the compacted registry topic."""
+class CompactedTable(_TopicReader):
+    """A compacted one-partition topic read from its start into memory, then followed.
 
-    def __init__(self, bootstrap: str, names: ClusterNames) -> None:
-        super().__init__(bootstrap, "ingress-registry")
-        self.services: dict[str, dict[str, Any]] = {}
-        tp = TopicPartition(names.registry_topic, 0)
+    ``ready`` is set once the reader caught up with the end it found at start;
+    :meth:`wait_applied` waits until it has read past a given offset (a write of this process).
+    """
+
+    def __init__(self, bootstrap: str, topic: str, name: str) -> None:
+        super().__init__(bootstrap, name)
+        tp = TopicPartition(topic, 0)
         self._end = log_end(self._consumer, tp)
         self.ready = threading.Event()
         self._position = 0
+        self._moved = threading.Condition()
         tp.offset = 0
         self._consumer.assign([tp])
         if self._end == 0:
@@ -179,9 +195,34 @@ class ServiceRegistry(_TopicReader):
         self._thread.start()
 
     def handle(self, key: bytes | None, value: bytes | None, offset: int) -> None:
-        self._position = offset + 1
-        if key is None:
-            return
+        if key is not None:
+            self.apply(key, value)
+        with self._moved:
+            self._position = offset + 1
+            self._moved.notify_all()
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
+        """One entry: ``value`` None is a tombstone."""
+        raise NotImplementedError
+
+    def idle(self) -> None:
+        if not self.ready.is_set() and self._position >= self._end:
+            self.ready.set()
+
+    def wait_applied(self, offset: int, timeout: float) -> bool:
+        """Waits until the entry at ``offset`` has been applied; False after ``timeout``."""
+        with self._moved:
+            return self._moved.wait_for(lambda: self._position > offset, timeout)
+
+
+class ServiceRegistry(CompactedTable):
+    """The services workers host, read from the compacted registry topic."""
+
+    def __init__(self, bootstrap: str, names: ClusterNames) -> None:
+        self.services: dict[str, dict[str, Any]] = {}
+        super().__init__(bootstrap, names.registry_topic, "ingress-registry")
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
         if value is None:
             self.services.pop(key.decode(), None)
             return
@@ -189,10 +230,6 @@ class ServiceRegistry(_TopicReader):
             self.services[key.decode()] = json.loads(value)
         except ValueError:
             log.warning("registry: unreadable entry for %r", key)
-
-    def idle(self) -> None:
-        if not self.ready.is_set() and self._position >= self._end:
-            self.ready.set()
 
 
 class ResponseReader(_TopicReader):

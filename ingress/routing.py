@@ -28,6 +28,8 @@ class Route:
     send: bool
     scope: str | None = None
     """Its scope (``/restate/scope/{scope}/...``): already part of a keyed target's key."""
+    raw_input: bool = False
+    """The handler takes its input as bytes: the body is not checked as JSON."""
 
     def invocation_id(self, idempotency_key: str | None) -> InvocationId:
         """The invocation's id: fixed by the workflow id or idempotency key, else fresh."""
@@ -121,7 +123,8 @@ def _target(
         raise IngressError(404, f"handler {handler!r} not found in service {service!r}")
     if key is not None:
         key = scoped_key(scope, key)
-    return Route(Target(service, handler, key), _kind(kind, spec.get("kind")), send, scope)
+    kind_of = _kind(kind, spec.get("kind"))
+    return Route(Target(service, handler, key), kind_of, send, scope, bool(spec.get("raw_input")))
 
 
 def _kind(service_kind: str, handler_kind: str | None) -> HandlerKind:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.cluster import ClusterNames
-
-
-def _env(name: str, default: Any, cast: type) -> Any:
-    raw = os.environ.get(f"PERDURE_{name.upper()}")
-    return default if raw is None else cast(raw)
+from engine.settings import read_settings
 
 
 @dataclass(frozen=True)
@@ -64,16 +60,7 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, **given: Any) -> WorkerSettings:
         """Settings from explicit values, then ``PERDURE_*`` variables, then defaults."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if given.get(f.name) is not None:
-                values[f.name] = given[f.name]
-                continue
-            cast = Path if f.name == "state_dir" else type(getattr(cls(), f.name))
-            env = _env(f.name, None, cast)
-            if env is not None:
-                values[f.name] = env
-        return cls(**values)
+        return read_settings(cls, given)
 
     @property
     def names(self) -> ClusterNames:

@@ -10,7 +10,7 @@ from sdk.keyed_context import (
     WorkflowContext,
     WorkflowSharedContext,
 )
-from sdk.options import RetryPolicy, RunOptions
+from sdk.options import RetryPolicy, RunOptions, Subscribe
 from sdk.service import Service, VirtualObject, Workflow
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "RunOptions",
     "SendHandle",
     "Service",
+    "Subscribe",
     "TerminalError",
     "VirtualObject",
     "Workflow",

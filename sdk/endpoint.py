@@ -32,7 +32,8 @@ class Endpoint:
 
     def manifest(self) -> list[dict[str, Any]]:
         """What the service registry publishes: names, kinds, handler kinds and the JSON schemas
-        of each handler's input and output (the ingress's OpenAPI document is made of them)."""
+        of each handler's input and output (the ingress's OpenAPI document is made of them), and
+        the Kafka topics each handler subscribes to (the admin process creates those)."""
         return [
             {
                 "name": svc.name,
@@ -43,6 +44,11 @@ class Endpoint:
                         "input": serde.json_schema(h.input_type) if h.takes_input else None,
                         "output": serde.json_schema(h.output_type),
                         "doc": inspect.getdoc(h.fn) or "",
+                        "raw_input": h.raw_input,
+                        "subscriptions": [
+                            {"source": sub.source, "options": dict(sub.options)}
+                            for sub in h.subscriptions
+                        ],
                     }
                     for h in svc.handlers.values()
                 },

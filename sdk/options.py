@@ -1,8 +1,9 @@
-"""Option bundles: retry policies for handlers and for ``ctx.run`` steps."""
+"""Option bundles: retry policies for handlers and ``ctx.run`` steps, topic subscriptions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 
@@ -57,3 +58,24 @@ class RunOptions:
         if self.max_attempts is None:
             return None
         return RetryPolicy(self.max_attempts, self.initial_interval, self.factor, self.max_interval)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """A Kafka topic whose records invoke the handler (``@svc.handler(subscribe=...)``).
+
+    ``@svc.handler(subscribe="orders")`` is ``Subscribe("orders")``: the topic ``orders`` of
+    the Kafka cluster Perdure runs on (``default``). ``options`` are those of the admin API's
+    ``POST /subscriptions``: ``ordering``, ``max_in_flight``, ``dead_letter_topic`` and
+    librdkafka consumer settings such as ``auto.offset.reset``. The admin process creates the
+    subscription when it first sees a worker hosting the handler.
+    """
+
+    topic: str
+    cluster: str = "default"
+    options: Mapping[str, str | int] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The subscription's source URI."""
+        return f"kafka://{self.cluster}/{self.topic}"

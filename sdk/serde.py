@@ -46,9 +46,13 @@ def encode(value: Any, type_hint: Any = None) -> bytes:
 def decode(data: bytes, type_hint: Any = None, *, what: str = "value") -> Any:
     """Parses JSON bytes, validating against ``type_hint`` when given.
 
+    A ``bytes`` hint takes the bytes as they are (a Kafka record's payload, a binary body).
+
     Raises:
         TerminalError: with status 400, if the bytes are not JSON or do not validate.
     """
+    if type_hint is bytes:
+        return data
     if _plain(type_hint):
         try:
             return json.loads(data) if data else None

@@ -8,18 +8,43 @@ any, is used to validate and convert it), and the return annotation converts the
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar, get_type_hints
 
 from engine.model import HandlerKind as EngineHandlerKind
 from engine.model import ServiceKind
+from engine.subscriptions import InvalidSubscription, check_options
 from sdk import serde
 from sdk.errors import HandlerDefinitionError
-from sdk.options import DEFAULT_RETRY_POLICY, RetryPolicy
+from sdk.options import DEFAULT_RETRY_POLICY, RetryPolicy, Subscribe
 
 HandlerKind = Literal["exclusive", "shared", "workflow"]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+Subscriptions = str | Subscribe | Sequence[str | Subscribe] | None
+"""A handler's ``subscribe=``: a topic name, a :class:`Subscribe`, or several."""
+
+
+def _subscriptions(given: Subscriptions) -> tuple[Subscribe, ...]:
+    if given is None:
+        return ()
+    if isinstance(given, (str, Subscribe)):
+        items: list[object] = [given]
+    elif isinstance(given, Sequence):
+        items = list(given)
+    else:
+        items = [given]
+    out: list[Subscribe] = []
+    for item in items:
+        sub = Subscribe(item) if isinstance(item, str) else item
+        if not isinstance(sub, Subscribe) or not sub.topic or "/" in sub.topic:
+            raise HandlerDefinitionError(f"subscribe= takes topic names or Subscribe, not {item!r}")
+        try:
+            check_options(dict(sub.options))
+        except InvalidSubscription as err:
+            raise HandlerDefinitionError(f"subscribe={item!r}: {err}") from None
+        out.append(sub)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -35,6 +60,13 @@ class HandlerDef:
     output_type: Any
     retry: RetryPolicy = field(default=DEFAULT_RETRY_POLICY)
     service_kind: ServiceKind = ServiceKind.SERVICE
+    subscriptions: tuple[Subscribe, ...] = ()
+    """Kafka topics whose records invoke this handler."""
+
+    @property
+    def raw_input(self) -> bool:
+        """The input is the request body's bytes as they are (annotated ``bytes``), not JSON."""
+        return self.takes_input and self.input_type is bytes
 
     @property
     def invocation_kind(self) -> EngineHandlerKind:
@@ -101,11 +133,17 @@ class ServiceDefinition:
         self.handlers: dict[str, HandlerDef] = {}
 
     def _decorator(
-        self, name: str | None, kind: HandlerKind | None, retry: RetryPolicy | None
+        self,
+        name: str | None,
+        kind: HandlerKind | None,
+        retry: RetryPolicy | None,
+        subscribe: Subscriptions = None,
     ) -> Callable[[F], F]:
+        subscriptions = _subscriptions(subscribe)
+
         def decorate(fn: F) -> F:
             h = _make_handler(self.name, fn, name, kind, retry or DEFAULT_RETRY_POLICY)
-            h = replace(h, service_kind=self.kind)
+            h = replace(h, service_kind=self.kind, subscriptions=subscriptions)
             self._register(h)
             fn.__perdure_handler__ = h  # type: ignore[attr-defined]  # for ctx.*_call(fn, ...)
             return fn
@@ -134,16 +172,21 @@ class Service(ServiceDefinition):
     kind = ServiceKind.SERVICE
 
     def handler(
-        self, name: str | None = None, *, retry: RetryPolicy | None = None
+        self,
+        name: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        subscribe: Subscriptions = None,
     ) -> Callable[[F], F]:
         """Registers an async handler ``(ctx: Context[, input]) -> output``.
 
         Args:
             name: the handler's name in paths (default: the function's name).
             retry: how failed attempts are retried (default :class:`RetryPolicy`).
+            subscribe: Kafka topics whose records invoke it (see :class:`Subscribe`).
         """
 
-        return self._decorator(name, None, retry)
+        return self._decorator(name, None, retry, subscribe)
 
 
 class VirtualObject(ServiceDefinition):
@@ -161,11 +204,16 @@ class VirtualObject(ServiceDefinition):
         *,
         kind: Literal["exclusive", "shared"] = "exclusive",
         retry: RetryPolicy | None = None,
+        subscribe: Subscriptions = None,
     ) -> Callable[[F], F]:
-        """Registers an async handler ``(ctx: ObjectContext[, input]) -> output``."""
+        """Registers an async handler ``(ctx: ObjectContext[, input]) -> output``.
+
+        With ``subscribe``, each record of the topic invokes it with the record's key as the
+        object key, one record at a time per key for an exclusive handler.
+        """
         if kind not in ("exclusive", "shared"):
             raise HandlerDefinitionError(f"kind must be 'exclusive' or 'shared', not {kind!r}")
-        return self._decorator(name, kind, retry)
+        return self._decorator(name, kind, retry, subscribe)
 
 
 class Workflow(ServiceDefinition):
@@ -174,12 +222,20 @@ class Workflow(ServiceDefinition):
     kind = ServiceKind.WORKFLOW
 
     def main(
-        self, name: str | None = None, *, retry: RetryPolicy | None = None
+        self,
+        name: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        subscribe: Subscriptions = None,
     ) -> Callable[[F], F]:
-        """Registers the workflow's main handler ``(ctx: WorkflowContext[, input])``."""
+        """Registers the workflow's main handler ``(ctx: WorkflowContext[, input])``.
+
+        With ``subscribe``, each record of the topic starts the workflow whose id is the
+        record's key (once per id, as for any workflow).
+        """
         if any(h.kind == "workflow" for h in self.handlers.values()):
             raise HandlerDefinitionError(f"workflow {self.name} already has a main handler")
-        return self._decorator(name, "workflow", retry)
+        return self._decorator(name, "workflow", retry, subscribe)
 
     def handler(
         self, name: str | None = None, *, retry: RetryPolicy | None = None

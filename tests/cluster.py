@@ -132,6 +132,7 @@ class Cluster:
         }
         self.procs: list[Proc] = []
         self.ingress_port: int | None = None
+        self.admin_port: int | None = None
 
     def _common(self) -> list[str]:
         return [
@@ -160,6 +161,30 @@ class Cluster:
         self.procs.append(proc)
         wait_until(self._healthy, 60, f"{name} to answer /health")
         return proc
+
+    def start_admin(self, name: str = "admin", port: int | None = None) -> Proc:
+        """Starts ``perdure admin`` (the subscriptions run in it) and waits for its /health."""
+        port = port or self.admin_port or free_port()
+        self.admin_port = port
+        args = ["admin", "--port", str(port), *self._common()]
+        proc = Proc(name, args, self.env, self.workdir / f"{name}.log")
+        self.procs.append(proc)
+
+        def healthy() -> bool:
+            if not proc.alive():
+                raise AssertionError(f"{name} exited:\n{proc.log()[-3000:]}")
+            try:
+                return httpx.get(f"{self.admin_url}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, 60, f"{name} to answer /health")
+        return proc
+
+    @property
+    def admin_url(self) -> str:
+        assert self.admin_port is not None
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def _healthy(self) -> bool:
         try:

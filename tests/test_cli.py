@@ -25,7 +25,7 @@ def perdure(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
 def test_help_lists_the_commands() -> None:
     out = perdure()
     assert out.returncode == 0
-    for command in ("worker", "ingress", "dev"):
+    for command in ("worker", "ingress", "admin", "dev"):
         assert command in out.stdout
 
 
@@ -98,6 +98,7 @@ def test_dev_reads_its_port_from_the_environment_and_restarts_a_dead_worker(
     port = free_port()
     log = (tmp_path / "dev.log").open("wb")
     env = {**os.environ, "PERDURE_PORT": str(port), "PERDURE_EXAMPLE_LEDGER": str(tmp_path / "l")}
+    env["PERDURE_ADMIN_PORT"] = str(free_port())
     cluster = unique_name("dev")  # type: ignore[operator]
     args = ["dev", "examples.payments:app", "--bootstrap", kafka_bootstrap, "--cluster", cluster]
     args += ["--partitions", "2", "--state-dir", str(tmp_path / "state")]

@@ -112,6 +112,7 @@ def test_the_first_hour_works_as_the_readme_says(tmp_path: Path) -> None:
     env["PATH"] = ":".join(p for p in env.get("PATH", "").split(":") if ".venv" not in p)
     env["KAFKA_PORT"] = str(free_port())  # the reader's 9092 may be taken on a shared machine
     env["PERDURE_PORT"] = str(port)
+    env["PERDURE_ADMIN_PORT"] = str(free_port())
     health = f"http://127.0.0.1:{port}/health"
 
     def up() -> bool:

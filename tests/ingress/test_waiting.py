@@ -47,7 +47,7 @@ def test_a_waiting_call_rides_out_an_outage_and_gets_its_answer() -> None:
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         answer = Response("r", str(INV), ResponseStatus.OK, b"2")
         asyncio.get_running_loop().call_later(0.5, fut.set_result, answer)
-        got = await ing._await(fut, INV, "r")
+        got = await ing.await_answer(fut, INV, "r")
         assert recorder.records == []
         return got
 
@@ -59,7 +59,7 @@ def test_re_asking_backs_off() -> None:
         ing, recorder = ingress(down=False)
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         with pytest.raises(StillRunning):
-            await ing._await(fut, INV, "r", timeout_s=0.7)
+            await ing.await_answer(fut, INV, "r", timeout_s=0.7)
         return recorder.records
 
     records = asyncio.run(scenario())
@@ -74,7 +74,7 @@ def test_a_call_past_its_timeout_is_accepted_with_its_id() -> None:
         ing, _ = ingress(down=True)
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         with pytest.raises(StillRunning) as err:
-            await ing._await(fut, INV, "r", timeout_s=0.2)
+            await ing.await_answer(fut, INV, "r", timeout_s=0.2)
         assert err.value.invocation_id == str(INV)
 
     asyncio.run(scenario())
@@ -89,7 +89,7 @@ def test_a_client_that_went_away_is_detached() -> None:
             return True
 
         with pytest.raises(IngressError) as err:
-            await ing._await(fut, INV, "r", gone=gone)
+            await ing.await_answer(fut, INV, "r", gone=gone)
         assert err.value.status == 499
         return recorder.records
 
@@ -106,7 +106,7 @@ def test_a_send_asks_again_only_whether_its_invocation_exists() -> None:
         loop.call_later(0.03, fut.set_result, Response("r", str(INV), ResponseStatus.NOT_FOUND))
         later = Response("r", str(INV), ResponseStatus.NOT_READY)
         loop.call_later(0.2, lambda: ing.waiters["r"].set_result(later))
-        got = await ing._await(fut, INV, "r", reattach_block=False)
+        got = await ing.await_answer(fut, INV, "r", reattach_block=False)
         return got, recorder.records
 
     got, records = asyncio.run(scenario())

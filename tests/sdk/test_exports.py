@@ -15,6 +15,7 @@ def test_public_names_are_pinned() -> None:
         "RunOptions",
         "SendHandle",
         "Service",
+        "Subscribe",
         "TerminalError",
         "VirtualObject",
         "Workflow",

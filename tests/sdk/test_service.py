@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from sdk import Context, Endpoint, RetryPolicy, RunOptions, Service
+from sdk import Context, Endpoint, RetryPolicy, RunOptions, Service, Subscribe, serde
 from sdk.errors import HandlerDefinitionError
 
 
@@ -72,10 +72,58 @@ def test_endpoint_manifest_lists_services_and_handlers() -> None:
     async def h(ctx: Context) -> None: ...
 
     app = Endpoint([svc])
-    handlers = {"h": {"kind": None, "input": None, "output": {}, "doc": ""}}
+    handlers = {
+        "h": {
+            "kind": None,
+            "input": None,
+            "output": {},
+            "doc": "",
+            "raw_input": False,
+            "subscriptions": [],
+        }
+    }
     assert app.manifest() == [{"name": "svc", "kind": "service", "handlers": handlers}]
     assert app.handler("svc", "h") is svc.handlers["h"]
     assert app.handler("svc", "nope") is None
+
+
+def test_subscribe_declares_topics_in_the_manifest() -> None:
+    svc = Service("svc")
+
+    @svc.handler(subscribe="orders")
+    async def one(ctx: Context, order: dict) -> None: ...
+
+    @svc.handler(subscribe=[Subscribe("a", options={"max_in_flight": 5}), "b"])
+    async def two(ctx: Context, payload: bytes) -> None: ...
+
+    handlers = Endpoint([svc]).manifest()[0]["handlers"]
+    assert handlers["one"]["subscriptions"] == [{"source": "kafka://default/orders", "options": {}}]
+    assert handlers["one"]["raw_input"] is False
+    assert [s["source"] for s in handlers["two"]["subscriptions"]] == [
+        "kafka://default/a",
+        "kafka://default/b",
+    ]
+    assert handlers["two"]["subscriptions"][0]["options"] == {"max_in_flight": 5}
+    assert handlers["two"]["raw_input"] is True
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        (Subscribe("t", options={"ordering": "sideways"}), "ordering"),
+        (Subscribe("t", options={"group.id": "g"}), "set by Perdure"),
+        (Subscribe("a/b"), "topic names"),
+        (42, "topic names"),
+    ],
+)
+def test_subscribe_refuses_bad_declarations_at_import(given: object, words: str) -> None:
+    svc = Service("svc")
+    with pytest.raises(HandlerDefinitionError, match=words):
+        svc.handler(subscribe=given)  # type: ignore[arg-type]
+
+
+def test_a_bytes_input_is_the_raw_payload() -> None:
+    assert serde.decode(b"\x00not json", bytes) == b"\x00not json"
 
 
 def test_retry_policy_backs_off_exponentially_to_its_cap() -> None:

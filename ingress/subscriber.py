@@ -1,0 +1,557 @@
+"""SubscriptionRunner: one subscription's consumer, turning each record into one invocation.
+
+How a record runs exactly once:
+
+- Its invocation id is derived from (subscription, topic, partition, offset) (for a workflow
+  sink: from the workflow id, the record's key, as for any workflow start), so reading a record
+  again after a crash or a rebalance names the invocation that already exists, and the
+  partition only attaches to it.
+- The consumer group's offset is committed only below records whose invocation *ended* (or
+  that went to the dead-letter topic): a crash re-reads what had not ended, never skips.
+- Records of one topic-partition are appended to the log in their order by one idempotent
+  producer, so exclusive handlers of one key see them in that order (the key's inbox keeps it).
+  With ``ordering: partition`` a record is appended only once the one before it in its
+  topic-partition has ended.
+
+A failure of Kafka under the runner (an append or a dead letter not taken) restarts its consumer
+from the committed offsets: what was in flight is read again and deduplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, cast
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from engine.cluster import ClusterNames
+from engine.ids import InvocationId
+from engine.model import HandlerKind, Reply
+from engine.records import Envelope, Invoke, ResponseStatus
+from engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
+from ingress.clusters import KafkaClusters
+from ingress.errors import IngressError
+from ingress.offsets import OffsetTracker, TopicPart
+from ingress.subscription_metrics import SubscriptionMetrics
+
+if TYPE_CHECKING:
+    from ingress.app import Ingress
+
+log = logging.getLogger("perdure.subscriptions")
+
+COMMIT_INTERVAL_S = 1.0
+LAG_INTERVAL_S = 2.0
+RESTART_PAUSE_S = 2.0
+
+
+class _Restart(Exception):
+    """Kafka failed under the runner: start the consumer again from the committed offsets."""
+
+
+class DeadLetter(Exception):
+    """A record that cannot become an invocation, or whose invocation failed for good."""
+
+    def __init__(self, reason: str, message: str, code: int = 400, invocation_id: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.code = code
+        self.invocation_id = invocation_id
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    invoke: Invoke
+    inv: InvocationId
+    partition: int
+    key: bytes
+
+
+class SubscriptionRunner:
+    """Consumes ``sub.source`` in the subscription's consumer group and invokes ``sub.sink``.
+
+    Args:
+        sub: the subscription.
+        ingress: the process's ingress core (log producer, answers, service registry).
+        clusters: the Kafka clusters known by name.
+        names: the Perdure cluster's topic names.
+        metrics: where its figures go.
+    """
+
+    def __init__(
+        self,
+        sub: Subscription,
+        ingress: Ingress,
+        clusters: KafkaClusters,
+        names: ClusterNames,
+        metrics: SubscriptionMetrics,
+    ) -> None:
+        self.sub = sub
+        self._ingress = ingress
+        self._client = clusters.settings(sub.source.cluster)
+        self._group = names.subscription_group(sub.id)
+        self.dead_letter_topic = sub.options.get("dead_letter_topic") or names.dead_letter_topic
+        self._metrics = metrics
+        self._tracker = OffsetTracker()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last: dict[TopicPart, asyncio.Task[None]] = {}
+        self._failure: BaseException | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._dlq: Producer | None = None
+        self._paused = False
+        self._assigned: list[TopicPart] = []
+        self._lag = 0
+        self._records = 0
+        self._dead_lettered = 0
+        self._rate: deque[tuple[float, int]] = deque(maxlen=16)
+        self.state = "starting"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"subscription-{self.sub.id}")
+
+    async def stop(self) -> None:
+        """Stops consuming: nothing is appended for it once this returns."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._session()
+            except _Restart as err:
+                self.state = "restarting"
+                log.warning("subscription %s: %s; reading again from its commits", self.sub.id, err)
+            except Exception:
+                self.state = "restarting"
+                log.exception("subscription %s failed; starting it again", self.sub.id)
+            if not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), RESTART_PAUSE_S)
+        self.state = "stopped"
+
+    async def _session(self) -> None:
+        self._failure = None
+        await asyncio.to_thread(self._ensure_dead_letter_topic)
+        self._dlq = Producer({**self._client, "enable.idempotence": True, "acks": "all"})
+        settings: dict[str, Any] = {
+            **self._client,
+            "auto.offset.reset": "earliest",
+            **self.sub.consumer_settings,
+            "group.id": self._group,
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+        try:
+            consumer = Consumer(settings)
+        except KafkaException as err:
+            self.state = "failed"
+            raise _Restart(f"cannot make its consumer: {err}") from err
+        consumer.subscribe(
+            [self.sub.source.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        self.state = "running"
+        log.info(
+            "subscription %s: %s -> %s (group %s)",
+            self.sub.id,
+            self.sub.source.uri,
+            self.sub.sink.uri,
+            self._group,
+        )
+        next_commit = next_lag = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                if not await self._sink_ready():
+                    continue
+                self._backpressure(consumer)
+                room = max(1, min(500, self.sub.max_in_flight - len(self._tasks)))
+                batch = await asyncio.to_thread(consumer.consume, room, 0.2)
+                for msg in batch:
+                    if self._stopping.is_set():
+                        break
+                    self._check(msg)
+                    if msg.error() is None:
+                        await self._take(msg)
+                self._dlq.poll(0)
+                if self._failure is not None:
+                    raise _Restart(str(self._failure))
+                now = time.monotonic()
+                if now >= next_commit:
+                    await asyncio.to_thread(self._commit, consumer)
+                    next_commit = now + COMMIT_INTERVAL_S
+                if now >= next_lag:
+                    await asyncio.to_thread(self._measure_lag, consumer)
+                    next_lag = now + LAG_INTERVAL_S
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._last.clear()
+            await asyncio.to_thread(self._close, consumer)
+
+    def _close(self, consumer: Consumer) -> None:
+        self._commit(consumer)
+        consumer.close()
+        if self._dlq is not None:
+            self._dlq.flush(5)
+
+    def _check(self, msg: Message) -> None:
+        err = msg.error()
+        if err is None:
+            return
+        if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            log.warning("subscription %s: topic %s does not exist", self.sub.id, msg.topic())
+            return
+        if err.fatal():
+            raise _Restart(f"its consumer failed: {err}")
+        log.warning("subscription %s: consumer: %s", self.sub.id, err)
+
+    async def _sink_ready(self) -> bool:
+        """Whether the sink's service is in the registry (a worker hosting it started once)."""
+        registry = self._ingress.registry
+        service = self.sub.sink.service
+        if registry is not None and self._ingress.ready and service in registry.services:
+            return True
+        if self.state != "waiting for its sink":
+            log.info("subscription %s: waiting for a worker hosting %s", self.sub.id, service)
+        self.state = "waiting for its sink"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), 0.5)
+        return False
+
+    # -- rebalances and commits (on the consumer's thread) --------------------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned = [(tp.topic, tp.partition) for tp in partitions]
+        log.info(
+            "subscription %s: assigned partitions %s", self.sub.id, [p for _, p in self._assigned]
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._commit(consumer)
+        gone = [(tp.topic, tp.partition) for tp in partitions]
+        self._tracker.forget(gone)
+        self._assigned = [tp for tp in self._assigned if tp not in gone]
+        self._paused = False
+
+    def _commit(self, consumer: Consumer) -> None:
+        positions = {tp: n for tp, n in self._tracker.to_commit().items() if tp in self._assigned}
+        if not positions:
+            return
+        offsets = [TopicPartition(t, p, n) for (t, p), n in positions.items()]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as err:
+            # Not fatal: the commit is only where a re-read would start.
+            log.warning("subscription %s: commit failed: %s", self.sub.id, err)
+            return
+        self._tracker.committed(positions)
+
+    def _measure_lag(self, consumer: Consumer) -> None:
+        lag = 0
+        for topic, partition in list(self._assigned):
+            tp = TopicPartition(topic, partition)
+            try:
+                low, high = consumer.get_watermark_offsets(tp, timeout=2, cached=False)
+            except KafkaException:
+                continue
+            done = self._tracker.position((topic, partition))
+            if done is None:
+                committed = consumer.committed([tp], timeout=2)[0].offset
+                done = committed if committed >= 0 else low
+            lag += max(high - done, 0)
+        self._lag = lag
+        self._metrics.lag.labels(self.sub.id).set(lag)
+        self._rate.append((time.monotonic(), self._records))
+
+    def _backpressure(self, consumer: Consumer) -> None:
+        full = len(self._tasks) >= self.sub.max_in_flight
+        if full == self._paused:
+            return
+        assignment = consumer.assignment()
+        if full:
+            consumer.pause(assignment)
+        else:
+            consumer.resume(assignment)
+        self._paused = full
+        self._metrics.paused.labels(self.sub.id).set(1 if full else 0)
+
+    # -- records --------------------------------------------------------------------------------
+
+    async def _take(self, msg: Message) -> None:
+        tp: TopicPart = (msg.topic() or "", msg.partition() or 0)
+        offset = msg.offset() or 0
+        generation = self._tracker.read(tp, offset)
+        self._records += 1
+        self._metrics.records.labels(self.sub.id).inc()
+        try:
+            prepared = self._prepare(msg, tp, offset)
+        except DeadLetter as dead:
+            self._spawn(tp, self._dead_letter_then_finish(msg, dead, tp, offset, generation))
+            return
+        previous = self._last.get(tp) if self.sub.ordering == ORDERING_PARTITION else None
+        if previous is not None and not previous.done():
+            self._spawn(tp, self._after(previous, msg, prepared, tp, offset, generation))
+            return
+        request_id, answer, delivered = await self._append(prepared)
+        self._spawn(
+            tp, self._finish(msg, prepared, request_id, answer, delivered, tp, offset, generation)
+        )
+
+    def _spawn(self, tp: TopicPart, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        self._last[tp] = task
+        self._metrics.in_flight.labels(self.sub.id).set(len(self._tasks))
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._metrics.in_flight.labels(self.sub.id).set(len(self._tasks))
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+
+    def _prepare(self, msg: Message, tp: TopicPart, offset: int) -> _Prepared:
+        sink = self.sub.sink
+        registry = self._ingress.registry
+        services = registry.services if registry is not None else {}
+        spec = services.get(sink.service, {}).get("handlers", {}).get(sink.handler)
+        if spec is None:
+            raise DeadLetter("unknown_sink", f"no handler {sink.uri} in the registry", 404)
+        kind = services[sink.service].get("kind", "service")
+        raw_key = msg.key()
+        key: str | None = None
+        if kind != "service":
+            if raw_key is None:
+                raise DeadLetter("no_key", f"{sink.service} is keyed: the record has no key")
+            try:
+                key = raw_key.decode()
+            except UnicodeDecodeError:
+                raise DeadLetter("bad_key", "the record's key is not UTF-8") from None
+        parts = [sink.service, sink.handler] if key is None else [sink.service, key, sink.handler]
+        try:
+            where = self._ingress.route(parts)
+        except IngressError as err:
+            raise DeadLetter("unroutable", err.message, err.status) from None
+        body = msg.value() or b""
+        if spec.get("input") is None and not spec.get("raw_input"):
+            body = b""  # the handler takes no input
+        elif body and not spec.get("raw_input"):
+            try:
+                json.loads(body)
+            except (ValueError, RecursionError) as err:
+                raise DeadLetter("bad_json", f"the payload is not valid JSON: {err}") from None
+        workflow = where.handler_kind is HandlerKind.WORKFLOW
+        idem = None if workflow else record_key(self.sub.id, tp[0], tp[1], offset)
+        inv = where.invocation_id(idem)
+        headers = _headers(msg, tp, offset)
+        invoke = Invoke(
+            str(inv), where.target, body, None, idem, False, headers, where.handler_kind
+        )
+        partition_key = where.target.key.encode() if where.target.key is not None else inv.uid
+        return _Prepared(invoke, inv, inv.partition(self._ingress.log_partitions), partition_key)
+
+    async def _append(
+        self, prepared: _Prepared
+    ) -> tuple[str, asyncio.Future[Any], asyncio.Future[None]]:
+        """Appends the invocation now (in the order of the calls); the answer's waiter is in
+        place before the record can be read."""
+        ingress = self._ingress
+        assert ingress.producer is not None
+        request_id = uuid.uuid4().hex
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ingress.waiters[request_id] = answer
+        reply = Reply(ingress.reply_partition, request_id)
+        record = Envelope(replace(prepared.invoke, reply=reply))
+        while True:
+            try:
+                delivered = ingress.producer.enqueue(prepared.partition, prepared.key, record)
+                return request_id, answer, delivered
+            except BufferError:
+                await asyncio.sleep(0.01)
+
+    async def _after(
+        self,
+        previous: asyncio.Task[None],
+        msg: Message,
+        prepared: _Prepared,
+        tp: TopicPart,
+        offset: int,
+        generation: int,
+    ) -> None:
+        await asyncio.wait([previous])
+        request_id, answer, delivered = await self._append(prepared)
+        await self._finish(msg, prepared, request_id, answer, delivered, tp, offset, generation)
+
+    async def _finish(
+        self,
+        msg: Message,
+        prepared: _Prepared,
+        request_id: str,
+        answer: asyncio.Future[Any],
+        delivered: asyncio.Future[None],
+        tp: TopicPart,
+        offset: int,
+        generation: int,
+    ) -> None:
+        ingress = self._ingress
+        try:
+            try:
+                await delivered
+            except KafkaException as err:
+                raise _Restart(f"the log did not take the invocation: {err}") from err
+            response = await ingress.await_answer(answer, prepared.inv, request_id)
+        finally:
+            ingress.waiters.pop(request_id, None)
+        if response.status is ResponseStatus.FAILED:
+            failure = response.failure
+            dead = DeadLetter(
+                "failed",
+                failure.message if failure is not None else "failed",
+                failure.code if failure is not None else 500,
+                str(prepared.inv),
+            )
+            await self._dead_letter(msg, dead, tp, offset)
+        self._tracker.finished(tp, offset, generation)
+
+    async def _dead_letter_then_finish(
+        self, msg: Message, dead: DeadLetter, tp: TopicPart, offset: int, generation: int
+    ) -> None:
+        await self._dead_letter(msg, dead, tp, offset)
+        self._tracker.finished(tp, offset, generation)
+
+    async def _dead_letter(
+        self, msg: Message, dead: DeadLetter, tp: TopicPart, offset: int
+    ) -> None:
+        """Puts the record in the dead-letter topic, as it came, with headers saying why.
+
+        At least once: a crash after this and before the commit sends it again (its headers
+        name the source record, to deduplicate by)."""
+        assert self._dlq is not None
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def delivered(err: KafkaError | None, _msg: object) -> None:
+            def settle() -> None:
+                if done.done():
+                    return
+                if err is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(KafkaException(err))
+
+            loop.call_soon_threadsafe(settle)
+
+        headers: list[tuple[str, str | bytes | None]] = list(_own_headers(msg))
+        headers += [
+            ("perdure.subscription", self.sub.id),
+            ("perdure.source.topic", tp[0]),
+            ("perdure.source.partition", str(tp[1])),
+            ("perdure.source.offset", str(offset)),
+            ("perdure.error.reason", dead.reason),
+            ("perdure.error.code", str(dead.code)),
+            ("perdure.error", dead.message),
+            ("perdure.invocation", dead.invocation_id),
+        ]
+        while True:
+            try:
+                self._dlq.produce(
+                    self.dead_letter_topic,
+                    key=msg.key(),
+                    value=msg.value(),
+                    headers=headers,
+                    on_delivery=delivered,
+                )
+                break
+            except BufferError:
+                self._dlq.poll(0)
+                await asyncio.sleep(0.01)
+        try:
+            await done
+        except KafkaException as err:
+            raise _Restart(f"the dead-letter topic did not take a record: {err}") from err
+        self._dead_lettered += 1
+        self._metrics.dead_lettered.labels(self.sub.id, dead.reason).inc()
+        log.warning(
+            "subscription %s: %s/%d@%d to %s (%s): %s",
+            self.sub.id,
+            tp[0],
+            tp[1],
+            offset,
+            self.dead_letter_topic,
+            dead.reason,
+            dead.message,
+        )
+
+    def _ensure_dead_letter_topic(self) -> None:
+        admin = AdminClient(dict(self._client))
+        try:
+            topics = admin.list_topics(timeout=10).topics
+        except KafkaException as err:
+            raise _Restart(f"its Kafka cluster does not answer: {err}") from err
+        if self.dead_letter_topic in topics:
+            return
+        future = admin.create_topics([NewTopic(self.dead_letter_topic, 1, replication_factor=-1)])
+        try:
+            future[self.dead_letter_topic].result(15)
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise _Restart(f"cannot create {self.dead_letter_topic}: {err}") from err
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What this process's runner knows: for ``GET /subscriptions/{id}``."""
+        rate = 0.0
+        if len(self._rate) >= 2:
+            (t0, n0), (t1, n1) = self._rate[0], self._rate[-1]
+            rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+        return {
+            "state": self.state,
+            "partitions": sorted(p for _, p in self._assigned),
+            "records": self._records,
+            "records_per_s": round(rate, 1),
+            "in_flight": len(self._tasks),
+            "paused": self._paused,
+            "lag": self._lag,
+            "dead_lettered": self._dead_lettered,
+            "dead_letter_topic": self.dead_letter_topic,
+        }
+
+
+def _headers(msg: Message, tp: TopicPart, offset: int) -> tuple[tuple[str, str], ...]:
+    """The record's own headers, then its Kafka metadata (``kafka.topic``, ...)."""
+    out: list[tuple[str, str]] = []
+    for name, value in _own_headers(msg):
+        text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+        out.append((name, text or ""))
+    key = msg.key()
+    _, timestamp = msg.timestamp()
+    out += [
+        ("kafka.topic", tp[0]),
+        ("kafka.partition", str(tp[1])),
+        ("kafka.offset", str(offset)),
+        ("kafka.timestamp", str(timestamp)),
+        ("kafka.key", key.decode("utf-8", "backslashreplace") if key is not None else ""),
+    ]
+    return tuple(out)
+
+
+def _own_headers(msg: Message) -> list[tuple[str, bytes | None]]:
+    return list(cast("list[tuple[str, bytes | None]]", msg.headers() or []))
