@@ -151,9 +151,29 @@ def _run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_ingress(args: argparse.Namespace) -> int:
+def _serve(
+    app: Any,
+    host: str,
+    port: int,
+    event_loop: str,
+    access_log: bool = False,
+    keep_alive_s: int = 5,
+) -> None:
     import uvicorn
 
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info" if access_log else "warning",
+        access_log=access_log,
+        loop=_event_loop(event_loop),
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=keep_alive_s,
+    )
+
+
+def _run_ingress(args: argparse.Namespace) -> int:
     from ingress.app import create_app
     from ingress.config import IngressSettings
 
@@ -165,22 +185,18 @@ def _run_ingress(args: argparse.Namespace) -> int:
         host=args.host,
         access_log=args.access_log,
     )
-    uvicorn.run(
+    _serve(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info" if settings.access_log else "warning",
+        settings.host,
+        settings.port,
+        settings.event_loop,
         access_log=settings.access_log,
-        loop=_event_loop(settings.event_loop),
-        timeout_graceful_shutdown=5,
-        timeout_keep_alive=settings.keep_alive_s,
+        keep_alive_s=settings.keep_alive_s,
     )
     return 0
 
 
 def _run_admin(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ingress.admin import create_admin_app
     from ingress.config import AdminSettings
 
@@ -191,14 +207,7 @@ def _run_admin(args: argparse.Namespace) -> int:
         port=args.port,
         host=args.host,
     )
-    uvicorn.run(
-        create_admin_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        loop=_event_loop(settings.event_loop),
-        timeout_graceful_shutdown=5,
-    )
+    _serve(create_admin_app(settings), settings.host, settings.port, settings.event_loop)
     return 0
 
 

@@ -110,7 +110,7 @@ class LogProducer:
         done: asyncio.Future[None] = loop.create_future()
 
         def delivered(err: KafkaError | None, _msg: object) -> None:
-            loop.call_soon_threadsafe(_settle, done, err)
+            loop.call_soon_threadsafe(settle, done, err)
 
         self._producer.produce(
             self._names.log_topic,
@@ -129,7 +129,8 @@ class LogProducer:
         self._thread.join(2)
 
 
-def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
+def settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
+    """Resolves a delivery's future from its report (on the future's loop)."""
     if fut.done():
         return
     if err is None:

@@ -40,6 +40,7 @@ from engine.records import Envelope, Invoke, ResponseStatus
 from engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
 from ingress.clusters import KafkaClusters
 from ingress.errors import IngressError
+from ingress.kafka import settle
 from ingress.offsets import OffsetTracker, TopicPart
 from ingress.subscription_metrics import SubscriptionMetrics
 
@@ -448,15 +449,7 @@ class SubscriptionRunner:
         done: asyncio.Future[None] = loop.create_future()
 
         def delivered(err: KafkaError | None, _msg: object) -> None:
-            def settle() -> None:
-                if done.done():
-                    return
-                if err is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(KafkaException(err))
-
-            loop.call_soon_threadsafe(settle)
+            loop.call_soon_threadsafe(settle, done, err)
 
         headers: list[tuple[str, str | bytes | None]] = list(_own_headers(msg))
         headers += [
