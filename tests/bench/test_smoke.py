@@ -65,3 +65,22 @@ def test_bench_smoke_run_writes_json_and_markdown(kafka_bootstrap: str, tmp_path
         assert baseline["cpu_s_per_1k"]["restate-sdk"] > 0
     [table] = tmp_path.glob("bench-*.md")
     assert "Against Restate, same run" in table.read_text()
+
+
+def test_subscription_bench_smoke_run(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench.subscriptions", "--records", "300", "--keys", "10"),
+            *("--partitions", "2", "--out", str(tmp_path)),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PERDURE_BOOTSTRAP": kafka_bootstrap, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (result,) = tmp_path.glob("subscriptions-*.json")
+    figures = json.loads(result.read_text())
+    assert figures["records"] == 300 and figures["records_per_s"] > 0
+    assert figures["floor_records_per_s"] > 0
