@@ -282,7 +282,13 @@ class SubscriptionRunner:
         self._rate.append((time.monotonic(), self._records))
 
     def _backpressure(self, consumer: Consumer) -> None:
-        full = len(self._tasks) >= self.sub.max_in_flight
+        """Pauses at ``max_in_flight``; resumes only once half of it is free.
+
+        A resume costs a fetch round trip (the paused partitions' prefetched records are
+        dropped), so resuming for every invocation that ends made the drain of a backlog a
+        series of fetches of one record each."""
+        in_flight, limit = len(self._tasks), self.sub.max_in_flight
+        full = in_flight >= limit if not self._paused else in_flight > limit // 2
         if full == self._paused:
             return
         assignment = consumer.assignment()
