@@ -37,7 +37,7 @@ from typing import Any
 
 import uvloop
 
-from bench import floor
+from bench import floor, subscriptions
 from bench.loadgen import Client, ConnectionClosed
 from bench.procs import LocalBroker, Usage, free_port, stop_all
 from bench.restate.stack import RestateStack
@@ -54,6 +54,8 @@ class Workload:
     concurrency: tuple[int, ...] | None = None  # None: the run's default levels
 
 
+SUBSCRIPTION_COUNTER = "subscription_counter"
+"""Not an HTTP workload: a backlog drained through a subscription (bench/subscriptions.py)."""
 WORKLOADS = [
     Workload("noop", lambda i: "/bench/noop", lambda i: {"i": i}),
     Workload("three_steps", lambda i: "/bench/three_steps", lambda i: i),
@@ -297,6 +299,18 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {bc.get('restate-server', '-')} + {bc.get('restate-sdk', '-')} "
                 f"= {bc.get('total', '-')} | {_ratio(mc.get('total', 0), bc.get('total', 0))} |"
             )
+    if "subscription_counter" in result:
+        sub = result["subscription_counter"]
+        lines += [
+            "",
+            "## subscription_counter",
+            "",
+            f"A backlog of {sub['records']} records on {sub['keys']} keys through a subscription "
+            "to `counter/add` (one worker, one admin process), against a plain consumer reading "
+            "the same topic in the same run (the floor).",
+            "",
+            subscriptions.markdown_table(sub).rstrip("\n"),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -306,7 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--reps", type=int, default=4)
     parser.add_argument("--concurrency", default="1,16,64")
-    parser.add_argument("--workloads", default=",".join(w.name for w in WORKLOADS))
+    parser.add_argument(
+        "--workloads", default=",".join([*(w.name for w in WORKLOADS), SUBSCRIPTION_COUNTER])
+    )
+    parser.add_argument(
+        "--subscription-records",
+        type=int,
+        default=100_000,
+        help="the backlog of subscription_counter (on --subscription-keys keys)",
+    )
+    parser.add_argument("--subscription-keys", type=int, default=1000)
     parser.add_argument("--floor-calls", type=int, default=300)
     parser.add_argument("--baseline", choices=("restate", "none"), default="restate")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
@@ -359,6 +382,16 @@ def main(argv: list[str] | None = None) -> int:
                     b = row["baseline"]["median"]
                     line += f"   | Restate {b['calls_per_s']} calls/s  p50 {b['p50_ms']} ms"
                 print(line, flush=True)
+        if SUBSCRIPTION_COUNTER in args.workloads.split(","):
+            records = args.subscription_records if args.duration >= 5 else 300
+            keys = min(args.subscription_keys, records)
+            sub = subscriptions.measure(bootstrap, records, keys, 8, stack.broker_pid)
+            result["subscription_counter"] = sub
+            print(
+                f"subscription_counter {sub['records_per_s']} records/s "
+                f"(floor {sub['floor_records_per_s']}), drained in {sub['drain_s']} s",
+                flush=True,
+            )
     finally:
         if restate is not None:
             restate.stop()

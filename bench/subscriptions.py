@@ -125,38 +125,29 @@ def drain(
         stop_all(procs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.subscriptions")
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--keys", type=int, default=1000)
-    parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the results")
-    args = parser.parse_args(argv)
+def measure(
+    bootstrap: str,
+    records: int,
+    keys: int,
+    partitions: int,
+    broker_pid: int | None = None,
+) -> dict[str, Any]:
+    """Fills a topic, measures the floor, then drains it through a subscription."""
     tmp = Path(tempfile.mkdtemp(prefix="perdure-subbench-"))
-    broker = None
-    bootstrap = os.environ.get("PERDURE_BOOTSTRAP")
-    if not bootstrap:
-        broker = LocalBroker(tmp / "kafka", dict(os.environ))
-        bootstrap = broker.start()
-    try:
-        topic = f"readings-{uuid.uuid4().hex[:6]}"
-        fill(bootstrap, topic, args.records, args.keys, args.partitions)
-        floor_s = floor(bootstrap, topic, args.records)
-        pid = broker.pid if broker is not None else None
-        drained = drain(bootstrap, topic, args.records, args.partitions, tmp, pid)
-    finally:
-        if broker is not None:
-            broker.stop()
-    rate = args.records / drained["seconds"]
-    floor_rate = args.records / floor_s
+    topic = f"readings-{uuid.uuid4().hex[:6]}"
+    fill(bootstrap, topic, records, keys, partitions)
+    floor_s = floor(bootstrap, topic, records)
+    drained = drain(bootstrap, topic, records, partitions, tmp, broker_pid)
+    rate = records / drained["seconds"]
+    floor_rate = records / floor_s
     cpu = {
-        name: round(u["cpu_cores"] * drained["seconds"] / args.records * 1000, 3)
+        name: round(u["cpu_cores"] * drained["seconds"] / records * 1000, 3)
         for name, u in drained["usage"].items()
     }
-    result = {
-        "records": args.records,
-        "keys": args.keys,
-        "partitions": args.partitions,
+    return {
+        "records": records,
+        "keys": keys,
+        "partitions": partitions,
         "floor_records_per_s": round(floor_rate),
         "records_per_s": round(rate),
         "ratio_to_floor": round(rate / floor_rate, 4),
@@ -164,6 +155,39 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_s_per_1k": cpu,
         "peak_rss_mb": {n: u["peak_rss_mb"] for n, u in drained["usage"].items()},
     }
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The result as a Markdown table (one row)."""
+    cpu = result["cpu_s_per_1k"]
+    return (
+        "| records | keys | floor (plain consumer) records/s | subscription records/s | "
+        "ratio | drain s | CPU-s per 1k: worker / admin / broker |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |\n"
+        f"| {result['records']} | {result['keys']} | {result['floor_records_per_s']} | "
+        f"{result['records_per_s']} | {result['ratio_to_floor']} | {result['drain_s']} | "
+        f"{cpu.get('worker')} / {cpu.get('admin')} / {cpu.get('broker', '-')} |\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.subscriptions")
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the results")
+    args = parser.parse_args(argv)
+    broker = None
+    bootstrap = os.environ.get("PERDURE_BOOTSTRAP")
+    if not bootstrap:
+        broker = LocalBroker(Path(tempfile.mkdtemp(prefix="perdure-subbench-")), dict(os.environ))
+        bootstrap = broker.start()
+    try:
+        pid = broker.pid if broker is not None else None
+        result = measure(bootstrap, args.records, args.keys, args.partitions, pid)
+    finally:
+        if broker is not None:
+            broker.stop()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"subscriptions-{stamp}.json").write_text(json.dumps(result, indent=2))
@@ -171,13 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# subscription_counter ({stamp})\n\n"
         f"`python -m bench.subscriptions --records {args.records} --keys {args.keys}`: a backlog "
         f"on {args.partitions} partitions through a subscription to `counter/add`, one worker, "
-        "one admin, broker on the same cores.\n\n"
-        "| records | keys | floor (plain consumer) records/s | subscription records/s | "
-        "ratio | drain s | CPU-s per 1k: worker / admin / broker |\n"
-        "| --- | --- | --- | --- | --- | --- | --- |\n"
-        f"| {args.records} | {args.keys} | {result['floor_records_per_s']} | "
-        f"{result['records_per_s']} | {result['ratio_to_floor']} | {result['drain_s']} | "
-        f"{cpu.get('worker')} / {cpu.get('admin')} / {cpu.get('broker', '-')} |\n"
+        "one admin, broker on the same cores.\n\n" + markdown_table(result)
     )
     (args.out / f"subscriptions-{stamp}.md").write_text(md)
     print(md)

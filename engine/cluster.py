@@ -45,6 +45,13 @@ class ClusterNames:
         """Where a subscription puts the records it cannot run, unless its options say where."""
         return f"{self.name}.dead-letters"
 
+    def publish_transactional_id(self, partition: int) -> str:
+        """The ``transactional.id`` of the producer publishing for log partition ``partition``.
+
+        One per log partition, so the next leader of the partition fences the previous one's
+        producer (and aborts its open transaction) before it leads."""
+        return f"{self.name}.publish.{partition}"
+
     def subscription_group(self, subscription_id: str) -> str:
         """The consumer group of a subscription: its committed offsets outlive a re-creation."""
         return f"{self.name}.subscription.{subscription_id}"

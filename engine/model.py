@@ -56,6 +56,9 @@ class EntryKind(StrEnum):
     CANCEL_INVOCATION = "cancel_invocation"
     SLEEP = "sleep"
     """Proposed with the duration in ms as its value; journaled with the absolute wake-up time."""
+    PUBLISH = "publish"
+    """A record published to a Kafka topic (its name); journaled in the same Kafka transaction as
+    the record itself, so the record exists exactly when the entry does."""
 
 
 class StateOpKind(StrEnum):
@@ -151,6 +154,16 @@ class JournalEntry:
     state_ops: tuple[StateOp, ...] = ()
     call: CallSpec | None = None
     completed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """A record a handler publishes to a Kafka topic (``ctx.publish``)."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

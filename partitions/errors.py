@@ -19,3 +19,7 @@ class StoreFormatError(StoreError):
 
 class RestoreError(PartitionError):
     """A partition store cannot be restored from its backup."""
+
+
+class PublishError(PartitionError):
+    """A handler's record was not published (and nothing of it is visible): the attempt retries."""

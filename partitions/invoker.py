@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-from engine.model import EntryKind, Failure, HandlerKind, JournalEntry, ServiceKind
+from engine.model import EntryKind, Failure, HandlerKind, JournalEntry, OutgoingRecord, ServiceKind
 from engine.records import (
     AckEntry,
     AttemptFailed,
@@ -29,8 +29,10 @@ from engine.records import (
     StartInvocation,
     Suspend,
 )
+from partitions.errors import PublishError
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
+from partitions.publisher import Publisher, UnknownOutcome
 from sdk import (
     Context,
     Endpoint,
@@ -84,7 +86,9 @@ class Invoker:
         suspend_after_s: float = 1.0,
         restart: Restart | None = None,
         ack_timeout_s: float = 30.0,
+        publisher: Publisher | None = None,
     ) -> None:
+        self.publisher = publisher
         self.suspend_after_s = suspend_after_s
         self.ack_timeout_s = ack_timeout_s
         self._restart = restart
@@ -260,6 +264,38 @@ class Invoker:
         self.metrics.step_ack_seconds.observe(loop.time() - started)
         return completed
 
+    async def _publish(
+        self, attempt: _Attempt, index: int, entry: JournalEntry, record: OutgoingRecord
+    ) -> JournalEntry | None:
+        """Publishes ``record`` and proposes ``entry`` in one transaction; acknowledged like
+        any proposal, once the leader read the entry back."""
+        if self.publisher is None:
+            raise PublishError("this worker cannot publish (no publisher)")
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[JournalEntry | None] = loop.create_future()
+        attempt.pending[index] = acked
+        start = attempt.start
+        propose = ProposeEntry(start.invocation_id, start.attempt, index, entry)
+        started = loop.time()
+        try:
+            envelope = Envelope(propose, attempt.epoch)
+            await self.publisher.publish(attempt.partition, envelope, record)
+        except UnknownOutcome as err:
+            # Committed or not, only the log can say: wait for the acknowledgement; the
+            # watchdog replays the attempt if none comes (the broker settles the transaction
+            # within its timeout, which is shorter than the watchdog's).
+            log.warning("invocation %s: publish outcome unknown (%s)", start.invocation_id, err)
+        except BaseException:
+            attempt.pending.pop(index, None)
+            raise
+        self.metrics.publish_seconds.observe(loop.time() - started)
+        attempt.unacked[index] = loop.time()
+        try:
+            completed = await acked
+        finally:
+            attempt.unacked.pop(index, None)
+        return completed
+
     async def _completion(self, attempt: _Attempt, index: int) -> JournalEntry:
         early = attempt.early.pop(index, None)
         if early is not None:
@@ -429,6 +465,11 @@ class _Driver:
 
     async def completion(self, index: int) -> JournalEntry:
         return await self._invoker._completion(self._attempt, index)
+
+    async def publish(
+        self, index: int, entry: JournalEntry, record: OutgoingRecord
+    ) -> JournalEntry | None:
+        return await self._invoker._publish(self._attempt, index, entry, record)
 
 
 _CONTEXTS: dict[tuple[ServiceKind, HandlerKind], type[Context]] = {

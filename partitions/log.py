@@ -17,9 +17,10 @@ from engine.records import Envelope, Response
 
 DeliveryCallback = Callable[[KafkaError | None], None]
 
-_HEADERS: list[tuple[str, str | bytes | None]] = [
+LOG_HEADERS: list[tuple[str, str | bytes | None]] = [
     (schemas.VERSION_HEADER, str(schemas.SCHEMA_VERSION).encode())
 ]
+"""The headers of every log record (the publisher's transactions write log records too)."""
 
 
 class LogWriter:
@@ -61,7 +62,11 @@ class LogWriter:
         while True:
             try:
                 self.producer.produce(
-                    topic, value=value, partition=partition, headers=_HEADERS, on_delivery=delivered
+                    topic,
+                    value=value,
+                    partition=partition,
+                    headers=LOG_HEADERS,
+                    on_delivery=delivered,
                 )
                 return
             except BufferError:

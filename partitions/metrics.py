@@ -66,6 +66,13 @@ class WorkerMetrics:
             registry=r,
         )
 
+        self.publish_seconds = Histogram(
+            "perdure_publish_seconds",
+            "From a ctx.publish to the commit of its Kafka transaction (record and journal entry)",
+            buckets=_STEP_BUCKETS,
+            registry=r,
+        )
+
         self.restore_seconds = Histogram(
             "perdure_restore_seconds",
             "Loading a partition store from its backup",

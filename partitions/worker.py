@@ -54,6 +54,7 @@ from partitions.invoker import Invoker
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
+from partitions.publisher import Publisher
 from partitions.recovery import Recovery
 from partitions.standby import Standbys
 from partitions.store import configure_memory, memory_in_use
@@ -90,6 +91,7 @@ class Worker:
         self.invoker: Invoker | None = None
         self.recovery: Recovery | None = None
         self.standbys: Standbys | None = None
+        self.publisher: Publisher | None = None
         self.partition_count = settings.partitions
         self._restarts: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
         self._claims = itertools.count(1)
@@ -111,6 +113,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self.writer = LogWriter(s.bootstrap, self.names, s.produce_timeout_s)
         self.recovery = Recovery(s, self.metrics, self.writer.append)
+        self.publisher = Publisher(s.bootstrap, self.names, s.produce_timeout_s)
         self.invoker = Invoker(
             self.endpoint,
             self.writer,
@@ -118,6 +121,7 @@ class Worker:
             s.suspend_after_s,
             restart=self._request_restart,
             ack_timeout_s=s.ack_timeout_s,
+            publisher=self.publisher,
         )
         watchdog = asyncio.get_running_loop().create_task(self.invoker.watch_acks())
         if s.metrics_port:
@@ -137,6 +141,7 @@ class Worker:
             await asyncio.to_thread(thread.join, 30)
             await self.invoker.shutdown()
             self.recovery.close()
+            self.publisher.close()
             self.writer.close()
             log.info("worker %s stopped", self.leader_id)
 
@@ -383,7 +388,7 @@ class Worker:
         now = time.monotonic()
         retry_s = self.settings.session_timeout_ms / 1000
         for proc in self.processors.values():
-            if proc.should_announce(now, retry_s):
+            if proc.should_announce(now, retry_s) and self._fenced(proc):
                 proc.announced_at = now
                 epoch = proc.epoch + 1
                 log.debug("partition %d: claiming leadership at epoch %d", proc.partition, epoch)
@@ -398,6 +403,11 @@ class Worker:
                 proc.last_purge = now
                 retention_ms = int(self.settings.retention_s * 1000)
                 self.writer.append(proc.partition, Envelope(PurgeExpired(retention_ms), proc.epoch))
+
+    def _fenced(self, proc: PartitionProcessor) -> bool:
+        """Whether the previous owner's publish producer is fenced (see partitions/publisher.py):
+        a partition announces its leadership only after that."""
+        return self.publisher is None or self.publisher.ready(proc.partition)
 
     # -- rebalance callbacks (run inside consume, on the processor thread) ----------------------
 
@@ -419,6 +429,8 @@ class Worker:
         tp = TopicPartition(self.names.log_topic, partition)
         low, high = _log_range(consumer, tp)
         warm = self.standbys.take(partition) if self.standbys is not None else None
+        if self.publisher is not None:
+            self.publisher.prepare(partition)  # in the background, while the store opens
         opened = self.recovery.open(partition, self._store_path(partition), low, high, warm)
         claim = f"{self.leader_id}/{next(self._claims)}"
         proc = PartitionProcessor(partition, opened.store, claim, high)
@@ -477,6 +489,8 @@ class Worker:
         if proc.is_leader:
             self.metrics.partitions_led.dec()
         self._to_invoker(self._release, partition)
+        if self.publisher is not None:
+            self.publisher.release(partition)
         if self.recovery is not None:
             self.recovery.release(partition)
         proc.close()

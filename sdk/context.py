@@ -30,6 +30,7 @@ from engine.model import (
     Failure,
     HandlerKind,
     JournalEntry,
+    OutgoingRecord,
     StateOp,
     StateOpKind,
     Target,
@@ -38,6 +39,7 @@ from engine.scopes import scoped_key, split_key
 from sdk import serde
 from sdk.errors import InvocationAborted, TerminalError
 from sdk.options import RetryPolicy, RunOptions
+from sdk.publishing import outgoing_record
 
 T = TypeVar("T")
 
@@ -59,6 +61,13 @@ class JournalDriver(Protocol):
 
     def completion(self, index: int) -> Awaitable[JournalEntry]:
         """Resolves when journaled entry ``index``, still waiting for its outcome, completes."""
+        ...
+
+    def publish(
+        self, index: int, entry: JournalEntry, record: OutgoingRecord
+    ) -> Awaitable[JournalEntry | None]:
+        """Publishes ``record`` and appends entry ``index`` in one Kafka transaction; resolves
+        like :meth:`propose`."""
         ...
 
 
@@ -209,6 +218,44 @@ class Context:
         mine = self._proposed[index] = asyncio.get_running_loop().create_future()
         try:
             return await self._propose(index, entry)
+        except BaseException as err:
+            _fail(mine, err)
+            raise
+
+    async def publish(
+        self,
+        topic: str,
+        value: Any,
+        *,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
+    ) -> None:
+        """Publishes a record to a Kafka topic of Perdure's cluster, as a durable step.
+
+        The record and the journal entry that records it are written in one Kafka transaction:
+        a ``read_committed`` reader sees the record exactly once, whatever crashes (a replay
+        finds the entry and publishes nothing). Returns once both are durable.
+
+        Args:
+            topic: the topic (it must exist, or the broker must create topics on use).
+            value: ``bytes`` as they are; anything else as JSON (a ``str`` too).
+            key: the record's key (``str`` as UTF-8), which picks its partition.
+            headers: the record's headers; ``perdure.publish.id`` (``<invocation id>:<entry
+                index>``) is added to them.
+
+        Raises:
+            TerminalError: the topic name or the value is not valid.
+        """
+        # Checked before the index is taken: a refused record leaves no hole in the journal.
+        record = outgoing_record(
+            topic, value, key, headers, f"{self.invocation_id}:{self._next_index}"
+        )
+        index = self._take_index()
+        if self._replayed(index, EntryKind.PUBLISH, topic) is not None:
+            return
+        mine = self._proposed[index] = asyncio.get_running_loop().create_future()
+        try:
+            await self._propose(index, JournalEntry(EntryKind.PUBLISH, topic), record)
         except BaseException as err:
             _fail(mine, err)
             raise
@@ -559,7 +606,9 @@ class Context:
         finally:
             _current_step.reset(token)
 
-    async def _propose(self, index: int, entry: JournalEntry) -> JournalEntry:
+    async def _propose(
+        self, index: int, entry: JournalEntry, record: OutgoingRecord | None = None
+    ) -> JournalEntry:
         # Entries must reach the log in index order even when steps finish out of order.
         previous = self._proposed.get(index - 1)
         if previous is not None:
@@ -568,7 +617,10 @@ class Context:
             # State changes made since the last entry are journaled with this one.
             entry = replace(entry, state_ops=tuple(self._pending_ops))
             self._pending_ops.clear()
-        completed = await self._driver.propose(index, entry)
+        if record is None:
+            completed = await self._driver.propose(index, entry)
+        else:
+            completed = await self._driver.publish(index, entry, record)
         self._proposed[index].set_result(None)
         return entry if completed is None else completed
 

@@ -63,8 +63,11 @@ def test_bench_smoke_run_writes_json_and_markdown(kafka_bootstrap: str, tmp_path
         assert row["median"]["cpu_s_per_1k"]["worker"] > 0
         assert baseline["cpu_s_per_1k"]["restate-server"] > 0
         assert baseline["cpu_s_per_1k"]["restate-sdk"] > 0
+    sub = result["subscription_counter"]
+    assert sub["records"] == 300 and sub["records_per_s"] > 0 and sub["floor_records_per_s"] > 0
     [table] = tmp_path.glob("bench-*.md")
     assert "Against Restate, same run" in table.read_text()
+    assert "## subscription_counter" in table.read_text()
 
 
 def test_subscription_bench_smoke_run(kafka_bootstrap: str, tmp_path: Path) -> None:

@@ -313,3 +313,14 @@ def test_the_orders_example_pays_each_order_event_once(
     wait_until(lambda: worker.log().count(f"charged 42 for {order}") >= 1, 30, "the charge")
     time.sleep(2)
     assert worker.log().count(f"charged 42 for {order}") == 1
+    # One payments.completed record for the order (the topic holds other runs' orders too).
+    completed = subprocess.run(
+        [sys.executable, "-m", "examples.orders", "--completed"],
+        env={**c.env, **env},
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    mine = [json.loads(line) for line in completed if order in line]
+    assert mine == [{"orderId": order, "chargeId": f"ch-{order}-42", "amount": 42}]
