@@ -52,6 +52,28 @@ class ClusterNames:
         producer (and aborts its open transaction) before it leads."""
         return f"{self.name}.publish.{partition}"
 
+    @property
+    def outbox_topic(self) -> str:
+        """Records published to Kafka clusters other than Perdure's own, until forwarded:
+        partition ``p`` holds those published by invocations of log partition ``p``."""
+        return f"{self.name}.outbox"
+
+    @property
+    def forward_positions_topic(self) -> str:
+        """Compacted, on each *other* cluster: how far each outbox partition was forwarded
+        there, written in the forwarding transaction itself."""
+        return f"{self.name}.forward-positions"
+
+    @property
+    def forwarder_group(self) -> str:
+        """The consumer group of the forwarders (one share of the outbox partitions each)."""
+        return f"{self.name}.forwarder"
+
+    def forward_transactional_id(self, partition: int) -> str:
+        """The ``transactional.id``, on every other cluster, of the forwarder of outbox
+        partition ``partition``: the next owner of the partition fences the previous one."""
+        return f"{self.name}.forward.{partition}"
+
     def subscription_group(self, subscription_id: str) -> str:
         """The consumer group of a subscription: its committed offsets outlive a re-creation."""
         return f"{self.name}.subscription.{subscription_id}"
@@ -89,7 +111,8 @@ def topic_specs(
     with ``delete_records`` once a newer backup is recorded in the log (partitions/backup.py).
     Segments are small (``segment_bytes``) so that what is trimmed leaves the disk soon: the
     broker deletes whole segments only. Responses are transient; the registry is compacted by
-    service name, the subscriptions by id.
+    service name, the subscriptions by id. The outbox keeps records for other clusters until
+    forwarded, for :data:`OUTBOX_RETENTION_MS`.
     """
     big = str(MAX_RECORD_BYTES)
     kept = {"retention.ms": "-1", "max.message.bytes": big, "segment.bytes": str(segment_bytes)}
@@ -103,7 +126,17 @@ def topic_specs(
         ),
         TopicSpec(names.registry_topic, 1, {"cleanup.policy": "compact"}),
         TopicSpec(names.subscriptions_topic, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(
+            names.outbox_topic,
+            partitions,
+            {"retention.ms": str(OUTBOX_RETENTION_MS), "max.message.bytes": big},
+        ),
     ]
+
+
+OUTBOX_RETENTION_MS = 7 * 24 * 3600 * 1000
+"""How long a record for another cluster waits in the outbox: a forwarder down for longer
+loses what it did not forward."""
 
 
 CONSUMER_QUEUE_KBYTES = 16 * 1024

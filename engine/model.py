@@ -164,6 +164,8 @@ class OutgoingRecord:
     value: bytes | None
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+    cluster: str = "default"
+    """The Kafka cluster by name (engine/kafka_clusters.py); ``default`` is Perdure's own."""
 
 
 @dataclass(frozen=True, slots=True)

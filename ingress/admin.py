@@ -23,12 +23,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine import subscriptions
+from engine.kafka_clusters import KafkaClusters, UnknownCluster
 from engine.subscriptions import InvalidSubscription, Subscription
 from ingress.answers import error_answer, install_error_handlers
 from ingress.app import Ingress
-from ingress.clusters import KafkaClusters
 from ingress.config import AdminSettings
 from ingress.errors import IngressError
+from ingress.forwarder import Forwarder, ForwarderMetrics
 from ingress.subscriber import SubscriptionRunner
 from ingress.subscription_metrics import SubscriptionMetrics
 from ingress.subscription_table import SubscriptionTable
@@ -39,7 +40,7 @@ RECONCILE_INTERVAL_S = 0.5
 
 
 class Admin:
-    """The state of one admin process: the subscription table and the runners."""
+    """The state of one admin process: the subscription table, the runners, the forwarder."""
 
     def __init__(self, settings: AdminSettings) -> None:
         self.settings = settings
@@ -50,6 +51,9 @@ class Admin:
         self.runners: dict[str, SubscriptionRunner] = {}
         self._lock = asyncio.Lock()
         self._reconciler: asyncio.Task[None] | None = None
+        self.forwarder = Forwarder(
+            settings.names, self.clusters, ForwarderMetrics(self.metrics.registry)
+        )
 
     async def start(self) -> None:
         await self.core.start()
@@ -58,6 +62,7 @@ class Admin:
         if not await asyncio.to_thread(self.table.ready.wait, 60):
             raise RuntimeError("the subscriptions topic was not read in time")
         self._reconciler = asyncio.create_task(self._reconcile_forever())
+        self.forwarder.start()
         log.info(
             "admin on http://%s:%d: cluster %r, %d subscriptions, Kafka clusters %s",
             s.host,
@@ -74,6 +79,7 @@ class Admin:
                 await self._reconciler
         await asyncio.gather(*(r.stop() for r in self.runners.values()))
         self.runners.clear()
+        await asyncio.to_thread(self.forwarder.stop)
         if self.table is not None:
             await asyncio.to_thread(self.table.close)
         await self.core.stop()
@@ -106,8 +112,8 @@ class Admin:
                         runner = SubscriptionRunner(
                             sub, self.core, self.clusters, self.settings.names, self.metrics
                         )
-                    except IngressError as err:
-                        log.error("subscription %s cannot run: %s", sub_id, err.message)
+                    except UnknownCluster as err:
+                        log.error("subscription %s cannot run: %s", sub_id, err)
                         continue
                     runner.start()
                     self.runners[sub_id] = runner
@@ -171,7 +177,10 @@ class Admin:
             options = subscriptions.check_options(body.get("options") or {})
         except InvalidSubscription as err:
             raise IngressError(400, str(err)) from None
-        client = self.clusters.settings(source.cluster)
+        try:
+            client = self.clusters.settings(source.cluster)
+        except UnknownCluster as err:
+            raise IngressError(400, str(err)) from None
         self._check_sink(sink)
         await asyncio.to_thread(_check_topic, client, source)
         await asyncio.to_thread(_check_consumer_settings, client, options)

@@ -66,7 +66,7 @@ class AdminSettings:
     event_loop: str = "auto"
     kafka_clusters: str = ""
     """Kafka clusters other than ``default`` by name, for subscriptions: JSON, or ``@file``
-    (``PERDURE_KAFKA_CLUSTERS``; see ingress/clusters.py)."""
+    (``PERDURE_KAFKA_CLUSTERS``; see engine/kafka_clusters.py)."""
 
     @classmethod
     def from_env(cls, **given: Any) -> AdminSettings:

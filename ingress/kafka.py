@@ -24,6 +24,25 @@ _HEADERS: list[tuple[str, str | bytes | None]] = [
 ]
 
 
+def create_topic_if_missing(
+    client: dict[str, str], topic: str, config: dict[str, str] | None = None
+) -> None:
+    """Creates a one-partition topic on the cluster of ``client`` unless it exists.
+
+    Raises:
+        KafkaException: the cluster does not answer or refuses the topic.
+    """
+    admin = AdminClient(dict(client))
+    if topic in admin.list_topics(timeout=10).topics:
+        return
+    spec = NewTopic(topic, 1, replication_factor=-1, config=config or {})
+    try:
+        admin.create_topics([spec])[topic].result(15)
+    except KafkaException as err:
+        if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
 def prepare_topics(
     bootstrap: str, names: ClusterNames, partitions: int, segment_bytes: int = LOG_SEGMENT_BYTES
 ) -> tuple[int, int]:

@@ -31,16 +31,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from engine.cluster import ClusterNames
 from engine.ids import InvocationId
+from engine.kafka_clusters import KafkaClusters
 from engine.model import HandlerKind, Reply
 from engine.records import Envelope, Invoke, ResponseStatus
 from engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
-from ingress.clusters import KafkaClusters
 from ingress.errors import IngressError
-from ingress.kafka import settle
+from ingress.kafka import create_topic_if_missing, settle
 from ingress.offsets import OffsetTracker, TopicPart
 from ingress.subscription_metrics import SubscriptionMetrics
 
@@ -513,19 +512,10 @@ class SubscriptionRunner:
         )
 
     def _ensure_dead_letter_topic(self) -> None:
-        admin = AdminClient(dict(self._client))
         try:
-            topics = admin.list_topics(timeout=10).topics
+            create_topic_if_missing(self._client, self.dead_letter_topic)
         except KafkaException as err:
-            raise _Restart(f"its Kafka cluster does not answer: {err}") from err
-        if self.dead_letter_topic in topics:
-            return
-        future = admin.create_topics([NewTopic(self.dead_letter_topic, 1, replication_factor=-1)])
-        try:
-            future[self.dead_letter_topic].result(15)
-        except KafkaException as err:
-            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise _Restart(f"cannot create {self.dead_letter_topic}: {err}") from err
+            raise _Restart(f"cannot make sure {self.dead_letter_topic} exists: {err}") from err
 
     # -- status ---------------------------------------------------------------------------------
 

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from engine import keys
+from engine import faults, keys
 from engine.cluster import MAX_RECORD_BYTES, ClusterNames, producer_settings
 from engine.records import BackupTaken, TrimLog
-from partitions import backup_format, faults, heap
+from partitions import backup_format, heap
 from partitions.metrics import WorkerMetrics
 from partitions.store import PartitionStore
 

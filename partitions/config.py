@@ -29,6 +29,9 @@ class WorkerSettings:
     suspend_after_s: float = 1.0
     ack_timeout_s: float = 30.0
     produce_timeout_s: float = 15.0
+    kafka_clusters: str = ""
+    """Kafka clusters other than ``default`` that handlers publish to, by name: JSON, or
+    ``@file`` (``PERDURE_KAFKA_CLUSTERS``, the same as the admin's; engine/kafka_clusters.py)."""
     metrics_port: int = 0
     backup_min_records: int = 5000
     """A leader backs its store up once the log grew by this many records since the last

@@ -32,15 +32,17 @@ import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
-from engine import codec
+from engine import codec, faults
 from engine.cluster import ClusterNames, producer_settings
+from engine.forwarding import outbox_headers
+from engine.kafka_clusters import DEFAULT, KafkaClusters, UnknownCluster
 from engine.model import OutgoingRecord
 from engine.records import Envelope
-from partitions import faults
 from partitions.errors import PublishError
 from partitions.log import LOG_HEADERS
-from sdk import InvocationAborted
+from sdk import InvocationAborted, TerminalError
 
 log = logging.getLogger("perdure.publisher")
 
@@ -89,12 +91,20 @@ class Publisher:
     :meth:`publish` on the invoker's event loop.
     """
 
-    def __init__(self, bootstrap: str, names: ClusterNames, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        names: ClusterNames,
+        timeout_s: float = 10.0,
+        clusters: KafkaClusters | None = None,
+    ) -> None:
         self._bootstrap = bootstrap
         self._names = names
         self._timeout_s = timeout_s
+        self._clusters = clusters or KafkaClusters.from_env(bootstrap, "")
+        self._metadata: dict[str, AdminClient] = {}
         self._partitions: dict[int, _Partition] = {}
-        self._topics: dict[str, float] = {}
+        self._topics: dict[tuple[str, str], float] = {}
 
     # -- ownership (processor thread) -----------------------------------------------------------
 
@@ -136,6 +146,7 @@ class Publisher:
                 "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                 "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
                 "linger.ms": 1,
+                "logger": logging.getLogger("perdure.librdkafka"),
             }
         )
         while not part.released.is_set():
@@ -181,7 +192,7 @@ class Publisher:
             raise PublishError(f"partition {partition} cannot publish: {part.dead}")
         if not part.ready.is_set() or part.producer is None:
             raise PublishError(f"partition {partition} cannot publish yet")
-        await asyncio.to_thread(self._check_topic, part.producer, record.topic)
+        await asyncio.to_thread(self._check_topic, record.cluster, record.topic)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         part.waiting.append(_Publish(envelope, record, done))
         if not part.committing:
@@ -209,20 +220,28 @@ class Publisher:
         finally:
             part.committing = False
 
-    def _check_topic(self, producer: Producer, topic: str) -> None:
-        """Refuses an unknown topic before the transaction: inside it, the record would wait
-        ``message.timeout.ms`` for the topic, and the partition's readers with it."""
+    def _check_topic(self, cluster: str, topic: str) -> None:
+        """Refuses an unknown cluster or topic before the transaction: inside it, the record
+        would wait ``message.timeout.ms`` for the topic, and the partition's readers with it.
+        A topic of another cluster is checked there (the forwarder would find it missing)."""
         now = time.monotonic()
-        if self._topics.get(topic, 0.0) > now:
+        if self._topics.get((cluster, topic), 0.0) > now:
             return
         try:
-            metadata = producer.list_topics(topic, timeout=self._timeout_s).topics.get(topic)
+            settings = self._clusters.settings(cluster)
+        except UnknownCluster as err:
+            raise TerminalError(f"ctx.publish: {err}", 400) from err
+        admin = self._metadata.get(cluster)
+        if admin is None:
+            admin = self._metadata[cluster] = AdminClient(dict(settings))
+        try:
+            metadata = admin.list_topics(topic, timeout=self._timeout_s).topics.get(topic)
         except KafkaException as err:
             raise PublishError(f"cannot reach Kafka to publish to {topic}: {err}") from err
         if metadata is None or metadata.error is not None:
             why = metadata.error.str() if metadata is not None and metadata.error else "unknown"
             raise PublishError(f"cannot publish to topic {topic!r}: {why}")
-        self._topics[topic] = now + _TOPIC_CACHE_S
+        self._topics[(cluster, topic)] = now + _TOPIC_CACHE_S
 
     def _transaction(self, part: _Partition, batch: list[_Publish]) -> None:
         """One transaction with every publish of ``batch`` (on a thread of its own)."""
@@ -234,7 +253,17 @@ class Publisher:
             producer.begin_transaction()
             for item in batch:
                 r = item.record
-                producer.produce(r.topic, value=r.value, key=r.key, headers=list(r.headers))
+                if r.cluster == DEFAULT:
+                    producer.produce(r.topic, value=r.value, key=r.key, headers=list(r.headers))
+                else:
+                    # For the forwarder to send on: the outbox partition of this log partition.
+                    producer.produce(
+                        self._names.outbox_topic,
+                        value=r.value,
+                        key=r.key,
+                        partition=part.partition,
+                        headers=outbox_headers(r),
+                    )
                 producer.produce(
                     log_topic,
                     value=codec.encode_envelope(item.envelope),

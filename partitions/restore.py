@@ -17,9 +17,9 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from engine import keys
+from engine import faults, keys
 from engine.cluster import CONSUMER_QUEUE_KBYTES, ClusterNames
-from partitions import backup_format, faults, heap
+from partitions import backup_format, heap
 from partitions.errors import RestoreError
 from partitions.metrics import WorkerMetrics
 from partitions.store import PartitionStore

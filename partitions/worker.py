@@ -28,10 +28,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from engine import state_machine
+from engine import faults, state_machine
 from engine.cluster import CONSUMER_QUEUE_KBYTES
 from engine.errors import InvalidId
 from engine.ids import InvocationId
+from engine.kafka_clusters import KafkaClusters
 from engine.records import (
     AckEntry,
     Action,
@@ -48,7 +49,6 @@ from engine.records import (
     TimerFired,
     TrimLog,
 )
-from partitions import faults
 from partitions.config import WorkerSettings
 from partitions.invoker import Invoker
 from partitions.log import LogWriter
@@ -113,7 +113,8 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self.writer = LogWriter(s.bootstrap, self.names, s.produce_timeout_s)
         self.recovery = Recovery(s, self.metrics, self.writer.append)
-        self.publisher = Publisher(s.bootstrap, self.names, s.produce_timeout_s)
+        clusters = KafkaClusters.from_env(s.bootstrap, s.kafka_clusters)
+        self.publisher = Publisher(s.bootstrap, self.names, s.produce_timeout_s, clusters)
         self.invoker = Invoker(
             self.endpoint,
             self.writer,

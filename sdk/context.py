@@ -229,12 +229,15 @@ class Context:
         *,
         key: str | bytes | None = None,
         headers: Mapping[str, str | bytes] | None = None,
+        cluster: str = "default",
     ) -> None:
-        """Publishes a record to a Kafka topic of Perdure's cluster, as a durable step.
+        """Publishes a record to a Kafka topic, as a durable step.
 
         The record and the journal entry that records it are written in one Kafka transaction:
         a ``read_committed`` reader sees the record exactly once, whatever crashes (a replay
-        finds the entry and publishes nothing). Returns once both are durable.
+        finds the entry and publishes nothing). Returns once both are durable. A record for
+        another cluster goes through Perdure's outbox and is forwarded, exactly once too, by
+        the admin process (``perdure admin``), which must run for it to arrive.
 
         Args:
             topic: the topic (it must exist, or the broker must create topics on use).
@@ -242,14 +245,15 @@ class Context:
             key: the record's key (``str`` as UTF-8), which picks its partition.
             headers: the record's headers; ``perdure.publish.id`` (``<invocation id>:<entry
                 index>``) is added to them.
+            cluster: a Kafka cluster by name (``PERDURE_KAFKA_CLUSTERS``); ``default`` is
+                Perdure's own.
 
         Raises:
-            TerminalError: the topic name or the value is not valid.
+            TerminalError: the topic name, the value or the cluster is not valid.
         """
         # Checked before the index is taken: a refused record leaves no hole in the journal.
-        record = outgoing_record(
-            topic, value, key, headers, f"{self.invocation_id}:{self._next_index}"
-        )
+        publish_id = f"{self.invocation_id}:{self._next_index}"
+        record = outgoing_record(topic, value, key, headers, publish_id, cluster)
         index = self._take_index()
         if self._replayed(index, EntryKind.PUBLISH, topic) is not None:
             return

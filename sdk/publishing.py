@@ -28,6 +28,7 @@ def outgoing_record(
     key: str | bytes | None,
     headers: Mapping[str, str | bytes] | None,
     publish_id: str,
+    cluster: str = "default",
 ) -> OutgoingRecord:
     """Builds the record: ``bytes`` go as they are, anything else (``str`` too) as JSON.
 
@@ -48,8 +49,10 @@ def outgoing_record(
     raw_key = key.encode() if isinstance(key, str) else key
     encoded: list[tuple[str, bytes]] = []
     for name, header in (headers or {}).items():
-        if name == PUBLISH_ID_HEADER:
+        if name == PUBLISH_ID_HEADER or name.startswith("perdure.forward."):
             raise TerminalError(f"ctx.publish: the header {name} is Perdure's own", 400)
         encoded.append((name, header.encode() if isinstance(header, str) else bytes(header)))
     encoded.append((PUBLISH_ID_HEADER, publish_id.encode()))
-    return OutgoingRecord(topic, payload, raw_key, tuple(encoded))
+    if not cluster:
+        raise TerminalError("ctx.publish: the cluster name is empty", 400)
+    return OutgoingRecord(topic, payload, raw_key, tuple(encoded), cluster)

@@ -162,12 +162,15 @@ class Cluster:
         wait_until(self._healthy, 60, f"{name} to answer /health")
         return proc
 
-    def start_admin(self, name: str = "admin", port: int | None = None) -> Proc:
-        """Starts ``perdure admin`` (the subscriptions run in it) and waits for its /health."""
+    def start_admin(
+        self, name: str = "admin", port: int | None = None, env: dict[str, str] | None = None
+    ) -> Proc:
+        """Starts ``perdure admin`` (subscriptions and forwarding run in it) and waits for its
+        /health."""
         port = port or self.admin_port or free_port()
         self.admin_port = port
         args = ["admin", "--port", str(port), *self._common()]
-        proc = Proc(name, args, self.env, self.workdir / f"{name}.log")
+        proc = Proc(name, args, {**self.env, **(env or {})}, self.workdir / f"{name}.log")
         self.procs.append(proc)
 
         def healthy() -> bool:

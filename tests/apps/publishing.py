@@ -17,13 +17,15 @@ emitter = Service("emitter")
 
 @emitter.handler()
 async def emit(ctx: Context, req: dict) -> int:
-    """Publishes ``count`` records ``{"id", "i"}`` keyed by ``id`` to ``topic``."""
+    """Publishes ``count`` records ``{"id", "i"}`` keyed by ``id`` to ``topic`` (of
+    ``cluster``, by default Perdure's own)."""
     for i in range(int(req["count"])):
         await ctx.publish(
             req["topic"],
             {"id": req["id"], "i": i},
             key=str(req["id"]),
             headers={"source": "emitter"},
+            cluster=req.get("cluster", "default"),
         )
         await ctx.run(f"after-{i}", record, "emit", str(req["id"]), i, ctx.invocation_id)
     return int(req["count"])
@@ -32,7 +34,9 @@ async def emit(ctx: Context, req: dict) -> int:
 @emitter.handler(retry=RetryPolicy(max_attempts=2, initial_interval=timedelta(milliseconds=50)))
 async def emit_raw(ctx: Context, req: dict) -> None:
     """One record whose value is bytes as they are, to ``req["topic"]`` (which may not exist)."""
-    await ctx.publish(req["topic"], b"\x00raw", key=b"\xffkey")
+    await ctx.publish(
+        req["topic"], b"\x00raw", key=b"\xffkey", cluster=req.get("cluster", "default")
+    )
 
 
 @emitter.handler()

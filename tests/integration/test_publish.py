@@ -137,3 +137,36 @@ def test_a_worker_restarted_on_its_partitions_publishes_for_them(
     c.wait_leading(worker)
     assert call(c, "emitter/emit", {"topic": topic, "id": 2, "count": 2}).status_code == 200
     wait_until(lambda: len(read_topic(c.bootstrap, topic)) == 4, 30, "4 records")
+
+
+def mirror_env(bootstrap: str) -> dict[str, str]:
+    """A second Kafka cluster by name: the same broker, reached as another cluster would be
+    (its own clients, transactions and positions)."""
+    return {"PERDURE_KAFKA_CLUSTERS": json.dumps({"mirror": {"bootstrap.servers": bootstrap}})}
+
+
+def test_a_record_for_another_cluster_is_forwarded_once_without_its_routing_headers(
+    cluster_factory: Callable[..., Cluster],
+    unique_name: Callable[[str], str],
+    kafka_bootstrap: str,
+) -> None:
+    c = serving(cluster_factory, app=APP, env=mirror_env(kafka_bootstrap))
+    c.start_admin()
+    topic = make_topic(c.bootstrap, unique_name("mirrored"), partitions=2)
+
+    r = call(c, "emitter/emit", {"topic": topic, "id": 3, "count": 3, "cluster": "mirror"})
+    assert r.status_code == 200, r.text
+    wait_until(lambda: len(read_topic(c.bootstrap, topic)) >= 3, 60, "3 forwarded records")
+    time.sleep(1)
+    got = read_topic(c.bootstrap, topic)
+    assert sorted(json.loads(m.value() or b"")["i"] for m in got) == [0, 1, 2]
+    for m in got:
+        names = [name for name, _ in m.headers() or []]
+        assert names == ["source", "perdure.publish.id"], names
+        assert m.key() == b"3"
+
+    r = call(c, "emitter/emit", {"topic": topic, "id": 4, "count": 1, "cluster": "nowhere"})
+    assert r.status_code == 400, r.text
+    assert "unknown Kafka cluster 'nowhere'" in r.text
+    r = call(c, "emitter/emit_raw", {"topic": unique_name("none"), "cluster": "mirror"})
+    assert r.status_code == 500 and "cannot publish to topic" in r.text, r.text

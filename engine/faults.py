@@ -1,4 +1,5 @@
-"""Fault points: named moments where a test can freeze this worker and ``kill -9`` it there.
+"""Fault points: named moments where a test can freeze a worker or an admin process and
+``kill -9`` it there (test instrumentation of the processes, never used by the state machine).
 
 ``PERDURE_FAULT_STOP_AT=backup-chunk,trim`` arms points; the first time the worker reaches an
 armed point it logs ``fault point NAME: stopping`` and sends itself ``SIGSTOP``. The test then

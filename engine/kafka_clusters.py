@@ -1,4 +1,4 @@
-"""The Kafka clusters Perdure knows by name, for subscriptions and publishing.
+"""KafkaClusters: the Kafka clusters Perdure knows by name, for subscriptions and publishing.
 
 ``default`` is always the Kafka that Perdure runs on. Others come from ``PERDURE_KAFKA_CLUSTERS``:
 a JSON object, or ``@path`` to a JSON file, mapping a name to its librdkafka settings, e.g.::
@@ -16,9 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingress.errors import IngressError
+from engine.errors import EngineError
 
 DEFAULT = "default"
+
+
+class UnknownCluster(EngineError):
+    """A Kafka cluster name Perdure was not configured with."""
+
+
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -55,10 +61,10 @@ class KafkaClusters:
         """The client settings of cluster ``name``.
 
         Raises:
-            IngressError: 400, the name is not a known cluster.
+            UnknownCluster: the name is not a known cluster.
         """
         found = self.clusters.get(name)
         if found is None:
             known = ", ".join(sorted(self.clusters))
-            raise IngressError(400, f"unknown Kafka cluster {name!r}: known are {known}")
+            raise UnknownCluster(f"unknown Kafka cluster {name!r}: known are {known}")
         return dict(found)
