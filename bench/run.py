@@ -248,12 +248,16 @@ def markdown(result: dict[str, Any]) -> str:
             f"10 steps {s['ten_steps_p50_ms']} ms.",
             "",
         ]
-    lines += [
-        "| workload | concurrency | calls/s | p50 ms | p90 ms | p99 ms | errors | p50 / floor "
-        "| cores: worker, ingress, broker, loadgen | peak RSS MB: worker, ingress, broker "
-        "| CPU-s per 1k calls: worker, ingress, broker = total |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    lines += (
+        []
+        if not result["rows"]
+        else [
+            "| workload | concurrency | calls/s | p50 ms | p90 ms | p99 ms | errors | p50 / floor "
+            "| cores: worker, ingress, broker, loadgen | peak RSS MB: worker, ingress, broker "
+            "| CPU-s per 1k calls: worker, ingress, broker = total |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+    )
     for row in result["rows"]:
         m = row["median"]
         p = m["processes"]
