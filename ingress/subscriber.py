@@ -51,6 +51,8 @@ log = logging.getLogger("perdure.subscriptions")
 COMMIT_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 2.0
 RESTART_PAUSE_S = 2.0
+SESSION_TIMEOUT_MS = 10_000
+"""The subscription consumers' default ``session.timeout.ms`` (an option may set another)."""
 
 
 class _Restart(Exception):
@@ -146,9 +148,13 @@ class SubscriptionRunner:
         self._failure = None
         await asyncio.to_thread(self._ensure_dead_letter_topic)
         self._dlq = Producer({**self._client, "enable.idempotence": True, "acks": "all"})
+        # An admin process that died hands its share over within this, not librdkafka's 45 s.
+        session = int(self.sub.consumer_settings.get("session.timeout.ms", SESSION_TIMEOUT_MS))
         settings: dict[str, Any] = {
             **self._client,
             "auto.offset.reset": "earliest",
+            "session.timeout.ms": session,
+            "heartbeat.interval.ms": max(session // 4, 100),
             **self.sub.consumer_settings,
             "group.id": self._group,
             "enable.auto.commit": False,

@@ -103,6 +103,7 @@ class Publisher:
         self._timeout_s = timeout_s
         self._clusters = clusters or KafkaClusters.from_env(bootstrap, "")
         self._metadata: dict[str, AdminClient] = {}
+        self._committers: set[asyncio.Task[None]] = set()
         self._partitions: dict[int, _Partition] = {}
         self._topics: dict[tuple[str, str], float] = {}
 
@@ -197,7 +198,9 @@ class Publisher:
         part.waiting.append(_Publish(envelope, record, done))
         if not part.committing:
             part.committing = True
-            asyncio.get_running_loop().create_task(self._commit_waiting(part))
+            task = asyncio.get_running_loop().create_task(self._commit_waiting(part))
+            self._committers.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._committers.discard)
         await done
 
     async def _commit_waiting(self, part: _Partition) -> None:
