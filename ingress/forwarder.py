@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry, Counter
 from engine import faults, forwarding
 from engine.cluster import ClusterNames
 from engine.kafka_clusters import DEFAULT, KafkaClusters
+from ingress.dead_letters import DeadLetter, DeadLetters, own_headers, why_headers
 from ingress.kafka import create_topic_if_missing
 
 log = logging.getLogger("perdure.forwarder")
@@ -114,7 +115,7 @@ class Forwarder:
         self._failure: str = ""
         self._topics: dict[tuple[str, str], float] = {}
         self._admins: dict[str, AdminClient] = {}
-        self._dead_letters: Producer | None = None
+        self._dead_letters = DeadLetters(self._default, names.dead_letter_topic)
         self.forwarded = 0
 
     @property
@@ -265,7 +266,7 @@ class Forwarder:
         for msg in messages:
             offset = msg.offset() or 0
             try:
-                cluster, topic, headers = forwarding.destination(_headers(msg))
+                cluster, topic, headers = forwarding.destination(own_headers(msg))
             except forwarding.OutboxFormatError as err:
                 self._dead_letter(msg, "bad_format", str(err))
                 continue
@@ -333,21 +334,11 @@ class Forwarder:
         return True
 
     def _dead_letter(self, msg: Message, reason: str, message: str) -> None:
-        if self._dead_letters is None:
-            create_topic_if_missing(self._default, self._names.dead_letter_topic)
-            self._dead_letters = Producer({**self._default, "enable.idempotence": True})
-        headers: list[tuple[str, str | bytes | None]] = _headers(msg)
-        headers += [
-            ("perdure.source.topic", msg.topic() or ""),
-            ("perdure.source.partition", str(msg.partition())),
-            ("perdure.source.offset", str(msg.offset())),
-            ("perdure.error.reason", reason),
-            ("perdure.error", message),
-        ]
-        self._dead_letters.produce(
-            self._names.dead_letter_topic, key=msg.key(), value=msg.value(), headers=headers
-        )
-        if self._dead_letters.flush(15) != 0:
+        try:
+            taken = self._dead_letters.send_now(msg, why_headers(msg, DeadLetter(reason, message)))
+        except KafkaException as err:
+            raise _Restart(f"the dead-letter topic does not answer: {err}") from err
+        if not taken:
             raise _Restart("the dead-letter topic did not take a record")
         self._metrics.dead_lettered.labels(reason).inc()
         log.warning("forwarder: outbox record %d@%d: %s", msg.partition(), msg.offset(), message)
@@ -399,7 +390,3 @@ def _read_positions(client: dict[str, str], topic: str, group: str) -> dict[int,
                 positions[int(key)] = forwarding.decode_position(value)
     finally:
         reader.close()
-
-
-def _headers(msg: Message) -> list[tuple[str, str | bytes | None]]:
-    return list(cast("list[tuple[str, str | bytes | None]]", msg.headers() or []))

@@ -28,9 +28,9 @@ import uuid
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from engine.cluster import ClusterNames
 from engine.ids import InvocationId
@@ -38,8 +38,8 @@ from engine.kafka_clusters import KafkaClusters
 from engine.model import HandlerKind, Reply
 from engine.records import Envelope, Invoke, ResponseStatus
 from engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
+from ingress.dead_letters import DeadLetter, DeadLetters, own_headers, why_headers
 from ingress.errors import IngressError
-from ingress.kafka import create_topic_if_missing, settle
 from ingress.offsets import OffsetTracker, TopicPart
 from ingress.subscription_metrics import SubscriptionMetrics
 
@@ -57,17 +57,6 @@ SESSION_TIMEOUT_MS = 10_000
 
 class _Restart(Exception):
     """Kafka failed under the runner: start the consumer again from the committed offsets."""
-
-
-class DeadLetter(Exception):
-    """A record that cannot become an invocation, or whose invocation failed for good."""
-
-    def __init__(self, reason: str, message: str, code: int = 400, invocation_id: str = "") -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.code = code
-        self.invocation_id = invocation_id
 
 
 @dataclass(frozen=True)
@@ -102,6 +91,7 @@ class SubscriptionRunner:
         self._client = clusters.settings(sub.source.cluster)
         self._group = names.subscription_group(sub.id)
         self.dead_letter_topic = sub.options.get("dead_letter_topic") or names.dead_letter_topic
+        self._dead_letters = DeadLetters(self._client, self.dead_letter_topic)
         self._metrics = metrics
         self._tracker = OffsetTracker()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -109,7 +99,6 @@ class SubscriptionRunner:
         self._failure: BaseException | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._dlq: Producer | None = None
         self._paused = False
         self._assigned: list[TopicPart] = []
         self._lag = 0
@@ -146,8 +135,10 @@ class SubscriptionRunner:
 
     async def _session(self) -> None:
         self._failure = None
-        await asyncio.to_thread(self._ensure_dead_letter_topic)
-        self._dlq = Producer({**self._client, "enable.idempotence": True, "acks": "all"})
+        try:
+            await asyncio.to_thread(self._dead_letters.open)
+        except KafkaException as err:
+            raise _Restart(f"cannot make sure {self.dead_letter_topic} exists: {err}") from err
         # An admin process that died hands its share over within this, not librdkafka's 45 s.
         session = int(self.sub.consumer_settings.get("session.timeout.ms", SESSION_TIMEOUT_MS))
         settings: dict[str, Any] = {
@@ -193,7 +184,7 @@ class SubscriptionRunner:
                     self._check(msg)
                     if msg.error() is None:
                         await self._take(msg)
-                self._dlq.poll(0)
+                self._dead_letters.poll()
                 if self._failure is not None:
                     raise _Restart(str(self._failure))
                 now = time.monotonic()
@@ -214,8 +205,7 @@ class SubscriptionRunner:
     def _close(self, consumer: Consumer) -> None:
         self._commit(consumer)
         consumer.close()
-        if self._dlq is not None:
-            self._dlq.flush(5)
+        self._dead_letters.close()
 
     def _check(self, msg: Message) -> None:
         err = msg.error()
@@ -465,43 +455,10 @@ class SubscriptionRunner:
     async def _dead_letter(
         self, msg: Message, dead: DeadLetter, tp: TopicPart, offset: int
     ) -> None:
-        """Puts the record in the dead-letter topic, as it came, with headers saying why.
-
-        At least once: a crash after this and before the commit sends it again (its headers
-        name the source record, to deduplicate by)."""
-        assert self._dlq is not None
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def delivered(err: KafkaError | None, _msg: object) -> None:
-            loop.call_soon_threadsafe(settle, done, err)
-
-        headers: list[tuple[str, str | bytes | None]] = list(_own_headers(msg))
-        headers += [
-            ("perdure.subscription", self.sub.id),
-            ("perdure.source.topic", tp[0]),
-            ("perdure.source.partition", str(tp[1])),
-            ("perdure.source.offset", str(offset)),
-            ("perdure.error.reason", dead.reason),
-            ("perdure.error.code", str(dead.code)),
-            ("perdure.error", dead.message),
-            ("perdure.invocation", dead.invocation_id),
-        ]
-        while True:
-            try:
-                self._dlq.produce(
-                    self.dead_letter_topic,
-                    key=msg.key(),
-                    value=msg.value(),
-                    headers=headers,
-                    on_delivery=delivered,
-                )
-                break
-            except BufferError:
-                self._dlq.poll(0)
-                await asyncio.sleep(0.01)
+        """Puts the record in the dead-letter topic, as it came, with headers saying why (at
+        least once: see ingress/dead_letters.py)."""
         try:
-            await done
+            await self._dead_letters.send(msg, why_headers(msg, dead, self.sub.id))
         except KafkaException as err:
             raise _Restart(f"the dead-letter topic did not take a record: {err}") from err
         self._dead_lettered += 1
@@ -516,12 +473,6 @@ class SubscriptionRunner:
             dead.reason,
             dead.message,
         )
-
-    def _ensure_dead_letter_topic(self) -> None:
-        try:
-            create_topic_if_missing(self._client, self.dead_letter_topic)
-        except KafkaException as err:
-            raise _Restart(f"cannot make sure {self.dead_letter_topic} exists: {err}") from err
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -547,7 +498,7 @@ class SubscriptionRunner:
 def _headers(msg: Message, tp: TopicPart, offset: int) -> tuple[tuple[str, str], ...]:
     """The record's own headers, then its Kafka metadata (``kafka.topic``, ...)."""
     out: list[tuple[str, str]] = []
-    for name, value in _own_headers(msg):
+    for name, value in own_headers(msg):
         text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
         out.append((name, text or ""))
     key = msg.key()
@@ -560,7 +511,3 @@ def _headers(msg: Message, tp: TopicPart, offset: int) -> tuple[tuple[str, str],
         ("kafka.key", key.decode("utf-8", "backslashreplace") if key is not None else ""),
     ]
     return tuple(out)
-
-
-def _own_headers(msg: Message) -> list[tuple[str, bytes | None]]:
-    return list(cast("list[tuple[str, bytes | None]]", msg.headers() or []))
