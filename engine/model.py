@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from engine.kafka_clusters import DEFAULT
+
 
 class ServiceKind(StrEnum):
     """What sort of service a target is; decides how its invocations are keyed and queued."""
@@ -164,7 +166,7 @@ class OutgoingRecord:
     value: bytes | None
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
-    cluster: str = "default"
+    cluster: str = DEFAULT
     """The Kafka cluster by name (engine/kafka_clusters.py); ``default`` is Perdure's own."""
 
 

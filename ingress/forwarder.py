@@ -22,7 +22,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -116,7 +115,6 @@ class Forwarder:
         self._topics: dict[tuple[str, str], float] = {}
         self._admins: dict[str, AdminClient] = {}
         self._dead_letters = DeadLetters(self._default, names.dead_letter_topic)
-        self.forwarded = 0
 
     @property
     def _others(self) -> list[str]:
@@ -314,7 +312,6 @@ class Forwarder:
                 producer.abort_transaction(10)
             raise _Restart(f"a transaction to {dest.cluster} failed: {err}") from err
         dest.position = last + 1
-        self.forwarded += len(run)
         self._metrics.forwarded.labels(dest.cluster).inc(len(run))
 
     def _topic_exists(self, cluster: str, topic: str) -> bool:
@@ -352,10 +349,6 @@ class Forwarder:
         if hints:
             with contextlib.suppress(KafkaException):
                 consumer.commit(offsets=hints, asynchronous=True)
-
-    def status(self) -> dict[str, Any]:
-        """What this process forwards: for the admin's health."""
-        return {"partitions": sorted(self._owned), "forwarded": self.forwarded}
 
 
 def _read_positions(client: dict[str, str], topic: str, group: str) -> dict[int, int]:

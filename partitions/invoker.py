@@ -256,13 +256,20 @@ class Invoker:
         self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry))
         if entry.kind in _WAITING_KINDS:
             return await self._wait_or_suspend(attempt, index, acked)
-        attempt.unacked[index] = started  # the watchdog bounds this wait
-        try:
-            completed = await acked
-        finally:
-            attempt.unacked.pop(index, None)
+        completed = await self._acknowledged(attempt, index, acked, started)
         self.metrics.step_ack_seconds.observe(loop.time() - started)
         return completed
+
+    @staticmethod
+    async def _acknowledged(
+        attempt: _Attempt, index: int, acked: asyncio.Future[JournalEntry | None], since: float
+    ) -> JournalEntry | None:
+        """Waits for entry ``index``'s acknowledgement, which the watchdog bounds."""
+        attempt.unacked[index] = since
+        try:
+            return await acked
+        finally:
+            attempt.unacked.pop(index, None)
 
     async def _publish(
         self, attempt: _Attempt, index: int, entry: JournalEntry, record: OutgoingRecord
@@ -289,12 +296,7 @@ class Invoker:
             attempt.pending.pop(index, None)
             raise
         self.metrics.publish_seconds.observe(loop.time() - started)
-        attempt.unacked[index] = loop.time()
-        try:
-            completed = await acked
-        finally:
-            attempt.unacked.pop(index, None)
-        return completed
+        return await self._acknowledged(attempt, index, acked, loop.time())
 
     async def _completion(self, attempt: _Attempt, index: int) -> JournalEntry:
         early = attempt.early.pop(index, None)
