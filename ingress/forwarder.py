@@ -112,6 +112,7 @@ class Forwarder:
         self._thread: threading.Thread | None = None
         self._owned: dict[int, _Owned] = {}
         self._failure: str = ""
+        self._closing = False
         self._topics: dict[tuple[str, str], float] = {}
         self._admins: dict[str, AdminClient] = {}
         self._dead_letters = DeadLetters(self._default, names.dead_letter_topic)
@@ -137,8 +138,6 @@ class Forwarder:
         while not self._stop.is_set():
             try:
                 self._session()
-            except _Restart as err:
-                log.warning("forwarder: %s; starting again from the positions", err)
             except Exception:
                 log.exception("forwarder failed; starting it again")
             self._stop.wait(_RESTART_PAUSE_S)
@@ -166,6 +165,7 @@ class Forwarder:
             on_lost=self._on_revoke,
         )
         next_hint = time.monotonic() + _HINT_INTERVAL_S
+        self._closing = False
         try:
             while not self._stop.is_set():
                 batch = consumer.consume(500, 0.2)
@@ -187,14 +187,23 @@ class Forwarder:
                 if time.monotonic() >= next_hint:
                     self._commit_hints(consumer)
                     next_hint = time.monotonic() + _HINT_INTERVAL_S
+        except _Restart as err:
+            # Said before the consumer closes: leaving the group can take a rebalance.
+            log.warning("forwarder: %s; starting again from the positions", err)
         finally:
+            self._closing = True
             self._release_all()
             with contextlib.suppress(KafkaException):
                 consumer.close()
+            log.info("forwarder: consumer closed")
 
     # -- ownership (in the consumer's callbacks) ------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        if self._closing:
+            # A consumer that lost its session rejoins while it closes: taking partitions then
+            # would fence their owner for nothing.
+            return
         try:
             positions = {
                 name: self._open(name, [tp.partition for tp in parts]) for name in self._others

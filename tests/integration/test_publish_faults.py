@@ -118,11 +118,16 @@ def test_forwarding_to_another_cluster_is_exactly_once_through_a_frozen_forwarde
     wait_until(lambda: forwarded() >= 1, 60, "the heir to forward")
     seen = len(zombie.log())
     zombie.signal(signal.SIGCONT)
-    wait_until(
-        lambda: "starting again from the positions" in zombie.log()[seen:],
-        60,
-        "the zombie's commit to be refused",
-    )
+    try:
+        wait_until(
+            lambda: "starting again from the positions" in zombie.log()[seen:],
+            60,
+            "the zombie's commit to be refused",
+        )
+    except AssertionError as err:
+        raise AssertionError(
+            f"{err}; the zombie since SIGCONT:\n{zombie.log()[seen:][-4000:]}"
+        ) from err
     heir.kill9()
     c.start_admin("admin-3", port=free_port())
     wait_until(lambda: forwarded() >= calls * PER_CALL, 90, "every record forwarded")
