@@ -53,6 +53,9 @@ class WorkerSettings:
     memtables charged to it (``PERDURE_STORE_CACHE_BYTES``)."""
     store_memtable_bytes: int = 16 * 1024 * 1024
     """The memtables' share of it, capped across stores (``PERDURE_STORE_MEMTABLE_BYTES``)."""
+    malloc_arenas: int = 2
+    """glibc malloc arenas of the worker process, shared by its threads (0: glibc's default,
+    eight per core; partitions/heap.py says why few)."""
     segment_bytes: int = 16 * 1024 * 1024
     """Segment size of the log and backups topics (when this worker creates them)."""
     event_loop: str = "auto"
