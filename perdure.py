@@ -4,6 +4,8 @@
     perdure ingress --bootstrap HOST:PORT --port PORT
     perdure admin --bootstrap HOST:PORT --port 9070   # admin API, runs the subscriptions
     perdure dev MODULE:APP           # local broker (if none given) + worker + ingress + admin
+    perdure invocations ls|describe ID|cancel ID|kill ID   # operators, through the admin API
+    perdure services ls, perdure state get SERVICE KEY, perdure subscriptions ls
 
 Every flag also reads an environment variable: ``--bootstrap`` reads ``PERDURE_BOOTSTRAP``,
 ``--state-dir`` reads ``PERDURE_STATE_DIR``, and so on.
@@ -23,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from ingress import admin_cli
 
 
 def _load_app(spec: str) -> Any:
@@ -111,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir", help="RocksDB stores [PERDURE_STATE_DIR, else .perdure/dev-state]"
     )
     _common(dev)
+    admin_cli.add_commands(sub)
     return parser
 
 
@@ -325,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command in admin_cli.COMMANDS:
+        return admin_cli.run(args)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",

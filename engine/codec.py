@@ -38,6 +38,7 @@ from engine.records import (
     Invoke,
     ProposeEntry,
     PurgeExpired,
+    Query,
     Response,
     ResponseStatus,
     Suspend,
@@ -268,6 +269,8 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
                 "keys": c.keys,
                 "size_bytes": c.size_bytes,
             }
+        case Query():
+            return _NS + "Query", {"reply": _reply_out(c.reply), "request": c.request}
     raise CodecError(f"not a command: {c!r}")
 
 
@@ -330,6 +333,10 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
         return BackupTaken(
             d["backup_id"], d["applied_offset"], d["first_offset"], d["keys"], d["size_bytes"]
         )
+    if short == "Query":
+        query_reply = _reply_in(d["reply"])
+        assert query_reply is not None
+        return Query(query_reply, d["request"])
     raise CodecError(f"unknown command record {name}")
 
 

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 
 from engine import keys
 from engine.model import StateOp, StateOpKind, Target
-from engine.storage import PartitionTxn
+from engine.storage import PartitionReader, PartitionTxn
 
 
-def read_state(txn: PartitionTxn, service: str, key: str) -> tuple[tuple[str, bytes], ...]:
+def read_state(txn: PartitionReader, service: str, key: str) -> tuple[tuple[str, bytes], ...]:
     """All state entries of an object or workflow, by name."""
     prefix = keys.state_prefix(service, key)
     return tuple((keys.name_of_state_key(k, prefix), v) for k, v in txn.scan(prefix))

@@ -172,6 +172,19 @@ class PurgeExpired:
     retention_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """An operator's read of the partition (engine/queries.py), answered on ``reply``.
+
+    It goes through the log so that the answer is as of its place there: whatever an
+    earlier record did (an invocation completed and its caller answered) is in it.
+    ``request`` is a JSON document of :mod:`engine.queries`'s format, versioned there.
+    """
+
+    reply: Reply
+    request: str
+
+
 Command = (
     Invoke
     | Attach
@@ -187,6 +200,7 @@ Command = (
     | PurgeExpired
     | Detach
     | BackupTaken
+    | Query
 )
 
 
@@ -331,6 +345,13 @@ class TrimLog:
     backup_first_offset: int
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerQuery:
+    """Answer ``query`` from the state as applied up to it (the leader reads, nobody writes)."""
+
+    query: Query
+
+
 Action = (
     StartInvocation
     | AckEntry
@@ -342,4 +363,5 @@ Action = (
     | RegisterTimer
     | SweepAgain
     | TrimLog
+    | AnswerQuery
 )

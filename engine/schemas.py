@@ -251,6 +251,16 @@ BACKUP_TAKEN: dict[str, Any] = {
     ],
 }
 
+QUERY: dict[str, Any] = {
+    "type": "record",
+    "name": "Query",
+    "namespace": _NS,
+    "fields": [
+        {"name": "reply", "type": f"{_NS}.Reply"},
+        {"name": "request", "type": "string"},
+    ],
+}
+
 ENVELOPE: dict[str, Any] = {
     "type": "record",
     "name": "Envelope",
@@ -277,6 +287,7 @@ ENVELOPE: dict[str, Any] = {
                 # their bytes stay the same and older readers still read them.
                 DETACH,
                 BACKUP_TAKEN,
+                QUERY,
             ],
         },
     ],

@@ -32,6 +32,7 @@ from engine.records import (
     AckEntry,
     Action,
     AnnounceLeader,
+    AnswerQuery,
     Attach,
     AttemptFailed,
     BackupTaken,
@@ -47,6 +48,7 @@ from engine.records import (
     LeadershipChanged,
     ProposeEntry,
     PurgeExpired,
+    Query,
     RegisterTimer,
     ResponseStatus,
     ScheduleRetry,
@@ -513,7 +515,11 @@ def _attempt_failed(env: Envelope, c: AttemptFailed, txn: PartitionTxn) -> list[
         # Cancelled while backing off, and its next attempt failed before any new entry: no
         # more attempts (it could never see the cancellation otherwise).
         return cancellation.end_now(env, txn, s, CANCELLED, kill=False)
-    put_status(txn, replace(s, retry_count=s.retry_count + 1, last_error=c.message))
+    # execute_at_ms of a running invocation: when its next attempt is due (for operators).
+    due = env.timestamp_ms + c.retry_in_ms
+    put_status(
+        txn, replace(s, retry_count=s.retry_count + 1, last_error=c.message, execute_at_ms=due)
+    )
     return [ScheduleRetry(c.invocation_id, s.retry_count + 1, c.retry_in_ms)]
 
 
@@ -550,6 +556,7 @@ _RULES: dict[type, _Rule] = {
     AttemptFailed: _attempt_failed,
     PurgeExpired: _purge,
     BackupTaken: backups.backup_taken,
+    Query: lambda _env, c, _txn: [AnswerQuery(c)],  # read by the leader, never during replay
 }
 
 FENCED: frozenset[type] = frozenset(
@@ -558,6 +565,6 @@ FENCED: frozenset[type] = frozenset(
 """Kinds only the current leader writes: a record of another epoch is ignored."""
 
 UNFENCED: frozenset[type] = frozenset(
-    {Invoke, Attach, Detach, CallResult, CompleteAwakeable, Cancel, AnnounceLeader}
+    {Invoke, Attach, Detach, CallResult, CompleteAwakeable, Cancel, AnnounceLeader, Query}
 )
 """Kinds written from outside the partition (epoch 0), or a leader's claim (checked itself)."""

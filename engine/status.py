@@ -17,10 +17,10 @@ from engine.records import (
     SendResponse,
     StartInvocation,
 )
-from engine.storage import PartitionTxn
+from engine.storage import PartitionReader, PartitionTxn
 
 
-def get_status(txn: PartitionTxn, invocation_id: str) -> InvocationStatus | None:
+def get_status(txn: PartitionReader, invocation_id: str) -> InvocationStatus | None:
     """An invocation's status, or None if the partition does not know it."""
     raw = txn.get(keys.status_key(invocation_id))
     return None if raw is None else codec.decode_status(raw)
@@ -38,7 +38,7 @@ def put_input(txn: PartitionTxn, invocation_id: str, data: bytes) -> None:
         txn.put(keys.input_key(invocation_id), data)
 
 
-def journal(txn: PartitionTxn, invocation_id: str) -> tuple[JournalEntry, ...]:
+def journal(txn: PartitionReader, invocation_id: str) -> tuple[JournalEntry, ...]:
     """An invocation's journal, in order."""
     return tuple(codec.decode_entry(v) for _, v in txn.scan(keys.journal_prefix(invocation_id)))
 

@@ -11,12 +11,20 @@ from collections.abc import Iterator
 from typing import Protocol
 
 
-class PartitionTxn(Protocol):
-    """Reads and writes of one partition's state, visible to later reads in the same batch."""
+class PartitionReader(Protocol):
+    """Reads of one partition's state."""
 
     def get(self, key: bytes) -> bytes | None:
         """The value of ``key``, or None."""
         ...
+
+    def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Keys starting with ``prefix`` (and below ``end`` if given), in byte order."""
+        ...
+
+
+class PartitionTxn(PartitionReader, Protocol):
+    """Reads and writes of one partition's state, visible to later reads in the same batch."""
 
     def put(self, key: bytes, value: bytes) -> None:
         """Sets ``key``."""
@@ -24,10 +32,6 @@ class PartitionTxn(Protocol):
 
     def delete(self, key: bytes) -> None:
         """Removes ``key``."""
-        ...
-
-    def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """Keys starting with ``prefix`` (and below ``end`` if given), in byte order."""
         ...
 
 
@@ -52,4 +56,11 @@ class MemoryTxn:
         for key in keys[i:]:
             if not key.startswith(prefix) or (end is not None and key >= end):
                 break
+            yield key, self.data[key]
+
+    def scan_range(
+        self, start: bytes, end: bytes, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        keys = sorted(k for k in self.data if start <= k < end)
+        for key in reversed(keys) if reverse else keys:
             yield key, self.data[key]

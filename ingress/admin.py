@@ -1,4 +1,4 @@
-"""The admin process (``perdure admin``, port 9070): subscriptions today, operations later.
+"""The admin process (``perdure admin``, port 9070): invocations, services, state, subscriptions.
 
 It runs the cluster's subscriptions too: one :class:`~ingress.subscriber.SubscriptionRunner` per
 subscription in the table, each a member of that subscription's consumer group, so several admin
@@ -30,6 +30,7 @@ from ingress.app import Ingress
 from ingress.config import AdminSettings
 from ingress.errors import IngressError
 from ingress.forwarder import Forwarder, ForwarderMetrics
+from ingress.operations import Operations, register_operations
 from ingress.subscriber import SubscriptionRunner
 from ingress.subscription_metrics import SubscriptionMetrics
 from ingress.subscription_table import SubscriptionTable
@@ -271,13 +272,17 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Perdure admin",
-        description="Operate the cluster: subscriptions of Kafka topics to handlers.",
+        description=(
+            "Operate the cluster: invocations (list, describe, cancel, kill), services and "
+            "their state, subscriptions of Kafka topics to handlers."
+        ),
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
     )
     app.state.admin = admin
     install_error_handlers(app)
+    register_operations(app, Operations(admin.core))
 
     @app.get("/health")
     async def health() -> JSONResponse:

@@ -181,6 +181,11 @@ class PartitionStore:
         """RocksDB's estimate of the number of keys."""
         return int(self._db.property_int_value("rocksdb.estimate-num-keys") or 0)
 
+    def snapshot(self) -> StoreSnapshot:
+        """A read of the store as it is now, unchanged by later commits (release it before
+        the store closes)."""
+        return StoreSnapshot(self._db)
+
     def begin(self) -> StoreBatch:
         """A new batch of writes over this store."""
         return StoreBatch(self)
@@ -243,6 +248,69 @@ class StoreView:
     def close(self) -> None:
         """Releases the iterator."""
         self._it = None
+
+
+class StoreSnapshot:
+    """A read of a store as of one moment (engine.queries.ReadView), for another thread.
+
+    RocksDB iterators pin the state they were made at, so this holds two made together: one
+    for point reads, one for range reads. (rocksdict 0.3's ``Snapshot.iter`` reads the
+    current state, not the snapshot's: hence iterators.) One range read at a time.
+    """
+
+    def __init__(self, db: Any) -> None:
+        self._getter: Any = db.iter(ReadOptions())
+        self._scanner: Any = db.iter(ReadOptions())
+        self._scanning = False
+
+    def get(self, key: bytes) -> bytes | None:
+        it = self._getter
+        it.seek(key)
+        if it.valid() and it.key() == key:
+            return bytes(it.value())
+        return None
+
+    def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        upper = end if end is not None else _after(prefix)
+        for key, value in self.scan_range(prefix, upper):
+            if not key.startswith(prefix):
+                return
+            yield key, value
+
+    def scan_range(
+        self, start: bytes, end: bytes | None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        if self._scanning:
+            raise RuntimeError("one range read at a time on a store snapshot")
+        self._scanning = True
+        it = self._scanner
+        try:
+            if reverse:
+                if end is None:
+                    it.seek_to_last()
+                else:
+                    it.seek_for_prev(end)
+            else:
+                it.seek(start)
+            while it.valid():
+                key = bytes(it.key())
+                if reverse:
+                    if key < start:
+                        return
+                    if end is None or key < end:
+                        yield key, bytes(it.value())
+                    it.prev()
+                else:
+                    if end is not None and key >= end:
+                        return
+                    yield key, bytes(it.value())
+                    it.next()
+        finally:
+            self._scanning = False
+
+    def release(self) -> None:
+        """Lets RocksDB drop what only this view kept (before the store closes)."""
+        self._getter = self._scanner = None
 
 
 class StoreBatch:

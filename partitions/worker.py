@@ -37,6 +37,7 @@ from engine.records import (
     AckEntry,
     Action,
     AnnounceLeader,
+    AnswerQuery,
     Deliver,
     Envelope,
     InvocationEnded,
@@ -49,12 +50,14 @@ from engine.records import (
     TimerFired,
     TrimLog,
 )
+from partitions import heap
 from partitions.config import WorkerSettings
 from partitions.invoker import Invoker
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
 from partitions.publisher import Publisher
+from partitions.queries import QueryAnswerer
 from partitions.recovery import Recovery
 from partitions.standby import Standbys
 from partitions.store import configure_memory, memory_in_use
@@ -79,6 +82,7 @@ class Worker:
         self.settings = settings
         self.names = settings.names
         self.leader_id = f"{settings.worker_name}-{uuid.uuid4().hex[:8]}"
+        heap.limit_arenas(settings.malloc_arenas)
         configure_memory(settings.store_cache_bytes, settings.store_memtable_bytes)
         self.metrics = WorkerMetrics()
         memory = self.metrics.store_memory_bytes
@@ -92,6 +96,7 @@ class Worker:
         self.recovery: Recovery | None = None
         self.standbys: Standbys | None = None
         self.publisher: Publisher | None = None
+        self.queries: QueryAnswerer | None = None
         self.partition_count = settings.partitions
         self._restarts: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
         self._claims = itertools.count(1)
@@ -112,6 +117,7 @@ class Worker:
         )
         self._loop = asyncio.get_running_loop()
         self.writer = LogWriter(s.bootstrap, self.names, s.produce_timeout_s)
+        self.queries = QueryAnswerer(self.writer)
         self.recovery = Recovery(s, self.metrics, self.writer.append)
         clusters = KafkaClusters.from_env(s.bootstrap, s.kafka_clusters)
         self.publisher = Publisher(s.bootstrap, self.names, s.produce_timeout_s, clusters)
@@ -141,6 +147,7 @@ class Worker:
             self._stop.set()
             await asyncio.to_thread(thread.join, 30)
             await self.invoker.shutdown()
+            await asyncio.to_thread(self.queries.close)
             self.recovery.close()
             self.publisher.close()
             self.writer.close()
@@ -299,6 +306,9 @@ class Worker:
         elif isinstance(action, TrimLog):
             assert self.recovery is not None
             self.recovery.trim(proc.partition, action)
+        elif isinstance(action, AnswerQuery):
+            assert self.queries is not None
+            self.queries.submit(proc.partition, proc.store.snapshot(), action.query)
         elif isinstance(action, SweepAgain):
             proc.last_purge = 0.0  # more expired invocations: the next housekeeping sweeps
 
@@ -494,6 +504,8 @@ class Worker:
             self.publisher.release(partition)
         if self.recovery is not None:
             self.recovery.release(partition)
+        if self.queries is not None:
+            self.queries.drain(partition)
         proc.close()
         self.metrics.partitions_blocked.set(
             sum(1 for p in self.processors.values() if p.blocked is not None)

@@ -314,7 +314,9 @@ class Context:
         """
         ms = max(int(delay.total_seconds() * 1000), 0)
         entry = JournalEntry(EntryKind.SLEEP, name, value=str(ms).encode(), completed=False)
-        await self._record(EntryKind.SLEEP, name, entry)
+        done = await self._record(EntryKind.SLEEP, name, entry)
+        if done.failure is not None:  # cancelled while it slept
+            raise TerminalError(done.failure.message, done.failure.code)
 
     def random(self) -> random.Random:
         """A random generator seeded by the invocation: the same numbers on every replay."""

@@ -1,0 +1,82 @@
+"""QueryAnswerer: answers operators' queries (engine/queries.py) off the processor thread.
+
+A query is answered from the partition's store as applied up to the query's record: the
+processor takes a :class:`~partitions.store.StoreSnapshot` when it carries out the
+``AnswerQuery`` action (between two batches, so nothing later is in it) and hands it here. A
+list reads up to 20,000 keys; doing that on the processor thread would hold up every
+partition's records behind an operator's page, so one thread of its own does it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+
+from engine import queries
+from engine.records import Query, Response, ResponseStatus
+from partitions.log import LogWriter
+from partitions.store import StoreSnapshot
+
+log = logging.getLogger("perdure.queries")
+
+
+class QueryAnswerer:
+    """One thread answering the queries of every partition the worker leads.
+
+    Args:
+        writer: where answers go (the responses topic).
+    """
+
+    def __init__(self, writer: LogWriter) -> None:
+        self._writer = writer
+        self._queue: queue.SimpleQueue[tuple[int, StoreSnapshot, Query] | None] = (
+            queue.SimpleQueue()
+        )
+        self._busy: Counter[int] = Counter()
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="queries", daemon=True)
+        self._thread.start()
+
+    def submit(self, partition: int, snapshot: StoreSnapshot, query: Query) -> None:
+        """Answers ``query`` from ``snapshot`` soon (the snapshot is released after)."""
+        with self._idle:
+            self._busy[partition] += 1
+        self._queue.put((partition, snapshot, query))
+
+    def drain(self, partition: int, timeout: float = 10.0) -> None:
+        """Waits until no query of ``partition`` reads its store (call before closing it)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy[partition] == 0, timeout)
+
+    def close(self) -> None:
+        """Answers what is queued, then stops."""
+        self._queue.put(None)
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            partition, snapshot, query = item
+            try:
+                self._answer(partition, snapshot, query)
+            except Exception:
+                log.exception("partition %d: query %s failed", partition, query.request[:200])
+            finally:
+                snapshot.release()
+                with self._idle:
+                    self._busy[partition] -= 1
+                    self._idle.notify_all()
+
+    def _answer(self, partition: int, snapshot: StoreSnapshot, query: Query) -> None:
+        started = time.monotonic()
+        doc = queries.answer(snapshot, query.request, int(time.time() * 1000))
+        doc["partition"] = partition
+        response = Response(query.reply.request_id, "", ResponseStatus.OK, json.dumps(doc).encode())
+        self._writer.respond(query.reply.partition, response)
+        log.debug("partition %d: query answered in %.3fs", partition, time.monotonic() - started)
