@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.client_logs import CLIENT_LOGGER
+
 
 @dataclass(frozen=True, slots=True)
 class ClusterNames:
@@ -154,4 +156,6 @@ def producer_settings(bootstrap: str) -> dict[str, object]:
         "linger.ms": 0,
         "message.max.bytes": MAX_RECORD_BYTES,
         "message.timeout.ms": 15000,
+        # Its log lines go through the process's logging, rate-limited (engine/client_logs.py).
+        "logger": CLIENT_LOGGER,
     }

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from engine import subscriptions
 from engine.kafka_clusters import KafkaClusters, UnknownCluster
 from engine.subscriptions import InvalidSubscription, Subscription
+from ingress.access import AccessGuard
 from ingress.answers import error_answer, install_error_handlers
 from ingress.app import Ingress
 from ingress.config import AdminSettings
@@ -283,12 +284,28 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.admin = admin
     install_error_handlers(app)
     register_operations(app, Operations(admin.core))
+    app.add_middleware(
+        AccessGuard,
+        token=settings.token,
+        max_body_bytes=settings.max_body_bytes,
+        what="the admin API",
+    )
 
     @app.get("/health")
+    @app.get("/health/ready")
     async def health() -> JSONResponse:
-        if not admin.ready:
-            return error_answer(503, "not ready")
+        """Readiness: Kafka answers, the registry and the subscriptions table are read."""
+        why = admin.core.not_ready()
+        if why is None and not admin.ready:
+            why = "the subscriptions table is loading"
+        if why is not None:
+            return error_answer(503, f"not ready: {why}")
         return JSONResponse({"status": "ok", "pid": os.getpid()})
+
+    @app.get("/health/live")
+    async def live() -> JSONResponse:
+        """Liveness: the process answers."""
+        return JSONResponse({"status": "live", "pid": os.getpid()})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -2,7 +2,8 @@
 
 They talk to the admin API (``--admin-url``, ``PERDURE_ADMIN_URL``, else
 ``http://127.0.0.1:9070``) and print tables for people (aligned, ages like ``3m``) or, with
-``--json``, the API's own answers for scripts. Exit codes: 0 done, 1 the admin refused (its
+``--json``, the API's own answers for scripts. ``--token`` (``PERDURE_ADMIN_TOKEN``) is the
+admin's bearer token. Exit codes: 0 done, 1 the admin refused (its
 message is printed), 2 the admin cannot be reached.
 """
 
@@ -32,14 +33,17 @@ class AdminRefused(Exception):
 class AdminClient:
     """A small client of the admin API."""
 
-    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, token: str = "", timeout_s: float = 30.0) -> None:
         self.url = url.rstrip("/")
+        self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.timeout_s = timeout_s
 
     def request(self, method: str, path: str, **params: Any) -> Any:
         query = {k: v for k, v in params.items() if v is not None}
         try:
-            r = httpx.request(method, self.url + path, params=query, timeout=self.timeout_s)
+            r = httpx.request(
+                method, self.url + path, params=query, headers=self.headers, timeout=self.timeout_s
+            )
         except httpx.HTTPError as err:
             raise AdminUnreachable(
                 f"the admin API at {self.url} does not answer ({err}); is `perdure admin` "
@@ -233,6 +237,7 @@ def add_commands(sub: Any) -> None:
     def with_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--admin-url", help=f"[PERDURE_ADMIN_URL, else {DEFAULT_ADMIN_URL}]")
         p.add_argument("--json", action="store_true", help="the API's answer, for scripts")
+        p.add_argument("--token", help="the admin API's bearer token [PERDURE_ADMIN_TOKEN]")
         return p
 
     services = sub.add_parser("services", help="services the workers host").add_subparsers(
@@ -282,7 +287,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
     """Runs a parsed operator command; returns the exit code."""
     url = args.admin_url or os.environ.get("PERDURE_ADMIN_URL") or DEFAULT_ADMIN_URL
     try:
-        doc = args.run(AdminClient(url), args, out)
+        token = args.token or os.environ.get("PERDURE_ADMIN_TOKEN", "")
+        doc = args.run(AdminClient(url, token), args, out)
     except AdminUnreachable as e:
         err.write(f"perdure: {e}\n")
         return 2

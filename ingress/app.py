@@ -31,6 +31,7 @@ from engine.records import (
     ResponseStatus,
 )
 from engine.records import Response as LogResponse
+from ingress.access import AccessGuard
 from ingress.answers import (
     StillRunning,
     answer_of,
@@ -42,6 +43,7 @@ from ingress.bodies import check_json, read_body, rejection_reason
 from ingress.calls import CallFastPath, serve_call
 from ingress.config import IngressSettings
 from ingress.errors import IngressError
+from ingress.health import KafkaProbe
 from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
 from ingress.lookups import register_lookups
 from ingress.openapi import document as openapi_document
@@ -69,6 +71,7 @@ class Ingress:
         self.producer: LogProducer | None = None
         self.registry: ServiceRegistry | None = None
         self.responses: ResponseReader | None = None
+        self.probe: KafkaProbe | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -83,6 +86,7 @@ class Ingress:
             murmur2(self.replica_id.encode()) & 0x7FFFFFFF
         ) % response_partitions
         loop = asyncio.get_running_loop()
+        self.probe = KafkaProbe(s.bootstrap)
         self.producer = LogProducer(s.bootstrap, self.names, s.produce_timeout_s)
         self.registry = await asyncio.to_thread(ServiceRegistry, s.bootstrap, self.names)
         self.responses = await asyncio.to_thread(
@@ -102,10 +106,20 @@ class Ingress:
                 await asyncio.to_thread(part.close)
         if self.producer is not None:
             await asyncio.to_thread(self.producer.close)
+        if self.probe is not None:
+            await asyncio.to_thread(self.probe.close)
 
     @property
     def ready(self) -> bool:
         return self.registry is not None and self.registry.ready.is_set()
+
+    def not_ready(self) -> str | None:
+        """Why this replica cannot serve now, in words (None: it can)."""
+        if self.probe is not None and (why := self.probe.unreachable()) is not None:
+            return why
+        if not self.ready:
+            return "the service registry is loading"
+        return None
 
     def _deliver(self, response: LogResponse) -> None:
         fut = self.waiters.get(response.request_id)
@@ -121,6 +135,8 @@ class Ingress:
 
     async def append(self, partition: int, key: bytes | None, record: Any) -> None:
         assert self.producer is not None
+        if self.probe is not None and (why := self.probe.unreachable()) is not None:
+            raise IngressError(503, f"{why}; nothing was logged, try again later")
         try:
             await self.producer.append(partition, key, Envelope(record))
         except KafkaException as err:
@@ -327,11 +343,19 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
     register_lookups(app, ingress)
 
     @app.get("/health")
+    @app.get("/health/ready")
     @app.get("/restate/health")
     async def health() -> JSONResponse:
-        if not ingress.ready:
-            return error_answer(503, "not ready")
+        """Readiness: 200 when Kafka answers and the service registry is read, else 503."""
+        why = ingress.not_ready()
+        if why is not None:
+            return error_answer(503, f"not ready: {why}")
         return JSONResponse({"status": "ok", "pid": os.getpid()})
+
+    @app.get("/health/live")
+    async def live() -> JSONResponse:
+        """Liveness: the process answers (restart it if not); Kafka's state is not checked."""
+        return JSONResponse({"status": "live", "pid": os.getpid()})
 
     @app.get("/restate/invocation/{invocation_id}/output")
     async def output(invocation_id: str) -> Response:
@@ -394,4 +418,6 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
         return await serve_call(ingress, settings, request)
 
     app.add_middleware(CallFastPath, ingress=ingress, settings=settings)
+    # Outermost (added last): nothing runs for a request without the token.
+    app.add_middleware(AccessGuard, token=settings.ingress_token, what="the ingress")
     return app

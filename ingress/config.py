@@ -40,6 +40,8 @@ class IngressSettings:
     call_timeout_s: float = 0.0
     """How long a call waits for its result before answering 202 with the invocation id (to
     attach to later); 0 waits as long as the invocation runs."""
+    ingress_token: str = ""
+    """A bearer token every request must carry (``PERDURE_INGRESS_TOKEN``); empty: none."""
 
     @classmethod
     def from_env(cls, **given: Any) -> IngressSettings:
@@ -67,6 +69,11 @@ class AdminSettings:
     kafka_clusters: str = ""
     """Kafka clusters other than ``default`` by name, for subscriptions: JSON, or ``@file``
     (``PERDURE_KAFKA_CLUSTERS``; see engine/kafka_clusters.py)."""
+    token: str = ""
+    """A bearer token every request but the health probes must carry
+    (``PERDURE_ADMIN_TOKEN``); empty: none."""
+    max_body_bytes: int = 1024 * 1024
+    """Larger request bodies get a 413 (``PERDURE_ADMIN_MAX_BODY_BYTES``)."""
 
     @classmethod
     def from_env(cls, **given: Any) -> AdminSettings:

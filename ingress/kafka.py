@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from engine import codec, schemas
+from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, producer_settings, topic_specs
 from engine.records import Envelope, Response
 
@@ -168,6 +169,7 @@ class _TopicReader:
                 "group.id": f"perdure-ingress-{name}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 100,
+                "logger": CLIENT_LOGGER,
             }
         )
         self._stop = threading.Event()

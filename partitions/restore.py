@@ -18,6 +18,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from engine import faults, keys
+from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import CONSUMER_QUEUE_KBYTES, ClusterNames
 from partitions import backup_format, heap
 from partitions.errors import RestoreError
@@ -70,6 +71,7 @@ class Restorer:
             {
                 "bootstrap.servers": bootstrap,
                 "group.id": f"{names.name}.restore",
+                "logger": CLIENT_LOGGER,
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
                 # Records trimmed while they are read fail the read (and the restore is tried

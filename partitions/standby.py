@@ -27,6 +27,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import CONSUMER_QUEUE_KBYTES
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
@@ -97,6 +98,7 @@ class Standbys:
             {
                 "bootstrap.servers": bootstrap,
                 "group.id": f"{group}.standby",
+                "logger": CLIENT_LOGGER,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "error",  # a copy behind a trim is restored, not reset
                 "fetch.wait.max.ms": 100,

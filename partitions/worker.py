@@ -29,6 +29,7 @@ from confluent_kafka import (
 )
 
 from engine import faults, state_machine
+from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import CONSUMER_QUEUE_KBYTES
 from engine.errors import InvalidId
 from engine.ids import InvocationId
@@ -176,6 +177,7 @@ class Worker:
             {
                 "bootstrap.servers": s.bootstrap,
                 "group.id": self.names.worker_group,
+                "logger": CLIENT_LOGGER,
                 "client.id": self.leader_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "error",

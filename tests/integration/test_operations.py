@@ -229,13 +229,15 @@ def _leading(worker: Any) -> set[int]:
     return led_by(worker)
 
 
-def perdure(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+def perdure(c: Cluster, *args: str, token: bool = False) -> subprocess.CompletedProcess[str]:
+    """Runs the CLI; the admin token of the environment only if ``token``."""
+    env = {k: v for k, v in c.env.items() if token or k != "PERDURE_ADMIN_TOKEN"}
     return subprocess.run(
         [sys.executable, "-m", "perdure", *args, "--admin-url", c.admin_url],
         capture_output=True,
         text=True,
         timeout=60,
-        env=c.env,
+        env=env,
         check=False,
     )
 
@@ -299,3 +301,30 @@ def test_the_cli_lists_describes_cancels_and_kills(cluster_factory: Callable[...
         check=False,
     )
     assert down.returncode == 2 and "does not answer" in down.stderr, down.stderr
+
+
+def test_tokens_guard_the_admin_and_the_ingress(cluster_factory: Callable[..., Cluster]) -> None:
+    env = {"PERDURE_ADMIN_TOKEN": "adm", "PERDURE_INGRESS_TOKEN": "ing"}
+    c = cluster_factory(app=APP, partitions=2, env=env)
+    w = c.start_worker()
+    c.start_ingress()  # its /health needs no token
+    c.start_admin(port=free_port())
+    c.wait_leading(w)
+    call = f"{c.url}/counter/t/add"
+    assert httpx.post(call, json=1, timeout=30).status_code == 401
+    r = httpx.post(call, json=1, headers={"authorization": "Bearer ing"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert httpx.get(f"{c.admin_url}/invocations", timeout=30).status_code == 401
+    r = httpx.get(f"{c.admin_url}/invocations", headers={"authorization": "Bearer adm"})
+    assert r.status_code == 200 and len(r.json()["invocations"]) == 1, r.text
+    refused = perdure(c, "invocations", "ls")
+    assert refused.returncode == 1 and "401" in refused.stderr, refused.stderr
+    assert perdure(c, "invocations", "ls", "--token", "adm").returncode == 0
+    assert perdure(c, "invocations", "ls", token=True).returncode == 0  # PERDURE_ADMIN_TOKEN
+    big = httpx.post(
+        f"{c.admin_url}/subscriptions",
+        content=b"x" * (2 << 20),
+        headers={"authorization": "Bearer adm"},
+        timeout=30,
+    )
+    assert big.status_code == 413, big.text
