@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine.errors import InvalidId
 from engine.ids import InvocationId, murmur2, parse_awakeable_id, workflow_run_id
@@ -46,6 +47,7 @@ from ingress.errors import IngressError
 from ingress.health import KafkaProbe
 from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
 from ingress.lookups import register_lookups
+from ingress.metrics import IngressMetrics
 from ingress.openapi import document as openapi_document
 from ingress.routing import Route, route
 
@@ -72,6 +74,7 @@ class Ingress:
         self.registry: ServiceRegistry | None = None
         self.responses: ResponseReader | None = None
         self.probe: KafkaProbe | None = None
+        self.metrics = IngressMetrics()
 
     async def start(self) -> None:
         s = self.settings
@@ -356,6 +359,10 @@ def create_app(settings: IngressSettings | None = None) -> FastAPI:
     async def live() -> JSONResponse:
         """Liveness: the process answers (restart it if not); Kafka's state is not checked."""
         return JSONResponse({"status": "live", "pid": os.getpid()})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(ingress.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/restate/invocation/{invocation_id}/output")
     async def output(invocation_id: str) -> Response:

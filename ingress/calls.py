@@ -11,6 +11,7 @@ goes on to FastAPI. Both paths run :func:`serve_call`, so they answer alike.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -34,6 +35,9 @@ from ingress.routing import parse_delay, split_path
 if TYPE_CHECKING:
     from ingress.app import Ingress
 
+TARGET_KEY = "perdure.target"
+"""Where serve_call leaves the (service, handler) it routed to, for the metrics."""
+
 _FORWARDED_SKIP = {"host", "connection", "content-length", "idempotency-key", "accept-encoding"}
 
 
@@ -44,6 +48,7 @@ async def serve_call(ingress: Ingress, settings: IngressSettings, request: Reque
         IngressError: the answer is an error (unknown handler, bad body, Kafka down, ...).
     """
     where = ingress.route(split_path(request.scope.get("raw_path") or request.url.path.encode()))
+    request.scope[TARGET_KEY] = (where.target.service, where.target.handler)
     delay_ms = 0
     if request.scope.get("query_string") and "delay" in request.query_params:
         if not where.send:
@@ -97,6 +102,9 @@ class CallFastPath:
             await self.app(scope, receive, send)
             return
         response: Response
+        metrics = self.ingress.metrics
+        started = time.perf_counter()
+        metrics.in_flight.inc()
         try:
             response = await serve_call(self.ingress, self.settings, Request(scope, receive))
         except StillRunning as err:
@@ -105,4 +113,8 @@ class CallFastPath:
             response = error_answer(err.status, err.message)
         except Exception as err:
             response = unexpected_answer(err)
+        finally:
+            metrics.in_flight.dec()
+        service, handler = scope.get(TARGET_KEY, ("", ""))
+        metrics.observe(service, handler, response.status_code, time.perf_counter() - started)
         await response(scope, receive, send)

@@ -282,6 +282,20 @@ def test_the_cli_lists_describes_cancels_and_kills(cluster_factory: Callable[...
     assert services.returncode == 0 and "counter" in services.stdout and "object" in services.stdout
     assert perdure(c, "subscriptions", "ls").returncode == 0
 
+    metrics = httpx.get(f"{c.url}/metrics", timeout=30).text
+    assert (
+        'perdure_ingress_requests_total{code="200",handler="add",service="counter"} 1.0' in metrics
+    )
+    assert (
+        'perdure_ingress_requests_total{code="202",handler="sleeper",service="tests"} 2.0'
+        in metrics
+    )
+    assert 'perdure_ingress_request_seconds_count{handler="add",service="counter"} 1.0' in metrics
+    assert "perdure_ingress_requests_in_flight 0.0" in metrics
+    httpx.post(f"{c.url}/no/such/handler", json=1, timeout=30)
+    metrics = httpx.get(f"{c.url}/metrics", timeout=30).text
+    assert 'perdure_ingress_requests_total{code="404",handler="",service=""} 1.0' in metrics
+
     unknown = perdure(c, "invocations", "describe", str(InvocationId.new_unkeyed()))
     assert unknown.returncode == 1 and "404" in unknown.stderr, unknown.stderr
     down = subprocess.run(
