@@ -41,6 +41,7 @@ from engine.records import (
     Query,
     Response,
     ResponseStatus,
+    SetState,
     Suspend,
     TimerFired,
 )
@@ -271,6 +272,14 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
             }
         case Query():
             return _NS + "Query", {"reply": _reply_out(c.reply), "request": c.request}
+        case SetState():
+            return _NS + "SetState", {
+                "service": c.service,
+                "key": c.key,
+                "version": c.version,
+                "new_state": dict(c.new_state),
+                "reply": _reply_out(c.reply),
+            }
     raise CodecError(f"not a command: {c!r}")
 
 
@@ -337,6 +346,11 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
         query_reply = _reply_in(d["reply"])
         assert query_reply is not None
         return Query(query_reply, d["request"])
+    if short == "SetState":
+        edit_reply = _reply_in(d["reply"])
+        assert edit_reply is not None
+        new_state = tuple(sorted(d["new_state"].items()))
+        return SetState(d["service"], d["key"], d["version"], new_state, edit_reply)
     raise CodecError(f"unknown command record {name}")
 
 

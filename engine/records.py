@@ -185,6 +185,21 @@ class Query:
     request: str
 
 
+@dataclass(frozen=True, slots=True)
+class SetState:
+    """An operator replaces the whole state of ``service``'s key ``key`` (Restate's state edit).
+
+    Applied only if the state's version is still ``version`` (engine/queries.py
+    ``state_version``) and no exclusive invocation holds the key; answered on ``reply``.
+    """
+
+    service: str
+    key: str
+    version: str
+    new_state: tuple[tuple[str, bytes], ...]
+    reply: Reply
+
+
 Command = (
     Invoke
     | Attach
@@ -201,6 +216,7 @@ Command = (
     | Detach
     | BackupTaken
     | Query
+    | SetState
 )
 
 

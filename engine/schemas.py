@@ -261,6 +261,19 @@ QUERY: dict[str, Any] = {
     ],
 }
 
+SET_STATE: dict[str, Any] = {
+    "type": "record",
+    "name": "SetState",
+    "namespace": _NS,
+    "fields": [
+        {"name": "service", "type": "string"},
+        {"name": "key", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "new_state", "type": {"type": "map", "values": "bytes"}},
+        {"name": "reply", "type": f"{_NS}.Reply"},
+    ],
+}
+
 ENVELOPE: dict[str, Any] = {
     "type": "record",
     "name": "Envelope",
@@ -288,6 +301,7 @@ ENVELOPE: dict[str, Any] = {
                 DETACH,
                 BACKUP_TAKEN,
                 QUERY,
+                SET_STATE,
             ],
         },
     ],

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from engine import backups, cancellation, codec, keyed, keys, receipts
+from engine import backups, cancellation, codec, keyed, keys, receipts, state_edits
 from engine.errors import InvalidId
 from engine.ids import InvocationId, parse_awakeable_id
 from engine.lifecycle import begin, complete_entry, finish
@@ -52,6 +52,7 @@ from engine.records import (
     RegisterTimer,
     ResponseStatus,
     ScheduleRetry,
+    SetState,
     StartInvocation,
     Suspend,
     SweepAgain,
@@ -557,6 +558,7 @@ _RULES: dict[type, _Rule] = {
     PurgeExpired: _purge,
     BackupTaken: backups.backup_taken,
     Query: lambda _env, c, _txn: [AnswerQuery(c)],  # read by the leader, never during replay
+    SetState: state_edits.set_state,
 }
 
 FENCED: frozenset[type] = frozenset(
@@ -565,6 +567,16 @@ FENCED: frozenset[type] = frozenset(
 """Kinds only the current leader writes: a record of another epoch is ignored."""
 
 UNFENCED: frozenset[type] = frozenset(
-    {Invoke, Attach, Detach, CallResult, CompleteAwakeable, Cancel, AnnounceLeader, Query}
+    {
+        Invoke,
+        Attach,
+        Detach,
+        CallResult,
+        CompleteAwakeable,
+        Cancel,
+        AnnounceLeader,
+        Query,
+        SetState,
+    }
 )
 """Kinds written from outside the partition (epoch 0), or a leader's claim (checked itself)."""

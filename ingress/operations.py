@@ -8,7 +8,8 @@ cursor holds where each partition is (opaque to clients, base64url JSON).
 
 Paths (Restate's where Restate has one): ``GET /invocations``, ``GET /invocations/{id}``,
 ``DELETE /invocations/{id}?mode=cancel|kill``, ``GET /services``, ``GET /services/{name}``,
-``GET /services/{name}/state/{key}``.
+``GET /services/{name}/state/{key}``, ``POST /services/{name}/state`` (an edit, through the
+log like everything that changes state: engine/state_edits.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from engine import queries
@@ -30,7 +31,7 @@ from engine.ids import InvocationId, partition_for_key
 from engine.model import Failure, Reply
 from engine.queries import InvocationFilter, QueryError
 from engine.records import Query as QueryRecord
-from engine.records import ResponseStatus
+from engine.records import ResponseStatus, SetState
 from ingress.answers import error_answer
 from ingress.errors import IngressError
 
@@ -140,6 +141,41 @@ class Operations:
         partition = partition_for_key(key.encode(), self.partitions)
         return await self.ask(partition, queries.state_request(service, key))
 
+    async def edit_state(self, service: str, body: Any) -> Response:
+        """Replaces a key's whole state if its version is still the one given (409 if not).
+
+        The body is Restate's: ``object_key``, ``version`` (from ``GET .../state/{key}``),
+        ``new_state`` mapping names to values: a list of byte values (Restate's form) is
+        stored as those bytes, anything else as its JSON.
+        """
+        entry = self.service_entry(service)
+        if entry.get("kind") not in ("object", "workflow"):
+            raise IngressError(400, f"service {service!r} is a plain service: it has no state")
+        if not isinstance(body, dict):
+            raise IngressError(400, "the body must be a JSON object")
+        key, version, new_state = body.get("object_key"), body.get("version"), body.get("new_state")
+        if not isinstance(key, str) or not isinstance(version, str):
+            raise IngressError(400, "object_key and version are required strings")
+        if not isinstance(new_state, dict):
+            raise IngressError(400, "new_state must be an object of state names to values")
+        values = tuple(sorted((str(name), _state_bytes(v)) for name, v in new_state.items()))
+        core = self.core
+        request_id = uuid.uuid4().hex
+        record = SetState(service, key, version, values, Reply(core.reply_partition, request_id))
+        with core.waiter(request_id) as fut:
+            await core.append(partition_for_key(key.encode(), self.partitions), None, record)
+            try:
+                answer = await asyncio.wait_for(fut, ANSWER_TIMEOUT_S)
+            except TimeoutError:
+                raise IngressError(
+                    503, "the key's partition did not answer: the edit may apply later"
+                ) from None
+        if answer.status is ResponseStatus.ACCEPTED:
+            new_version = (answer.result or b"").decode()
+            return JSONResponse({"object_key": key, "version": new_version})
+        failed = answer.failure or Failure(500, "unexpected answer")
+        return error_answer(failed.code, failed.message)
+
     async def end(self, invocation_id: str, mode: str) -> Response:
         """Cancels or kills an invocation (Restate's ``DELETE /invocations/{id}``)."""
         if mode not in ("cancel", "kill"):
@@ -166,6 +202,12 @@ class Operations:
 
 _DONE = "-"
 """A partition's cursor position once its index is read to its end."""
+
+
+def _state_bytes(value: object) -> bytes:
+    if isinstance(value, list) and all(isinstance(b, int) and 0 <= b < 256 for b in value):
+        return bytes(value)
+    return json.dumps(value).encode()
 
 
 def _parse_id(invocation_id: str) -> InvocationId:
@@ -282,6 +324,15 @@ def register_operations(app: FastAPI, ops: Operations) -> None:
     async def get_service(name: str) -> Any:
         """One service."""
         return _service_doc(ops.service_entry(name))
+
+    @app.post("/services/{name}/state")
+    async def edit_state(name: str, request: Request) -> Response:
+        """Replaces a key's state if its version did not move (409 if it did)."""
+        try:
+            body = await request.json()
+        except ValueError:
+            raise IngressError(400, "the body is not valid JSON") from None
+        return await ops.edit_state(name, body)
 
     @app.get("/services/{name}/state/{key}")
     async def get_state(name: str, key: str) -> Any:

@@ -199,3 +199,35 @@ def test_a_query_goes_through_the_log_and_changes_nothing() -> None:
 def test_phase_names_cover_every_phase() -> None:
     # A new phase must get an operator status (status_of falls through to running otherwise).
     assert {p.value for p in Phase} == {"scheduled", "inboxed", "running", "completed"}
+
+
+def test_a_state_edit_applies_at_its_version_only_and_never_under_a_holder() -> None:
+    from engine.model import StateOp, StateOpKind
+    from engine.records import ResponseStatus, SendResponse, SetState
+
+    txn = partition()
+    apply = state_machine.apply
+    held = queries.object_state(txn, "obj", "k")
+    edit = SetState("obj", "k", held["version"], (("count", b"7"),), R)
+    [refused] = apply(ext(edit), txn)
+    assert isinstance(refused, SendResponse) and refused.response.failure is not None
+    assert "is held by holder" in refused.response.failure.message
+    for done in ("holder", "queued"):  # the key is idle once both completed
+        op = StateOp(StateOpKind.SET, "count", b"1")
+        apply(by_leader(Complete(done, 0, b"1", None, (op,))), txn)
+    idle = queries.object_state(txn, "obj", "k")
+    stale = SetState("obj", "k", held["version"], (("count", b"7"),), R)
+    [answer] = apply(ext(stale), txn)
+    assert answer.response.failure is not None and answer.response.failure.code == 409  # type: ignore[union-attr]
+    assert "not " + held["version"] in answer.response.failure.message  # type: ignore[union-attr]
+    fresh = SetState("obj", "k", idle["version"], (("count", b"7"), ("other", b"[]")), R)
+    [ok] = apply(ext(fresh), txn)
+    assert ok.response.status is ResponseStatus.ACCEPTED  # type: ignore[union-attr]
+    after = queries.object_state(txn, "obj", "k")
+    assert ok.response.result == after["version"].encode()  # type: ignore[union-attr]
+    assert after["state"] == {
+        "count": {"truncated": False, "text": "7"},
+        "other": {"truncated": False, "text": "[]"},
+    }
+    env = ext(fresh)
+    assert codec.decode_envelope(codec.encode_envelope(env), env.timestamp_ms) == env

@@ -116,6 +116,15 @@ def test_invocations_listed_filtered_and_described_across_two_workers(
 
     state = httpx.get(f"{c.admin_url}/services/counter/state/k7", timeout=30).json()
     assert state["state"]["value"]["text"] == "7" and len(state["version"]) == 32
+    # An edit at the version read applies; the same edit again is stale: 409.
+    edit = {"object_key": "k7", "version": state["version"], "new_state": {"value": 70}}
+    r = httpx.post(f"{c.admin_url}/services/counter/state", json=edit, timeout=30)
+    assert r.status_code == 200 and r.json()["version"] != state["version"], r.text
+    r = httpx.post(f"{c.admin_url}/services/counter/state", json=edit, timeout=30)
+    assert r.status_code == 409 and "is at version" in r.json()["message"], r.text
+    assert httpx.post(f"{c.url}/counter/k7/add", json=1, timeout=30).json() == 71
+    r = httpx.post(f"{c.admin_url}/services/tests/state", json=edit, timeout=30)
+    assert r.status_code == 400, r.text
     services = httpx.get(f"{c.admin_url}/services", timeout=30).json()["services"]
     counter = next(s for s in services if s["name"] == "counter")
     assert counter["kind"] == "object" and {h["name"] for h in counter["handlers"]} >= {
