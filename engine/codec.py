@@ -37,10 +37,12 @@ from engine.records import (
     Envelope,
     Invoke,
     ProposeEntry,
+    Purge,
     PurgeExpired,
     Query,
     Response,
     ResponseStatus,
+    RetryNow,
     SetState,
     Suspend,
     TimerFired,
@@ -280,6 +282,13 @@ def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
                 "new_state": dict(c.new_state),
                 "reply": _reply_out(c.reply),
             }
+        case Purge():
+            return _NS + "Purge", {"invocation_id": c.invocation_id, "reply": _reply_out(c.reply)}
+        case RetryNow():
+            return _NS + "RetryNow", {
+                "invocation_id": c.invocation_id,
+                "reply": _reply_out(c.reply),
+            }
     raise CodecError(f"not a command: {c!r}")
 
 
@@ -351,6 +360,11 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
         assert edit_reply is not None
         new_state = tuple(sorted(d["new_state"].items()))
         return SetState(d["service"], d["key"], d["version"], new_state, edit_reply)
+    if short in ("Purge", "RetryNow"):
+        operator_reply = _reply_in(d["reply"])
+        assert operator_reply is not None
+        kind = Purge if short == "Purge" else RetryNow
+        return kind(d["invocation_id"], operator_reply)
     raise CodecError(f"unknown command record {name}")
 
 

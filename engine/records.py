@@ -200,6 +200,23 @@ class SetState:
     reply: Reply
 
 
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """An operator forgets a completed invocation before its retention ends (Restate's
+    ``DELETE /invocations/{id}?mode=purge``); answered on ``reply``."""
+
+    invocation_id: str
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class RetryNow:
+    """An operator cuts an invocation's back-off short: its next attempt starts now."""
+
+    invocation_id: str
+    reply: Reply
+
+
 Command = (
     Invoke
     | Attach
@@ -217,6 +234,8 @@ Command = (
     | BackupTaken
     | Query
     | SetState
+    | Purge
+    | RetryNow
 )
 
 

@@ -274,6 +274,26 @@ SET_STATE: dict[str, Any] = {
     ],
 }
 
+PURGE: dict[str, Any] = {
+    "type": "record",
+    "name": "Purge",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "reply", "type": f"{_NS}.Reply"},
+    ],
+}
+
+RETRY_NOW: dict[str, Any] = {
+    "type": "record",
+    "name": "RetryNow",
+    "namespace": _NS,
+    "fields": [
+        {"name": "invocation_id", "type": "string"},
+        {"name": "reply", "type": f"{_NS}.Reply"},
+    ],
+}
+
 ENVELOPE: dict[str, Any] = {
     "type": "record",
     "name": "Envelope",
@@ -302,6 +322,8 @@ ENVELOPE: dict[str, Any] = {
                 BACKUP_TAKEN,
                 QUERY,
                 SET_STATE,
+                PURGE,
+                RETRY_NOW,
             ],
         },
     ],

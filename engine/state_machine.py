@@ -15,7 +15,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from engine import backups, cancellation, codec, keyed, keys, receipts, state_edits
+from engine import (
+    backups,
+    cancellation,
+    codec,
+    invocation_commands,
+    keyed,
+    keys,
+    receipts,
+    state_edits,
+)
 from engine.errors import InvalidId
 from engine.ids import InvocationId, parse_awakeable_id
 from engine.lifecycle import begin, complete_entry, finish
@@ -47,10 +56,12 @@ from engine.records import (
     Invoke,
     LeadershipChanged,
     ProposeEntry,
+    Purge,
     PurgeExpired,
     Query,
     RegisterTimer,
     ResponseStatus,
+    RetryNow,
     ScheduleRetry,
     SetState,
     StartInvocation,
@@ -559,6 +570,8 @@ _RULES: dict[type, _Rule] = {
     BackupTaken: backups.backup_taken,
     Query: lambda _env, c, _txn: [AnswerQuery(c)],  # read by the leader, never during replay
     SetState: state_edits.set_state,
+    Purge: invocation_commands.purge,
+    RetryNow: invocation_commands.retry_now,
 }
 
 FENCED: frozenset[type] = frozenset(
@@ -577,6 +590,8 @@ UNFENCED: frozenset[type] = frozenset(
         AnnounceLeader,
         Query,
         SetState,
+        Purge,
+        RetryNow,
     }
 )
 """Kinds written from outside the partition (epoch 0), or a leader's claim (checked itself)."""

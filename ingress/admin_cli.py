@@ -194,7 +194,10 @@ def _shown(payload: dict[str, Any]) -> str:
 
 def invocations_end(mode: str) -> Callable[[AdminClient, argparse.Namespace, TextIO], Any]:
     def run(client: AdminClient, args: argparse.Namespace, out: TextIO) -> Any:
-        doc = client.request("DELETE", f"/invocations/{args.id}", mode=mode)
+        if mode == "retry-now":
+            doc = client.request("PATCH", f"/invocations/{args.id}/retry-now")
+        else:
+            doc = client.request("DELETE", f"/invocations/{args.id}", mode=mode)
         if args.json:
             return doc
         out.write(f"{args.id}: {mode} requested\n")
@@ -261,8 +264,14 @@ def add_commands(sub: Any) -> None:
     describe.add_argument("id")
     describe.add_argument("--results", action="store_true", help="with results (cut at 16 KiB)")
     describe.set_defaults(run=invocations_describe)
-    for mode in ("cancel", "kill"):
-        p = with_common(inv.add_parser(mode, help=f"{mode} an invocation"))
+    helps = {
+        "cancel": "cancel an invocation (it sees a 409 where it waits)",
+        "kill": "kill an invocation (it ends at once)",
+        "purge": "forget a completed invocation now",
+        "retry-now": "start the next attempt of a backing-off invocation now",
+    }
+    for mode, text in helps.items():
+        p = with_common(inv.add_parser(mode, help=text))
         p.add_argument("id")
         p.set_defaults(run=invocations_end(mode))
 

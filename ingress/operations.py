@@ -7,7 +7,8 @@ answered is shown completed. A list asks every partition at once and merges thei
 cursor holds where each partition is (opaque to clients, base64url JSON).
 
 Paths (Restate's where Restate has one): ``GET /invocations``, ``GET /invocations/{id}``,
-``DELETE /invocations/{id}?mode=cancel|kill``, ``GET /services``, ``GET /services/{name}``,
+``DELETE /invocations/{id}?mode=cancel|kill|purge``, ``PATCH /invocations/{id}/retry-now``,
+``GET /services``, ``GET /services/{name}``,
 ``GET /services/{name}/state/{key}``, ``POST /services/{name}/state`` (an edit, through the
 log like everything that changes state: engine/state_edits.py).
 """
@@ -30,8 +31,8 @@ from engine.errors import InvalidId
 from engine.ids import InvocationId, partition_for_key
 from engine.model import Failure, Reply
 from engine.queries import InvocationFilter, QueryError
+from engine.records import Purge, ResponseStatus, RetryNow, SetState
 from engine.records import Query as QueryRecord
-from engine.records import ResponseStatus, SetState
 from ingress.answers import error_answer
 from ingress.errors import IngressError
 
@@ -176,10 +177,32 @@ class Operations:
         failed = answer.failure or Failure(500, "unexpected answer")
         return error_answer(failed.code, failed.message)
 
+    async def command(self, invocation_id: str, kind: type[Purge] | type[RetryNow]) -> Response:
+        """Purges an invocation or retries it now; 202 when its partition took the command."""
+        inv = _parse_id(invocation_id)
+        core = self.core
+        request_id = uuid.uuid4().hex
+        record = kind(invocation_id, Reply(core.reply_partition, request_id))
+        with core.waiter(request_id) as fut:
+            await core.append(inv.partition(self.partitions), None, record)
+            try:
+                answer = await asyncio.wait_for(fut, ANSWER_TIMEOUT_S)
+            except TimeoutError:
+                raise IngressError(
+                    503, "the invocation's partition did not answer: the command may apply later"
+                ) from None
+        if answer.status is ResponseStatus.ACCEPTED:
+            done = "purged" if kind is Purge else "retrying"
+            return JSONResponse({"invocationId": invocation_id, "status": done}, status_code=202)
+        failed = answer.failure or Failure(500, "unexpected answer")
+        return error_answer(failed.code, failed.message, invocation_id)
+
     async def end(self, invocation_id: str, mode: str) -> Response:
-        """Cancels or kills an invocation (Restate's ``DELETE /invocations/{id}``)."""
+        """Cancels, kills or purges an invocation (Restate's ``DELETE /invocations/{id}``)."""
+        if mode == "purge":
+            return await self.command(invocation_id, Purge)
         if mode not in ("cancel", "kill"):
-            raise IngressError(400, f"mode must be cancel or kill, not {mode!r}")
+            raise IngressError(400, f"mode must be cancel, kill or purge, not {mode!r}")
         _parse_id(invocation_id)
         response = await self.core.cancel(invocation_id, kill=mode == "kill")
         if response.status is ResponseStatus.ACCEPTED:
@@ -312,8 +335,14 @@ def register_operations(app: FastAPI, ops: Operations) -> None:
 
     @app.delete("/invocations/{invocation_id}", status_code=202)
     async def end_invocation(invocation_id: str, mode: str = "cancel") -> Response:
-        """Cancels (default) or kills (``?mode=kill``) an invocation; 202 when taken."""
+        """Cancels (default), kills (``?mode=kill``) or purges (``?mode=purge``, a completed
+        one only) an invocation; 202 when taken."""
         return await ops.end(invocation_id, mode)
+
+    @app.patch("/invocations/{invocation_id}/retry-now", status_code=202)
+    async def retry_now(invocation_id: str) -> Response:
+        """Starts the next attempt of an invocation backing off after a failure, now."""
+        return await ops.command(invocation_id, RetryNow)
 
     @app.get("/services")
     async def list_services() -> Any:

@@ -231,3 +231,35 @@ def test_a_state_edit_applies_at_its_version_only_and_never_under_a_holder() -> 
     }
     env = ext(fresh)
     assert codec.decode_envelope(codec.encode_envelope(env), env.timestamp_ms) == env
+
+
+def test_purge_forgets_a_completed_invocation_and_refuses_a_running_one() -> None:
+    from engine.records import Attach, Purge, ResponseStatus
+
+    txn = partition()
+    apply = state_machine.apply
+    [ok] = apply(ext(Purge("done-2", R)), txn)
+    assert ok.response.status is ResponseStatus.ACCEPTED  # type: ignore[union-attr]
+    [gone] = apply(ext(Attach("done-2", R, False)), txn)
+    assert gone.response.status is ResponseStatus.NOT_FOUND  # type: ignore[union-attr]
+    ended = all_rows(txn, InvocationFilter(frozenset({"completed"})))
+    assert ended == ["done-3", "done-1"], "its completion index entry is gone too"
+    [running] = apply(ext(Purge("running", R)), txn)
+    assert running.response.failure.code == 409  # type: ignore[union-attr]
+    [unknown] = apply(ext(Purge("nope", R)), txn)
+    assert unknown.response.failure.code == 404  # type: ignore[union-attr]
+
+
+def test_retry_now_starts_a_backing_off_invocation_only() -> None:
+    from engine.records import ResponseStatus, RetryNow, StartInvocation
+
+    txn = partition()
+    apply = state_machine.apply
+    start, ok = apply(ext(RetryNow("retrying", R), 6000), txn)
+    assert isinstance(start, StartInvocation) and start.attempt == 1
+    assert ok.response.status is ResponseStatus.ACCEPTED  # type: ignore[union-attr]
+    rows = queries.list_invocations(txn, InvocationFilter(), 6000, None, 100)["rows"]
+    assert next(r for r in rows if r["id"] == "retrying")["status"] == "running"
+    for busy in ("retrying", "running", "sleeping", "done-1"):
+        [refused] = apply(ext(RetryNow(busy, R), 6001), txn)
+        assert refused.response.failure.code == 409, busy  # type: ignore[union-attr]

@@ -187,7 +187,11 @@ def test_bad_requests_get_clear_4xx(cluster_factory: Callable[..., Cluster]) -> 
     )
     assert r.status_code == 400 and "another filter" in r.text, r.text
     r = httpx.delete(f"{url}/invocations/{unknown}", params={"mode": "purge"})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 404, r.text
+    r = httpx.delete(f"{url}/invocations/{unknown}", params={"mode": "erase"})
+    assert r.status_code == 400 and "cancel, kill or purge" in r.text, r.text
+    r = httpx.patch(f"{url}/invocations/{unknown}/retry-now")
+    assert r.status_code == 404, r.text
 
 
 def test_listing_during_a_worker_kill_shows_each_invocation_once(
@@ -280,10 +284,33 @@ def test_the_cli_lists_describes_cancels_and_kills(cluster_factory: Callable[...
     assert perdure(c, "invocations", "cancel", sleepers[0]).returncode == 0
     assert perdure(c, "invocations", "kill", sleepers[1]).returncode == 0
     wait_until(
-        lambda: {r["status"] for r in every(c, service="tests")} == {"cancelled", "killed"},
+        lambda: {r["status"] for r in every(c, handler="sleeper")} == {"cancelled", "killed"},
         30,
         "the sleepers to end cancelled and killed",
     )
+
+    # Purge: the completed add is forgotten (its output 404s); a running one is refused.
+    [added] = every(c, service="counter")
+    assert perdure(c, "invocations", "purge", added["id"]).returncode == 0
+    out = httpx.get(f"{c.url}/restate/invocation/{added['id']}/output", timeout=30)
+    assert out.status_code == 404, out.text
+    # Retry now: an invocation backing off for 3 s starts its next attempt at once.
+    backing = send(c, "tests/raises_every_time", "cli")
+    wait_until(
+        lambda: any(r["id"] == backing for r in every(c, status="backing-off")),
+        30,
+        "it to back off",
+    )
+    attempts = every(c, service="tests", handler="raises_every_time")[0]["attempts"]
+    retried = perdure(c, "invocations", "retry-now", backing)
+    assert retried.returncode == 0, retried.stderr
+    wait_until(
+        lambda: every(c, handler="raises_every_time")[0]["attempts"] > attempts,
+        2.5,
+        "the next attempt before its back-off (3 s) was over",
+    )
+    busy = perdure(c, "invocations", "purge", backing)
+    assert busy.returncode == 1 and "409" in busy.stderr and "cancel or kill" in busy.stderr
 
     state = perdure(c, "state", "get", "counter", "cli")
     assert state.returncode == 0 and "value" in state.stdout and "41" in state.stdout, state.stdout
