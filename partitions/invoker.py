@@ -378,9 +378,11 @@ class Invoker:
             state=start.state,
         )
         self._gauges()
+        t = start.target
+        self.metrics.attempts_started.labels(t.service, t.handler).inc()
         try:
             output = await handler.invoke(ctx, start.input)
-            self.metrics.invocations_completed.labels("ok").inc()
+            self.metrics.invocations_completed.labels(t.service, t.handler, "ok").inc()
             return Complete(
                 start.invocation_id,
                 start.attempt,
@@ -388,7 +390,7 @@ class Invoker:
                 state_ops=ctx.take_pending_state_ops(),
             )
         except TerminalError as err:
-            self.metrics.invocations_completed.labels("failed").inc()
+            self.metrics.invocations_completed.labels(t.service, t.handler, "failed").inc()
             return Complete(
                 start.invocation_id,
                 start.attempt,
@@ -402,8 +404,9 @@ class Invoker:
         start = attempt.start
         attempts_made = start.attempt + 1
         trace = "".join(traceback.format_exception(err))
+        t = start.target
         if attempts_made >= retry.max_attempts:
-            self.metrics.invocations_completed.labels("failed").inc()
+            self.metrics.invocations_completed.labels(t.service, t.handler, "failed").inc()
             log.error(
                 "invocation %s (%s) failed for good after %d attempts:\n%s",
                 start.invocation_id,
@@ -434,7 +437,7 @@ class Invoker:
                 err,
                 delay.total_seconds(),
             )
-        self.metrics.attempts_failed.inc()
+        self.metrics.attempts_failed.labels(t.service, t.handler).inc()
         return AttemptFailed(start.invocation_id, start.attempt, repr(err)[:2000], int(delay / _MS))
 
 

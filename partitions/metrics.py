@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -10,6 +15,9 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+
+if TYPE_CHECKING:
+    from partitions.processor import PartitionProcessor
 
 _STEP_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -34,15 +42,38 @@ class WorkerMetrics:
         )
         self.invocations_completed = Counter(
             "perdure_invocations_completed",
-            "Invocations this worker completed, by outcome",
-            ["outcome"],
+            "Invocations this worker completed, by handler and outcome (ok, failed)",
+            ["service", "handler", "outcome"],
+            registry=r,
+        )
+        self.attempts_started = Counter(
+            "perdure_attempts_started",
+            "Handler attempts started (first runs, retries, resumptions), by handler",
+            ["service", "handler"],
+            registry=r,
+        )
+        self.timers_pending = Gauge(
+            "perdure_timers_pending", "Durable timers armed by the partitions led here", registry=r
+        )
+        self.log_lag = Gauge(
+            "perdure_log_lag_records",
+            "Log records of the partitions owned here not applied yet (from fetch watermarks)",
+            registry=r,
+        )
+        self.leader_epoch = Gauge(
+            "perdure_leader_epoch",
+            "The epoch of each partition led here",
+            ["partition"],
             registry=r,
         )
         self.suspensions = Counter(
             "perdure_suspensions", "Handlers suspended while waiting (no task held)", registry=r
         )
         self.attempts_failed = Counter(
-            "perdure_attempts_failed", "Handler attempts that failed and will retry", registry=r
+            "perdure_attempts_failed",
+            "Handler attempts that failed and will retry, by handler",
+            ["service", "handler"],
+            registry=r,
         )
         self.invocations_parked = Gauge(
             "perdure_invocations_parked",
@@ -118,3 +149,36 @@ class WorkerMetrics:
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serves ``/metrics`` over HTTP on ``port``."""
         start_http_server(port, addr=host, registry=self.registry)
+
+    def watch(self, processors: Mapping[int, PartitionProcessor]) -> None:
+        """Gauges read at scrape time from the worker's partitions: the timers they armed."""
+
+        def timers() -> int:
+            return sum(len(p.timers) for p in list(processors.values()) if p.is_leader)
+
+        self.timers_pending.set_function(timers)
+
+    def measure_lag(
+        self, consumer: Consumer, processors: Mapping[int, PartitionProcessor], log_topic: str
+    ) -> None:
+        """Sets the log's lag from the watermarks of the last fetch (no request to the broker).
+
+        Called on the processor thread: a consumer's methods wait for its ``consume`` to
+        return, so a scrape thread asking it would hang until the next batch.
+        """
+        behind = 0
+        for partition, proc in processors.items():
+            try:
+                high = consumer.get_watermark_offsets(
+                    TopicPartition(log_topic, partition), cached=True
+                )[1]
+            except KafkaException:
+                continue
+            if high >= 0:
+                behind += max(0, high - proc.next_offset)
+        self.log_lag.set(behind)
+
+    def forget_epoch(self, partition: int) -> None:
+        """The partition is not led here any more."""
+        with contextlib.suppress(KeyError):
+            self.leader_epoch.remove(str(partition))

@@ -89,7 +89,10 @@ class Worker:
         memory = self.metrics.store_memory_bytes
         memory.labels("block_cache").set_function(lambda: memory_in_use()[0])
         memory.labels("pinned").set_function(lambda: memory_in_use()[1])
+        self._consumer: Consumer | None = None
         self.processors: dict[int, PartitionProcessor] = {}
+        self.metrics.watch(self.processors)
+        self._lag_measured = 0.0
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.writer: LogWriter | None = None
@@ -245,6 +248,7 @@ class Worker:
         if applied.lost_leadership:
             self._to_invoker(self._release, proc.partition)
             self.metrics.partitions_led.dec()
+            self.metrics.forget_epoch(proc.partition)
             proc.timers = []
         if applied.became_leader:
             try:
@@ -263,6 +267,7 @@ class Worker:
 
     def _block(self, proc: PartitionProcessor) -> None:
         """Stops fetching a partition that cannot go on (it stays assigned, and says so)."""
+        assert self._consumer is not None
         with contextlib.suppress(KafkaException):
             self._consumer.pause([TopicPartition(self.names.log_topic, proc.partition)])
         self.metrics.partitions_blocked.set(
@@ -273,6 +278,7 @@ class Worker:
         """What a new leader does first: start what runs, arm timers, deliver the outbox."""
         self.metrics.partitions_led.inc()
         epoch = proc.epoch
+        self.metrics.leader_epoch.labels(str(proc.partition)).set(epoch)
         view = proc.store.begin()
         for start in state_machine.running_invocations(view):
             self._to_invoker(self._start, proc.partition, epoch, start, 0.0)
@@ -399,6 +405,9 @@ class Worker:
             if proc.is_leader and proc.timers:
                 self._fire_timers(proc)
         now = time.monotonic()
+        if self._consumer is not None and now - self._lag_measured >= 1.0:
+            self._lag_measured = now
+            self.metrics.measure_lag(self._consumer, self.processors, self.names.log_topic)
         retry_s = self.settings.session_timeout_ms / 1000
         for proc in self.processors.values():
             if proc.should_announce(now, retry_s) and self._fenced(proc):
@@ -472,6 +481,7 @@ class Worker:
         if partition not in self.processors:
             return
         self._drop(partition, "is behind the log's start: restoring it from its backup")
+        assert self._consumer is not None
         proc = self._open_partition(self._consumer, partition)
         # A seek fails on a partition in the error state: assign it again at the new offset.
         self._consumer.incremental_unassign([TopicPartition(self.names.log_topic, partition)])
@@ -501,6 +511,7 @@ class Worker:
             return
         if proc.is_leader:
             self.metrics.partitions_led.dec()
+            self.metrics.forget_epoch(partition)
         self._to_invoker(self._release, partition)
         if self.publisher is not None:
             self.publisher.release(partition)

@@ -49,6 +49,14 @@ def test_sleepers_survive_a_worker_restart_and_wake_on_time(
         30,
         "every sleeper armed and suspended",
     )
+    # What an operator watches: the timers armed, attempts by handler, the leader's epochs.
+    assert metric(metrics, "perdure_timers_pending") >= 1
+    started_sleepers = 'perdure_attempts_started_total{handler="sleeper",service="tests"}'
+    assert metric(metrics, started_sleepers) >= 200
+    assert (
+        "perdure_leader_epoch{partition=" in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
+    )
+    assert "perdure_log_lag_records" in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
     worker = c.procs[0]
     worker.kill9()
     restarted = c.start_worker("w")
