@@ -21,6 +21,7 @@ import binascii
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Query, Request
@@ -31,8 +32,9 @@ from engine.errors import InvalidId
 from engine.ids import InvocationId, partition_for_key
 from engine.model import Failure, Reply
 from engine.queries import InvocationFilter, QueryError
-from engine.records import Purge, ResponseStatus, RetryNow, SetState
+from engine.records import Command, Purge, ResponseStatus, RetryNow, SetState
 from engine.records import Query as QueryRecord
+from engine.records import Response as LogResponse
 from ingress.answers import error_answer
 from ingress.errors import IngressError
 
@@ -160,37 +162,41 @@ class Operations:
         if not isinstance(new_state, dict):
             raise IngressError(400, "new_state must be an object of state names to values")
         values = tuple(sorted((str(name), _state_bytes(v)) for name, v in new_state.items()))
-        core = self.core
-        request_id = uuid.uuid4().hex
-        record = SetState(service, key, version, values, Reply(core.reply_partition, request_id))
-        with core.waiter(request_id) as fut:
-            await core.append(partition_for_key(key.encode(), self.partitions), None, record)
-            try:
-                answer = await asyncio.wait_for(fut, ANSWER_TIMEOUT_S)
-            except TimeoutError:
-                raise IngressError(
-                    503, "the key's partition did not answer: the edit may apply later"
-                ) from None
+        answer = await self._once(
+            partition_for_key(key.encode(), self.partitions),
+            lambda reply: SetState(service, key, version, values, reply),
+            "the key's partition did not answer: the edit may apply later",
+        )
         if answer.status is ResponseStatus.ACCEPTED:
             new_version = (answer.result or b"").decode()
             return JSONResponse({"object_key": key, "version": new_version})
         failed = answer.failure or Failure(500, "unexpected answer")
         return error_answer(failed.code, failed.message)
 
+    async def _once(
+        self, partition: int, record: Callable[[Reply], Command], unanswered: str
+    ) -> LogResponse:
+        """Appends one command that changes something (never appended twice: it is not a
+        read) and waits for its partition's answer; 503 ``unanswered`` after the timeout."""
+        core = self.core
+        request_id = uuid.uuid4().hex
+        with core.waiter(request_id) as fut:
+            reply = Reply(core.reply_partition, request_id)
+            await core.append(partition, None, record(reply))
+            try:
+                answer: LogResponse = await asyncio.wait_for(fut, ANSWER_TIMEOUT_S)
+            except TimeoutError:
+                raise IngressError(503, unanswered) from None
+        return answer
+
     async def command(self, invocation_id: str, kind: type[Purge] | type[RetryNow]) -> Response:
         """Purges an invocation or retries it now; 202 when its partition took the command."""
         inv = _parse_id(invocation_id)
-        core = self.core
-        request_id = uuid.uuid4().hex
-        record = kind(invocation_id, Reply(core.reply_partition, request_id))
-        with core.waiter(request_id) as fut:
-            await core.append(inv.partition(self.partitions), None, record)
-            try:
-                answer = await asyncio.wait_for(fut, ANSWER_TIMEOUT_S)
-            except TimeoutError:
-                raise IngressError(
-                    503, "the invocation's partition did not answer: the command may apply later"
-                ) from None
+        answer = await self._once(
+            inv.partition(self.partitions),
+            lambda reply: kind(invocation_id, reply),
+            "the invocation's partition did not answer: the command may apply later",
+        )
         if answer.status is ResponseStatus.ACCEPTED:
             done = "purged" if kind is Purge else "retrying"
             return JSONResponse({"invocationId": invocation_id, "status": done}, status_code=202)
