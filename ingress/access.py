@@ -46,7 +46,11 @@ class AccessGuard:
         self.what = what or "this API"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if (
+            not (self.expected or self.max_body_bytes)
+            or scope["type"] != "http"
+            or scope["path"] in OPEN_PATHS
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
