@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine import log_format
 from ingress import admin_cli
 
 
@@ -45,6 +46,8 @@ def _load_app(spec: str) -> Any:
 
 
 _LOOPS = ("auto", "uvloop", "asyncio")
+_LOG_FORMAT = ["text"]
+"""The format chosen on the command line (``--log-format``), for uvicorn's logging."""
 
 
 def _event_loop(choice: str) -> str:
@@ -69,6 +72,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--partitions", type=int, help="log partitions, used at creation [PERDURE_PARTITIONS]"
     )
     parser.add_argument("--log-level", default=os.environ.get("PERDURE_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("PERDURE_LOG_FORMAT", "text"),
+        help="one JSON object per line for log pipelines [PERDURE_LOG_FORMAT]",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,9 +174,13 @@ def _serve(
     keep_alive_s: int = 5,
 ) -> None:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
+    # In JSON, uvicorn's own lines go through the root handler too (log_config=None).
+    json_logs = os.environ.get("PERDURE_LOG_FORMAT") == "json" or _LOG_FORMAT[0] == "json"
     uvicorn.run(
         app,
+        log_config=None if json_logs else LOGGING_CONFIG,
         host=host,
         port=port,
         log_level="info" if access_log else "warning",
@@ -271,6 +284,7 @@ def _run_dev(args: argparse.Namespace) -> int:
         return 1
     state_dir = args.state_dir or os.environ.get("PERDURE_STATE_DIR") or ".perdure/dev-state"
     common = ["--bootstrap", bootstrap, "--log-level", args.log_level]
+    common += ["--log-format", args.log_format]
     if args.cluster:
         common += ["--cluster", args.cluster]
     if args.partitions:
@@ -332,10 +346,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in admin_cli.COMMANDS:
         return admin_cli.run(args)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
+    _LOG_FORMAT[0] = str(args.log_format)
+    try:
+        log_format.configure(str(args.log_level), str(args.log_format))
+    except ValueError as err:
+        raise SystemExit(f"perdure: {err} (PERDURE_LOG_FORMAT)") from None
     if args.command == "worker":
         return _run_worker(args)
     if args.command == "ingress":
