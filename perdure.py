@@ -46,8 +46,6 @@ def _load_app(spec: str) -> Any:
 
 
 _LOOPS = ("auto", "uvloop", "asyncio")
-_LOG_FORMAT = ["text"]
-"""The format chosen on the command line (``--log-format``), for uvicorn's logging."""
 
 
 def _event_loop(choice: str) -> str:
@@ -172,15 +170,15 @@ def _serve(
     event_loop: str,
     access_log: bool = False,
     keep_alive_s: int = 5,
+    log_format: str = "text",
 ) -> None:
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    # In JSON, uvicorn's own lines go through the root handler too (log_config=None).
-    json_logs = os.environ.get("PERDURE_LOG_FORMAT") == "json" or _LOG_FORMAT[0] == "json"
     uvicorn.run(
         app,
-        log_config=None if json_logs else LOGGING_CONFIG,
+        # In JSON, uvicorn's own lines go through the root handler too (log_config=None).
+        log_config=None if log_format == "json" else LOGGING_CONFIG,
         host=host,
         port=port,
         log_level="info" if access_log else "warning",
@@ -210,6 +208,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
         settings.event_loop,
         access_log=settings.access_log,
         keep_alive_s=settings.keep_alive_s,
+        log_format=args.log_format,
     )
     return 0
 
@@ -225,7 +224,13 @@ def _run_admin(args: argparse.Namespace) -> int:
         port=args.port,
         host=args.host,
     )
-    _serve(create_admin_app(settings), settings.host, settings.port, settings.event_loop)
+    _serve(
+        create_admin_app(settings),
+        settings.host,
+        settings.port,
+        settings.event_loop,
+        log_format=args.log_format,
+    )
     return 0
 
 
@@ -346,7 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in admin_cli.COMMANDS:
         return admin_cli.run(args)
-    _LOG_FORMAT[0] = str(args.log_format)
     try:
         log_format.configure(str(args.log_level), str(args.log_format))
     except ValueError as err:

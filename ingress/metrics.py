@@ -39,12 +39,17 @@ class IngressMetrics:
             "Calls waiting for their answer now",
             registry=self.registry,
         )
-        self._children: dict[tuple[str, str], Histogram] = {}
+        self._latency: dict[tuple[str, str], Histogram] = {}
+        self._answered: dict[tuple[str, str, int], Counter] = {}
 
     def observe(self, service: str, handler: str, code: int, seconds: float) -> None:
         """Counts one answered call (a few microseconds: the labelled children are cached)."""
-        child = self._children.get((service, handler))
-        if child is None:
-            child = self._children[(service, handler)] = self.latency.labels(service, handler)
-        child.observe(seconds)
-        self.requests.labels(service, handler, str(code)).inc()
+        latency = self._latency.get((service, handler))
+        if latency is None:
+            latency = self._latency[(service, handler)] = self.latency.labels(service, handler)
+        latency.observe(seconds)
+        answered = self._answered.get((service, handler, code))
+        if answered is None:
+            answered = self.requests.labels(service, handler, str(code))
+            self._answered[(service, handler, code)] = answered
+        answered.inc()

@@ -178,7 +178,13 @@ class WorkerMetrics:
                 behind += max(0, high - proc.next_offset)
         self.log_lag.set(behind)
 
-    def forget_epoch(self, partition: int) -> None:
-        """The partition is not led here any more."""
+    def leading(self, partition: int, epoch: int) -> None:
+        """This worker leads ``partition`` now, at ``epoch``."""
+        self.partitions_led.inc()
+        self.leader_epoch.labels(str(partition)).set(epoch)
+
+    def not_leading(self, partition: int) -> None:
+        """This worker led ``partition`` and does not any more."""
+        self.partitions_led.dec()
         with contextlib.suppress(KeyError):
             self.leader_epoch.remove(str(partition))

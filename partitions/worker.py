@@ -247,8 +247,7 @@ class Worker:
             self._block(proc)
         if applied.lost_leadership:
             self._to_invoker(self._release, proc.partition)
-            self.metrics.partitions_led.dec()
-            self.metrics.forget_epoch(proc.partition)
+            self.metrics.not_leading(proc.partition)
             proc.timers = []
         if applied.became_leader:
             try:
@@ -276,9 +275,8 @@ class Worker:
 
     def _take_over(self, proc: PartitionProcessor) -> None:
         """What a new leader does first: start what runs, arm timers, deliver the outbox."""
-        self.metrics.partitions_led.inc()
         epoch = proc.epoch
-        self.metrics.leader_epoch.labels(str(proc.partition)).set(epoch)
+        self.metrics.leading(proc.partition, epoch)
         view = proc.store.begin()
         for start in state_machine.running_invocations(view):
             self._to_invoker(self._start, proc.partition, epoch, start, 0.0)
@@ -510,8 +508,7 @@ class Worker:
         if proc is None:
             return
         if proc.is_leader:
-            self.metrics.partitions_led.dec()
-            self.metrics.forget_epoch(partition)
+            self.metrics.not_leading(partition)
         self._to_invoker(self._release, partition)
         if self.publisher is not None:
             self.publisher.release(partition)
