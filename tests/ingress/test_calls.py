@@ -18,6 +18,7 @@ from engine.records import ResponseStatus
 from ingress.calls import CallFastPath
 from ingress.config import IngressSettings
 from ingress.errors import IngressError
+from ingress.metrics import IngressMetrics
 from ingress.routing import Route
 
 
@@ -27,6 +28,7 @@ class FakeIngress:
     def __init__(self, answer: LogResponse | Exception) -> None:
         self.answer = answer
         self.invoked: list[tuple[bytes, tuple[tuple[str, str], ...]]] = []
+        self.metrics = IngressMetrics()
 
     def route(self, segments: list[str]) -> Route:
         if segments[0] == "missing":
