@@ -23,16 +23,20 @@ lint-imports --no-cache
 step "shell scripts"
 bash -n deploy/kafka/broker.sh deploy/check.sh deploy/up.sh
 
-step "Prometheus (the dashboards' test scrapes a cluster with it)"
-if ! command -v prometheus >/dev/null 2>&1; then
-  # Debian's package; as root, or through sudo where there is one.
+step "Prometheus and Chromium (the dashboards' test scrapes a cluster; the web UI's test drives a browser)"
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if ((${#missing[@]})); then
+  # Debian's packages; as root, or through sudo where there is one.
   SUDO=""; [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
-  $SUDO apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 ||
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
     { $SUDO apt-get update -q >/dev/null 2>&1 &&
-      $SUDO apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; } ||
-    echo "could not install prometheus: tests/deploy/test_prometheus.py will fail"
+      $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; } ||
+    echo "could not install ${missing[*]}: tests/deploy/test_prometheus.py or tests/ingress/test_web_ui.py will fail"
 fi
 command -v prometheus >/dev/null 2>&1 && prometheus --version 2>&1 | head -n 1
+command -v chromium >/dev/null 2>&1 && chromium --version 2>/dev/null | head -n 1
 
 step "Kafka broker"
 BROKER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/perdure-check-kafka.XXXXXX")

@@ -37,7 +37,7 @@ def cancel(env: Envelope, c: Cancel, txn: PartitionTxn) -> list[Action]:
     elif c.kill or s.phase is not Phase.RUNNING:
         actions = end_now(env, txn, s, KILLED if c.kill else CANCELLED, c.kill)
     else:
-        actions = _cancel_running(txn, s)
+        actions = _cancel_running(txn, s, env.timestamp_ms)
     ok = ResponseStatus.ACCEPTED
     known = s is not None
     return actions + receipts.answer_both(
@@ -58,7 +58,7 @@ def _abandon(
     return []
 
 
-def _cancel_running(txn: PartitionTxn, s: InvocationStatus) -> list[Action]:
+def _cancel_running(txn: PartitionTxn, s: InvocationStatus, at_ms: int) -> list[Action]:
     pending = pending_entries(txn, s.invocation_id)
     if not pending:
         cancelled = replace(s, cancel_requested=True)
@@ -74,7 +74,7 @@ def _cancel_running(txn: PartitionTxn, s: InvocationStatus) -> list[Action]:
     for index, other in pending[1:]:
         put_entry(txn, s.invocation_id, index, replace(other, failure=CANCELLED, completed=True))
     failed = replace(entry, failure=CANCELLED, completed=True)
-    actions.extend(complete_entry(txn, s, first, failed))
+    actions.extend(complete_entry(txn, s, first, failed, at_ms))
     return actions
 
 

@@ -29,6 +29,8 @@ INBOX_ENDS = b"\x0c"
 INPUT = b"\x0d"
 WAITER = b"\x0e"
 RECEIPT = b"\x0f"
+TIMELINE = b"\x10"
+"""When each journal entry was recorded and completed, and each failed attempt (operators' view)."""
 
 SCHEDULED_START = 0xFFFFFFFF
 """The entry index of a delayed invocation's start timer."""
@@ -218,3 +220,13 @@ def receipt_key(invocation_id: str, caller_id: str, caller_index: int) -> bytes:
 def outbox_prefix(invocation_id: str) -> bytes:
     """Every undelivered call, send or command of one invocation."""
     return OUTBOX + _component(invocation_id)
+
+
+def timeline_prefix(invocation_id: str) -> bytes:
+    """Every timeline event of one invocation, in (kind, number) order."""
+    return TIMELINE + _component(invocation_id)
+
+
+def timeline_key(invocation_id: str, event: bytes, number: int) -> bytes:
+    """One timeline event: ``event`` is a one-byte kind (engine/timeline.py)."""
+    return timeline_prefix(invocation_id) + event + (number & 0xFFFFFFFF).to_bytes(4, "big")

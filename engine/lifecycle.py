@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine import keyed, keys
+from engine import keyed, keys, timeline
 from engine.model import EntryKind, Failure, HandlerKind, InvocationStatus, JournalEntry, Phase
 from engine.records import AckEntry, Action, InvocationEnded
 from engine.status import (
@@ -40,10 +40,11 @@ def begin(txn: PartitionTxn, status: InvocationStatus) -> list[Action]:
 
 
 def complete_entry(
-    txn: PartitionTxn, s: InvocationStatus, index: int, done: JournalEntry
+    txn: PartitionTxn, s: InvocationStatus, index: int, done: JournalEntry, at_ms: int
 ) -> list[Action]:
-    """Records the outcome of a pending entry and wakes its invocation (or resumes it)."""
+    """Records the outcome of a pending entry (got at ``at_ms``) and wakes its invocation."""
     put_entry(txn, s.invocation_id, index, done)
+    timeline.entry_completed(txn, s.invocation_id, index, at_ms)
     if s.phase is not Phase.RUNNING:
         return []
     ack = AckEntry(s.invocation_id, s.retry_count, index, done)

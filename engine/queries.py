@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine import codec, keyed, keys
+from engine import codec, keyed, keys, timeline
 from engine.errors import EngineError
 from engine.model import EntryKind, Failure, InvocationStatus, Phase
 from engine.status import get_status, journal
@@ -182,7 +182,9 @@ def summary(s: InvocationStatus, now_ms: int) -> dict[str, Any]:
         "idempotency_key": s.idempotency_key,
     }
     if s.last_error is not None:
-        row["last_error"] = s.last_error
+        # The error's last line (``ValueError: ...``); describe shows the whole stack.
+        lines = [line for line in s.last_error.splitlines() if line.strip()]
+        row["last_error"] = lines[-1] if lines else s.last_error
     if status == "backing-off" or status == "scheduled":
         row["next_attempt_ms"] = s.execute_at_ms
     if s.failure is not None:
@@ -301,6 +303,8 @@ def describe(view: ReadView, invocation_id: str, now_ms: int, results: bool) -> 
     if s is None:
         return {"not_found": invocation_id}
     doc = summary(s, now_ms)
+    if s.last_error is not None:
+        doc["last_error"] = s.last_error
     doc["handler_kind"] = s.handler_kind.value or "service"
     doc["headers"] = dict(s.headers)
     doc["input_bytes"] = len(view.get(keys.input_key(invocation_id)) or b"")
@@ -311,6 +315,8 @@ def describe(view: ReadView, invocation_id: str, now_ms: int, results: bool) -> 
         doc["result_bytes"] = len(s.result)
         if results:
             doc["result"] = _payload(s.result)
+    times = timeline.read(view, invocation_id)
+    doc["failed_attempts"] = times.failed_attempts
     entries = []
     for index, entry in enumerate(journal(view, invocation_id)):
         row: dict[str, Any] = {
@@ -318,7 +324,10 @@ def describe(view: ReadView, invocation_id: str, now_ms: int, results: bool) -> 
             "kind": entry.kind.value,
             "name": entry.name,
             "status": "completed" if entry.completed else "pending",
+            "journaled_ms": times.journaled_ms.get(index),
         }
+        if entry.completed:
+            row["completed_ms"] = times.completed_ms.get(index, row["journaled_ms"])
         if entry.kind is EntryKind.SLEEP and entry.value:
             row["wake_at_ms"] = int(entry.value)  # a sleep journals when it wakes
         elif entry.value is not None:

@@ -24,6 +24,7 @@ from engine import (
     keys,
     receipts,
     state_edits,
+    timeline,
 )
 from engine.errors import InvalidId
 from engine.ids import InvocationId, parse_awakeable_id
@@ -278,6 +279,7 @@ def _propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
     if s is None or c.index != s.journal_length:
         return []  # a duplicate proposal or one out of turn
     put_status(txn, replace(s, journal_length=s.journal_length + 1, cancel_requested=False))
+    timeline.entry_journaled(txn, c.invocation_id, c.index, env.timestamp_ms)
     entry = c.entry
     if entry.state_ops and s.target.key is not None:
         # Durable in the journal, so visible to shared handlers from now on (as in Restate).
@@ -291,7 +293,7 @@ def _propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
     if kind is EntryKind.CALL or kind is EntryKind.SEND:
         return _propose_call(s, c.index, entry, txn)
     if kind in (EntryKind.GET_PROMISE, EntryKind.PEEK_PROMISE, EntryKind.COMPLETE_PROMISE):
-        return _propose_promise(s, c.index, entry, txn)
+        return _propose_promise(env.timestamp_ms, s, c.index, entry, txn)
     if kind is EntryKind.SLEEP:
         return _propose_sleep(env, s, c.index, entry, txn)
     if kind is EntryKind.AWAKEABLE:
@@ -368,7 +370,7 @@ def _propose_sleep(
     return [RegisterTimer(wake_at, s.invocation_id, index)]
 
 
-def _timer_fired(_env: Envelope, c: TimerFired, txn: PartitionTxn) -> list[Action]:
+def _timer_fired(env: Envelope, c: TimerFired, txn: PartitionTxn) -> list[Action]:
     s = get_status(txn, c.invocation_id)
     if s is None:
         return []
@@ -381,7 +383,7 @@ def _timer_fired(_env: Envelope, c: TimerFired, txn: PartitionTxn) -> list[Actio
     if entry is None or entry.completed or entry.kind is not EntryKind.SLEEP:
         return []
     txn.delete(keys.timer_key(int(entry.value or b"0"), c.invocation_id, c.index))
-    return complete_entry(txn, s, c.index, replace(entry, completed=True))
+    return complete_entry(txn, s, c.index, replace(entry, completed=True), env.timestamp_ms)
 
 
 def _suspend(_env: Envelope, c: Suspend, txn: PartitionTxn) -> list[Action]:
@@ -421,7 +423,7 @@ def _via_outbox(
     return [Deliver(command.invocation_id, command)]
 
 
-def _complete_awakeable(_env: Envelope, c: CompleteAwakeable, txn: PartitionTxn) -> list[Action]:
+def _complete_awakeable(env: Envelope, c: CompleteAwakeable, txn: PartitionTxn) -> list[Action]:
     again = receipts.already_done(txn, c.invocation_id, c.caller)
     if again is not None:
         return again
@@ -435,14 +437,14 @@ def _complete_awakeable(_env: Envelope, c: CompleteAwakeable, txn: PartitionTxn)
         failure = Failure(409, "the awakeable was already completed")
     else:
         done = replace(entry, value=c.value, failure=c.failure, completed=True)
-        actions.extend(complete_entry(txn, s, c.index, done))
+        actions.extend(complete_entry(txn, s, c.index, done, env.timestamp_ms))
     known = s is not None
     return actions + receipts.answer_both(
         txn, c.invocation_id, c.reply, c.caller, failure, ResponseStatus.OK, known
     )
 
 
-def _call_result(_env: Envelope, c: CallResult, txn: PartitionTxn) -> list[Action]:
+def _call_result(env: Envelope, c: CallResult, txn: PartitionTxn) -> list[Action]:
     outbox_key = keys.outbox_key(c.invocation_id, c.index)
     if txn.get(outbox_key) is None:
         return []  # already settled: a redelivered result
@@ -452,11 +454,11 @@ def _call_result(_env: Envelope, c: CallResult, txn: PartitionTxn) -> list[Actio
     if s is None or entry is None or entry.completed:
         return []  # a send's receipt, or a cancel's answer after the entry failed already
     done = replace(entry, value=c.result, failure=c.failure, completed=True)
-    return complete_entry(txn, s, c.index, done)
+    return complete_entry(txn, s, c.index, done, env.timestamp_ms)
 
 
 def _propose_promise(
-    s: InvocationStatus, index: int, entry: JournalEntry, txn: PartitionTxn
+    at_ms: int, s: InvocationStatus, index: int, entry: JournalEntry, txn: PartitionTxn
 ) -> list[Action]:
     service, key = s.target.service, s.target.key or ""
     promise_key = keys.promise_key(service, key, entry.name)
@@ -473,7 +475,7 @@ def _propose_promise(
         else:
             resolved = JournalEntry(EntryKind.GET_PROMISE, entry.name, entry.value, entry.failure)
             txn.put(promise_key, codec.encode_entry(resolved))
-            actions.extend(_wake_promise_waiters(txn, service, key, entry.name, resolved))
+            actions.extend(_wake_promise_waiters(at_ms, txn, service, key, entry.name, resolved))
             done = replace(entry, value=b"true", failure=None)
     elif current is not None:
         done = replace(entry, value=current.value, failure=current.failure)
@@ -490,7 +492,7 @@ def _propose_promise(
 
 
 def _wake_promise_waiters(
-    txn: PartitionTxn, service: str, key: str, name: str, resolved: JournalEntry
+    at_ms: int, txn: PartitionTxn, service: str, key: str, name: str, resolved: JournalEntry
 ) -> list[Action]:
     actions: list[Action] = []
     prefix = keys.promise_waiter_prefix(service, key, name)
@@ -502,7 +504,7 @@ def _wake_promise_waiters(
         if entry is None or s is None:
             continue
         done = replace(entry, value=resolved.value, failure=resolved.failure, completed=True)
-        actions.extend(complete_entry(txn, s, index, done))
+        actions.extend(complete_entry(txn, s, index, done, at_ms))
     return actions
 
 
@@ -529,6 +531,7 @@ def _attempt_failed(env: Envelope, c: AttemptFailed, txn: PartitionTxn) -> list[
         return cancellation.end_now(env, txn, s, CANCELLED, kill=False)
     # execute_at_ms of a running invocation: when its next attempt is due (for operators).
     due = env.timestamp_ms + c.retry_in_ms
+    timeline.attempt_failed(txn, c.invocation_id, s.retry_count, env.timestamp_ms, c.message)
     put_status(
         txn, replace(s, retry_count=s.retry_count + 1, last_error=c.message, execute_at_ms=due)
     )

@@ -131,6 +131,7 @@ def forget(txn: PartitionTxn, invocation_id: str) -> None:
         keys.waiter_prefix(invocation_id),
         keys.receipt_prefix(invocation_id),
         keys.outbox_prefix(invocation_id),
+        keys.timeline_prefix(invocation_id),
     ):
         for key, _ in list(txn.scan(prefix)):
             txn.delete(key)

@@ -37,10 +37,24 @@ class AccessGuard:
         max_body_bytes: larger declared bodies get a 413 (0: no cap here; the ingress checks
             its calls' bodies as it reads them, chunked ones included).
         what: the process's name, for the refusal's words.
+        open_prefixes: paths served without the token (the admin's web UI: static files that
+            hold no data and ask for the token before they read any, and the redirects to
+            them: a prefix ending in ``/`` also opens the path without it and ``/``).
     """
 
-    def __init__(self, app: ASGIApp, token: str, max_body_bytes: int = 0, what: str = "") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        max_body_bytes: int = 0,
+        what: str = "",
+        open_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
+        self.open_prefixes = open_prefixes
+        self.open_paths = OPEN_PATHS | {p.rstrip("/") for p in open_prefixes}
+        if open_prefixes:
+            self.open_paths |= {"/"}
         self.expected = f"Bearer {token}".encode() if token else b""
         self.max_body_bytes = max_body_bytes
         self.what = what or "this API"
@@ -49,7 +63,8 @@ class AccessGuard:
         if (
             not (self.expected or self.max_body_bytes)
             or scope["type"] != "http"
-            or scope["path"] in OPEN_PATHS
+            or scope["path"] in self.open_paths
+            or (self.open_prefixes and scope["path"].startswith(self.open_prefixes))
         ):
             await self.app(scope, receive, send)
             return

@@ -14,12 +14,14 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine import subscriptions
@@ -39,6 +41,10 @@ from ingress.subscription_table import SubscriptionTable
 log = logging.getLogger("perdure.admin")
 
 RECONCILE_INTERVAL_S = 0.5
+
+UI_PATH = "/ui"
+"""Where the web UI is served (``/`` redirects there)."""
+UI_FILES = Path(__file__).with_name("webui")
 
 
 class Admin:
@@ -275,7 +281,8 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
         title="Perdure admin",
         description=(
             "Operate the cluster: invocations (list, describe, cancel, kill), services and "
-            "their state, subscriptions of Kafka topics to handlers."
+            "their state, subscriptions of Kafka topics to handlers. A web UI over this API "
+            "is served at /ui/."
         ),
         lifespan=lifespan,
         docs_url="/docs",
@@ -289,7 +296,17 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
         token=settings.token,
         max_body_bytes=settings.max_body_bytes,
         what="the admin API",
+        open_prefixes=(UI_PATH + "/",),
     )
+    app.mount(UI_PATH, StaticFiles(directory=UI_FILES, html=True), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse(UI_PATH + "/")
+
+    @app.get(UI_PATH, include_in_schema=False)
+    async def ui_home() -> RedirectResponse:
+        return RedirectResponse(UI_PATH + "/")
 
     @app.get("/health")
     @app.get("/health/ready")

@@ -49,6 +49,8 @@ log = logging.getLogger("perdure.invoker")
 
 _RESTART_DELAY_S = 1.0
 _MS = timedelta(milliseconds=1)
+ERROR_TEXT = 4000
+"""How much of a failed attempt's traceback (its tail) goes into the log for operators."""
 
 
 @dataclass
@@ -438,7 +440,10 @@ class Invoker:
                 delay.total_seconds(),
             )
         self.metrics.attempts_failed.labels(t.service, t.handler).inc()
-        return AttemptFailed(start.invocation_id, start.attempt, repr(err)[:2000], int(delay / _MS))
+        # The error with its stack, for operators (the tail: where it was raised, and what).
+        return AttemptFailed(
+            start.invocation_id, start.attempt, trace[-ERROR_TEXT:], int(delay / _MS)
+        )
 
 
 class _Suspended(InvocationAborted):

@@ -148,11 +148,46 @@ def test_describe_shows_the_journal_and_results_on_request() -> None:
     d = queries.describe(txn, "sleeping", NOW, results=False)
     assert d["status"] == "suspended" and d["suspended_on"] == [0]
     assert d["journal"] == [
-        {"index": 0, "kind": "sleep", "name": "nap", "status": "pending", "wake_at_ms": 100_000_999}
+        {
+            "index": 0,
+            "kind": "sleep",
+            "name": "nap",
+            "status": "pending",
+            "wake_at_ms": 100_000_999,
+            "journaled_ms": 1000,
+        }
     ]
     d = queries.describe(txn, "done-2", NOW, results=True)
     assert d["result"] == {"truncated": False, "text": '"ok"'} and d["input_bytes"] == 2
     assert queries.describe(txn, "nope", NOW, results=False) == {"not_found": "nope"}
+
+
+def test_describe_times_each_step_and_lists_the_failed_attempts() -> None:
+    """The timeline: when each entry was journaled and completed, and each failed attempt."""
+    from engine import keys
+    from engine.records import Purge, TimerFired
+
+    txn = partition()
+    apply = state_machine.apply
+    apply(ext(Invoke("timed", Target("svc", "h"), b""), 100), txn)
+    apply(by_leader(AttemptFailed("timed", 0, "Traceback ...\nValueError: no", 10), 150), txn)
+    apply(by_leader(ProposeEntry("timed", 1, 0, JournalEntry(EntryKind.RUN, "a", b"1")), 200), txn)
+    sleep = JournalEntry(EntryKind.SLEEP, "nap", b"50", completed=False)
+    apply(by_leader(ProposeEntry("timed", 1, 1, sleep), 300), txn)
+    apply(by_leader(TimerFired("timed", 1), 360), txn)
+    d = queries.describe(txn, "timed", NOW, results=False)
+    assert d["failed_attempts"] == [
+        {"attempt": 1, "at_ms": 150, "error": "Traceback ...\nValueError: no"}
+    ]
+    assert [(e["journaled_ms"], e["completed_ms"]) for e in d["journal"]] == [
+        (200, 200),
+        (300, 360),
+    ]
+    assert d["attempts"] == 2
+    # A purge forgets the timeline with the rest.
+    apply(by_leader(Complete("timed", 1, b"1"), 400), txn)
+    apply(ext(Purge("timed", R), 500), txn)
+    assert list(txn.scan(keys.timeline_prefix("timed"))) == []
 
 
 def test_object_state_has_a_version_that_moves_with_any_value() -> None:
