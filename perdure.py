@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import log_format
+from engine import kafka_settings, log_format
 from ingress import admin_cli
 
 
@@ -75,6 +75,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         choices=("text", "json"),
         default=os.environ.get("PERDURE_LOG_FORMAT", "text"),
         help="one JSON object per line for log pipelines [PERDURE_LOG_FORMAT]",
+    )
+    parser.add_argument(
+        "--kafka-config",
+        help="librdkafka settings for every Kafka client (SASL, SSL, any property): JSON, or "
+        "@FILE of JSON [PERDURE_KAFKA_CONFIG]",
     )
 
 
@@ -355,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         log_format.configure(str(args.log_level), str(args.log_format))
     except ValueError as err:
         raise SystemExit(f"perdure: {err} (PERDURE_LOG_FORMAT)") from None
+    if args.kafka_config is not None:
+        os.environ[kafka_settings.ENV] = args.kafka_config  # its children read it too
+    try:
+        kafka_settings.extra()
+    except kafka_settings.KafkaConfigError as err:
+        raise SystemExit(f"perdure: {err}") from None
     if args.command == "worker":
         return _run_worker(args)
     if args.command == "ingress":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 INTERVAL_S = 10.0
 
@@ -44,3 +45,39 @@ class RateLimit(logging.Filter):
 
 CLIENT_LOGGER = logging.getLogger("perdure.librdkafka")
 CLIENT_LOGGER.addFilter(RateLimit())
+
+
+class ConnectionTrouble:
+    """A client's ``error_cb``: remembers why its connections were refused, in the client's words.
+
+    A request to an unreachable cluster fails with only "Broker transport failure"; the reason
+    (refused credentials, a TLS error, a name that does not resolve) reaches ``error_cb``.
+    :meth:`explain` adds it to the request's error, for the messages operators read.
+    """
+
+    REASONS = frozenset({"_AUTHENTICATION", "_SSL", "_RESOLVE"})
+    """librdkafka error names that say why a connection failed."""
+
+    def __init__(self) -> None:
+        self.last = ""
+
+    def __call__(self, err: Any) -> None:
+        if err.name() in self.REASONS:
+            self.last = str(err.str())
+
+    def explain(self, error: object, client: Any = None) -> str:
+        """``error``, with the client's reason after it if it saw one.
+
+        Args:
+            error: the failed request's error (a ``KafkaException`` or text).
+            client: the client whose ``error_cb`` this is; librdkafka queues error events
+                until the client is polled, so it is polled here to hear them.
+        """
+        if client is not None:
+            client.poll(0)
+        text = error.args[0].str() if isinstance(error, Exception) and _has_str(error) else error
+        return f"{text}; {self.last}" if self.last else str(text)
+
+
+def _has_str(error: Exception) -> bool:
+    return bool(error.args) and hasattr(error.args[0], "str")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import kafka_settings
 from engine.errors import EngineError
 
 DEFAULT = "default"
@@ -54,7 +55,9 @@ class KafkaClusters:
             if "bootstrap.servers" not in settings:
                 raise ValueError(f"PERDURE_KAFKA_CLUSTERS: {name!r} has no bootstrap.servers")
             clusters[name] = {str(k): str(v) for k, v in settings.items()}
-        clusters.setdefault(DEFAULT, {})["bootstrap.servers"] = default_bootstrap
+        # Perdure's own Kafka: its address, and the client settings every process uses for it.
+        own = clusters.setdefault(DEFAULT, {})
+        own.update({**kafka_settings.extra(), **own, "bootstrap.servers": default_bootstrap})
         return cls(clusters)
 
     def settings(self, name: str) -> dict[str, str]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from engine.client_logs import CLIENT_LOGGER
+from engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
+from engine.kafka_settings import client_settings
 
 INTERVAL_S = 2.0
 GRACE_S = 6.0
@@ -32,10 +32,11 @@ class KafkaProbe:
         self.bootstrap = bootstrap
         self.interval_s = interval_s
         self.grace_s = grace_s
-        config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": CLIENT_LOGGER}
-        self._admin = AdminClient(config)
+        self._trouble = ConnectionTrouble()
+        config = client_settings(bootstrap, logger=CLIENT_LOGGER, error_cb=self._trouble)
         self._ok_at = time.monotonic()
         self._error = ""
+        self._admin = AdminClient(config)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kafka-probe", daemon=True)
         self._thread.start()
@@ -45,9 +46,9 @@ class KafkaProbe:
             try:
                 self._admin.describe_cluster(request_timeout=self.interval_s).result()
                 self._ok_at = time.monotonic()
-                self._error = ""
+                self._error = self._trouble.last = ""
             except KafkaException as err:
-                self._error = err.args[0].str() if err.args else str(err)
+                self._error = self._trouble.explain(err, self._admin)
             self._stop.wait(self.interval_s)
 
     def unreachable(self) -> str | None:

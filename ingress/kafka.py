@@ -14,8 +14,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from engine import codec, schemas
-from engine.client_logs import CLIENT_LOGGER
+from engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
 from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, producer_settings, topic_specs
+from engine.kafka_settings import client_settings
 from engine.records import Envelope, Response
 
 log = logging.getLogger("perdure.ingress")
@@ -44,12 +45,20 @@ def create_topic_if_missing(
             raise
 
 
+class KafkaUnreachable(KafkaException):
+    """The cluster did not answer; the message says why, as far as the client knows."""
+
+
 def prepare_topics(
     bootstrap: str, names: ClusterNames, partitions: int, segment_bytes: int = LOG_SEGMENT_BYTES
 ) -> tuple[int, int]:
     """Creates the cluster's topics if no worker has yet; returns (log, responses) partitions."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = admin.list_topics(timeout=15).topics
+    trouble = ConnectionTrouble()
+    admin = AdminClient(client_settings(bootstrap, logger=CLIENT_LOGGER, error_cb=trouble))
+    try:
+        existing = admin.list_topics(timeout=15).topics
+    except KafkaException as err:
+        raise KafkaUnreachable(trouble.explain(err, admin)) from err
     specs = topic_specs(names, partitions, segment_bytes)
     missing = [t for t in specs if t.name not in existing]
     if missing:
@@ -165,7 +174,7 @@ class _TopicReader:
     def __init__(self, bootstrap: str, name: str) -> None:
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client_settings(bootstrap),
                 "group.id": f"perdure-ingress-{name}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 100,

@@ -35,6 +35,7 @@ from confluent_kafka.admin import AdminClient
 
 from engine import faults, keys
 from engine.cluster import MAX_RECORD_BYTES, ClusterNames, producer_settings
+from engine.kafka_settings import client_settings
 from engine.records import BackupTaken, TrimLog
 from partitions import backup_format, heap
 from partitions.metrics import WorkerMetrics
@@ -261,7 +262,7 @@ class Trimmer:
     def __init__(self, bootstrap: str, names: ClusterNames, margin_records: int) -> None:
         self.names = names
         self.margin_records = margin_records
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.admin = AdminClient(client_settings(bootstrap))
 
     def trim(self, partition: int, action: TrimLog) -> None:
         """Asks the broker to delete records below the backup (without waiting for it)."""

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from engine import faults, keys
 from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import CONSUMER_QUEUE_KBYTES, ClusterNames
+from engine.kafka_settings import client_settings
 from partitions import backup_format, heap
 from partitions.errors import RestoreError
 from partitions.metrics import WorkerMetrics
@@ -69,7 +70,7 @@ class Restorer:
         self.timeout_s = timeout_s
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client_settings(bootstrap),
                 "group.id": f"{names.name}.restore",
                 "logger": CLIENT_LOGGER,
                 "enable.auto.commit": False,

@@ -29,6 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import CONSUMER_QUEUE_KBYTES
+from engine.kafka_settings import client_settings
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
 from partitions.recovery import Recovery
@@ -96,7 +97,7 @@ class Standbys:
         self.copies: dict[int, PartitionProcessor] = {}
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client_settings(bootstrap),
                 "group.id": f"{group}.standby",
                 "logger": CLIENT_LOGGER,
                 "enable.auto.commit": False,
@@ -105,7 +106,7 @@ class Standbys:
                 "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
             }
         )
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._admin = AdminClient(client_settings(bootstrap))
         self._described: Future[Any] | None = None
         self._last_plan = 0.0
 

@@ -8,7 +8,9 @@ import time
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
 from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, topic_specs
+from engine.kafka_settings import client_settings
 from partitions.errors import TopicSetupError
 
 log = logging.getLogger("perdure.topics")
@@ -22,7 +24,8 @@ def ensure_topics(
     segment_bytes: int = LOG_SEGMENT_BYTES,
 ) -> int:
     """Creates missing topics; returns the log's partition count (fixed when it was created)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    trouble = ConnectionTrouble()
+    admin = AdminClient(client_settings(bootstrap, logger=CLIENT_LOGGER, error_cb=trouble))
     specs = [
         NewTopic(t.name, num_partitions=t.partitions, replication_factor=-1, config=t.config)
         for t in topic_specs(names, partitions, segment_bytes)
@@ -30,7 +33,9 @@ def ensure_topics(
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as err:
-        raise TopicSetupError(f"cannot reach Kafka at {bootstrap}: {err}") from err
+        raise TopicSetupError(
+            f"cannot reach Kafka at {bootstrap}: {trouble.explain(err, admin)}"
+        ) from err
     missing = [spec for spec in specs if spec.topic not in existing]
     if missing:
         for topic, future in admin.create_topics(missing, request_timeout=timeout).items():

@@ -34,6 +34,7 @@ from engine.cluster import CONSUMER_QUEUE_KBYTES
 from engine.errors import InvalidId
 from engine.ids import InvocationId
 from engine.kafka_clusters import KafkaClusters
+from engine.kafka_settings import client_settings
 from engine.records import (
     AckEntry,
     Action,
@@ -160,7 +161,7 @@ class Worker:
     # -- registry -------------------------------------------------------------------------------
 
     def _publish_services(self) -> None:
-        producer = Producer({"bootstrap.servers": self.settings.bootstrap, "acks": "all"})
+        producer = Producer(client_settings(self.settings.bootstrap, acks="all"))
         for entry in self.endpoint.manifest():
             producer.produce(
                 self.names.registry_topic,
@@ -178,7 +179,7 @@ class Worker:
         s = self.settings
         consumer = Consumer(
             {
-                "bootstrap.servers": s.bootstrap,
+                **client_settings(s.bootstrap),
                 "group.id": self.names.worker_group,
                 "logger": CLIENT_LOGGER,
                 "client.id": self.leader_id,

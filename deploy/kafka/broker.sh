@@ -21,6 +21,9 @@
 #   KAFKA_STOP_TIMEOUT    seconds between SIGTERM and SIGKILL (default 30)
 #   KAFKA_HEAP_OPTS       JVM heap (default -Xms256m -Xmx1g: room for tests on a 2-core, 24 GiB box)
 #   KAFKA_MVN_ARGS        extra Maven arguments for the fetch (a settings file, a local repository)
+#   KAFKA_SASL_PORT       also listen on this port with SASL_PLAINTEXT (SCRAM-SHA-256 and -512)
+#   KAFKA_SCRAM_USERS     "name:password ..." SCRAM users, created when the storage is formatted
+#                         (Kafka's StorageTool --add-scram: users exist before the broker starts)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -116,16 +119,31 @@ write_config() {
   echo "$cport" >"$KAFKA_DATA_DIR/controller.port"
   echo "$KAFKA_PORT" >"$KAFKA_DATA_DIR/port"
   port_open "$cport" && die "controller port $cport is in use (set KAFKA_CONTROLLER_PORT)"
+  local listeners="PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$cport"
+  local advertised="PLAINTEXT://$HOST:$KAFKA_PORT"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  local sasl=""
+  if [[ -n ${KAFKA_SASL_PORT:-} ]]; then
+    [[ $KAFKA_SASL_PORT =~ ^[0-9]+$ ]] || die "KAFKA_SASL_PORT must be a port number"
+    listeners+=",SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT"
+    advertised+=",SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT"
+    protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+    local module="org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    sasl="sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$module
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$module"
+  fi
   cat >"$CONF/server.properties" <<EOF
 # Written by deploy/kafka/broker.sh on every start; edit the script, not this file.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$cport
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$cport
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
+$sasl
 log.dirs=$DATA
 # One replica everywhere, so transactions and idempotent producers work on one node.
 num.partitions=1
@@ -233,8 +251,15 @@ cmd_start() {
     local cid
     cid=$("${JAVA_ARGS[@]}" kafka.tools.StorageTool random-uuid 2>"$LOGS/format.out") ||
       { cat "$LOGS/format.out" >&2; die "could not run the Kafka storage tool"; }
+    local scram=() user
+    for user in ${KAFKA_SCRAM_USERS:-}; do
+      [[ $user == *:* ]] || die "KAFKA_SCRAM_USERS: expected name:password, got '$user'"
+      scram+=(--add-scram "SCRAM-SHA-256=[name=${user%%:*},password=${user#*:}]")
+      scram+=(--add-scram "SCRAM-SHA-512=[name=${user%%:*},password=${user#*:}]")
+    done
     "${JAVA_ARGS[@]}" kafka.tools.StorageTool format -t "$cid" -c "$CONF/server.properties" \
-      >>"$LOGS/format.out" 2>&1 || { cat "$LOGS/format.out" >&2; die "storage format failed"; }
+      ${scram[@]+"${scram[@]}"} >>"$LOGS/format.out" 2>&1 ||
+      { cat "$LOGS/format.out" >&2; die "storage format failed"; }
     log "formatted $DATA (cluster id $cid)"
   fi
   # A previous run's "Kafka Server started" must not satisfy the readiness check.
