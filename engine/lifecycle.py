@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine import keyed, keys, timeline
+from engine import keyed, keys, queries, timeline
 from engine.model import EntryKind, Failure, HandlerKind, InvocationStatus, JournalEntry, Phase
 from engine.records import AckEntry, Action, InvocationEnded
 from engine.status import (
@@ -95,7 +95,7 @@ def finish(
     actions: list[Action] = [outcome(done, w) for w in take_waiters(txn, s.invocation_id)]
     if s.caller is not None:
         actions.append(notify(s.caller, result, failure))
-    actions.append(InvocationEnded(s.invocation_id))
+    actions.append(InvocationEnded(s.invocation_id, queries.status_of(done, now_ms)))
     if was_running and s.handler_kind is HandlerKind.EXCLUSIVE:
         actions.extend(next_in_line(txn, s))
     return actions

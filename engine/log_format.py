@@ -1,8 +1,9 @@
 """``--log-format json``: one JSON object per log line, for log pipelines (Loki, ELK).
 
 Fields: ``ts`` (ISO 8601, UTC), ``level``, ``logger``, ``pid``, ``message``, ``exception``
-(the traceback, if any) and ``invocation_id`` when the message names one, so that every line
-about an invocation can be found by its id.
+(the traceback, if any), ``invocation_id`` when the message names one, so that every line
+about an invocation can be found by its id, and ``event`` on the lifecycle lines of
+``perdure.invocations`` (invoked, started, resumed, suspended, retry-scheduled, completed, ...).
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process,
             "message": message,
         }
-        found = _INVOCATION_ID.search(message)
-        if found is not None:
-            doc["invocation_id"] = found.group(0)
+        given = getattr(record, "invocation_id", None)
+        found = None if given else _INVOCATION_ID.search(message)
+        if given or found is not None:
+            doc["invocation_id"] = given or found.group(0)  # type: ignore[union-attr]
+        event = getattr(record, "event", None)
+        if event:
+            doc["event"] = event
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc, ensure_ascii=False)

@@ -353,6 +353,18 @@ class InvocationEnded:
     """The invocation completed; drop whatever the invoker still holds for it."""
 
     invocation_id: str
+    outcome: str = "completed"
+    """How it ended, in operators' words: completed, failed, cancelled or killed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Invoked:
+    """A new invocation is recorded (the leader logs it; nothing to carry out)."""
+
+    invocation_id: str
+    target: Target
+    status: str
+    """Where it stands at once: running, pending (behind its key) or scheduled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +405,7 @@ Action = (
     | ScheduleRetry
     | SendResponse
     | InvocationEnded
+    | Invoked
     | LeadershipChanged
     | Deliver
     | RegisterTimer

@@ -55,6 +55,7 @@ from engine.records import (
     Detach,
     Envelope,
     Invoke,
+    Invoked,
     LeadershipChanged,
     ProposeEntry,
     Purge,
@@ -214,8 +215,11 @@ def _invoke(env: Envelope, c: Invoke, txn: PartitionTxn) -> list[Action]:
         at = env.timestamp_ms + c.delay_ms
         put_status(txn, replace(status, phase=Phase.SCHEDULED, execute_at_ms=at))
         txn.put(keys.timer_key(at, c.invocation_id, keys.SCHEDULED_START), b"")
-        return [*actions, RegisterTimer(at, c.invocation_id, keys.SCHEDULED_START)]
-    return begin(txn, status) + actions
+        invoked = Invoked(c.invocation_id, c.target, "scheduled")
+        return [invoked, *actions, RegisterTimer(at, c.invocation_id, keys.SCHEDULED_START)]
+    started = begin(txn, status)
+    invoked = Invoked(c.invocation_id, c.target, "running" if started else "pending")
+    return [invoked, *started, *actions]
 
 
 def _invoke_again(c: Invoke, existing: InvocationStatus, txn: PartitionTxn) -> list[Action]:

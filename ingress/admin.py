@@ -28,6 +28,7 @@ from engine import subscriptions
 from engine.kafka_clusters import KafkaClusters, UnknownCluster
 from engine.subscriptions import InvalidSubscription, Subscription
 from ingress.access import AccessGuard
+from ingress.admin_metrics import AdminMetrics, AdminMetricsMiddleware
 from ingress.answers import error_answer, install_error_handlers
 from ingress.app import Ingress
 from ingress.config import AdminSettings
@@ -298,6 +299,8 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
         what="the admin API",
         open_prefixes=(UI_PATH + "/",),
     )
+    # Outermost: refused requests (401, 413) are counted too.
+    app.add_middleware(AdminMetricsMiddleware, metrics=AdminMetrics(admin.metrics.registry))
     app.mount(UI_PATH, StaticFiles(directory=UI_FILES, html=True), name="ui")
 
     @app.get("/", include_in_schema=False)

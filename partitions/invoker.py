@@ -29,6 +29,7 @@ from engine.records import (
     StartInvocation,
     Suspend,
 )
+from partitions import invocation_log
 from partitions.errors import PublishError
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
@@ -352,6 +353,7 @@ class Invoker:
         # restarts the invocation from the store (see ack); an empty one resumes at once.
         self._append(attempt, Suspend(start.invocation_id, start.attempt, waiting))
         self.metrics.suspensions.inc()
+        invocation_log.event("suspended", start.invocation_id, f"waiting on entries {waiting}")
 
     async def _execute(self, attempt: _Attempt) -> Command | None:
         start = attempt.start
@@ -382,6 +384,11 @@ class Invoker:
         self._gauges()
         t = start.target
         self.metrics.attempts_started.labels(t.service, t.handler).inc()
+        if start.journal:
+            detail = f"attempt {start.attempt + 1}, replaying {len(start.journal)} entries"
+            invocation_log.event("resumed", start.invocation_id, detail)
+        else:
+            invocation_log.event("started", start.invocation_id, f"attempt {start.attempt + 1}")
         try:
             output = await handler.invoke(ctx, start.input)
             self.metrics.invocations_completed.labels(t.service, t.handler, "ok").inc()
@@ -422,23 +429,13 @@ class Invoker:
                 failure=Failure(500, f"failed after {attempts_made} attempts: {err!r}"),
             )
         delay = retry.delay_after(attempts_made)
+        retry_in = f"attempt {attempts_made} failed, retrying in {delay.total_seconds():.2f}s"
         if attempts_made == 1:
-            log.warning(
-                "invocation %s (%s) attempt 1 failed; retrying in %.2fs (up to %d attempts):\n%s",
-                start.invocation_id,
-                start.target,
-                delay.total_seconds(),
-                retry.max_attempts,
-                trace,
-            )
+            # The first failure with its stack; later ones of the same invocation in a line.
+            detail = f"{retry_in} (up to {retry.max_attempts} attempts):\n{trace}"
+            invocation_log.event("retry-scheduled", start.invocation_id, detail, logging.WARNING)
         else:
-            log.info(
-                "invocation %s attempt %d failed: %r; retrying in %.2fs",
-                start.invocation_id,
-                attempts_made,
-                err,
-                delay.total_seconds(),
-            )
+            invocation_log.event("retry-scheduled", start.invocation_id, f"{retry_in}: {err!r}")
         self.metrics.attempts_failed.labels(t.service, t.handler).inc()
         # The error with its stack, for operators (the tail: where it was raised, and what).
         return AttemptFailed(

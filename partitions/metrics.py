@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+
+from engine import census
 
 if TYPE_CHECKING:
     from partitions.processor import PartitionProcessor
@@ -52,6 +55,18 @@ class WorkerMetrics:
             ["service", "handler"],
             registry=r,
         )
+        self.invocations_in_flight = Gauge(
+            "perdure_invocations_in_flight",
+            "Invocations of the partitions led here that have not ended, by status: scheduled, "
+            "pending (waiting in an object key's inbox: the inbox depth), running, suspended, "
+            "backing-off. Counted every few seconds from a snapshot of each store",
+            ["status"],
+            registry=r,
+        )
+        for status in census.IN_FLIGHT:
+            self.invocations_in_flight.labels(status).set(0)
+        self._census: dict[int, dict[str, int]] = {}
+        self._census_lock = threading.Lock()
         self.timers_pending = Gauge(
             "perdure_timers_pending", "Durable timers armed by the partitions led here", registry=r
         )
@@ -182,9 +197,27 @@ class WorkerMetrics:
         """This worker leads ``partition`` now, at ``epoch``."""
         self.partitions_led.inc()
         self.leader_epoch.labels(str(partition)).set(epoch)
+        with self._census_lock:
+            self._census[partition] = {}
 
     def not_leading(self, partition: int) -> None:
         """This worker led ``partition`` and does not any more."""
         self.partitions_led.dec()
         with contextlib.suppress(KeyError):
             self.leader_epoch.remove(str(partition))
+        with self._census_lock:
+            self._census.pop(partition, None)
+            self._count_in_flight()
+
+    def counted(self, partition: int, taken: census.Census) -> None:
+        """The census of a led partition came (on the query thread): the gauges add it up."""
+        with self._census_lock:
+            if partition not in self._census:
+                return  # no longer led here: its invocations are another worker's to count
+            self._census[partition] = taken.counts
+            self._count_in_flight()
+
+    def _count_in_flight(self) -> None:
+        for status in census.IN_FLIGHT:
+            total = sum(c.get(status, 0) for c in self._census.values())
+            self.invocations_in_flight.labels(status).set(total)

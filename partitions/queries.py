@@ -1,5 +1,7 @@
 """QueryAnswerer: answers operators' queries (engine/queries.py) off the processor thread.
 
+It also takes each led partition's census (engine/census.py) for the in-flight gauges.
+
 A query is answered from the partition's store as applied up to the query's record: the
 processor takes a :class:`~partitions.store.StoreSnapshot` when it carries out the
 ``AnswerQuery`` action (between two batches, so nothing later is in it) and hands it here. A
@@ -9,19 +11,31 @@ partition's records behind an operator's page, so one thread of its own does it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from engine import queries
+from engine import census, queries
+from engine.census import Census
 from engine.records import Query, Response, ResponseStatus
 from partitions.log import LogWriter
 from partitions.store import StoreSnapshot
 
 log = logging.getLogger("perdure.queries")
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    partition: int
+    snapshot: StoreSnapshot
+    run: Callable[[], None]
+    what: str
 
 
 class QueryAnswerer:
@@ -33,9 +47,7 @@ class QueryAnswerer:
 
     def __init__(self, writer: LogWriter) -> None:
         self._writer = writer
-        self._queue: queue.SimpleQueue[tuple[int, StoreSnapshot, Query] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._busy: Counter[int] = Counter()
         self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="queries", daemon=True)
@@ -43,9 +55,23 @@ class QueryAnswerer:
 
     def submit(self, partition: int, snapshot: StoreSnapshot, query: Query) -> None:
         """Answers ``query`` from ``snapshot`` soon (the snapshot is released after)."""
+        job = functools.partial(self._answer, partition, snapshot, query)
+        self._put(_Job(partition, snapshot, job, f"query {query.request[:200]}"))
+
+    def count(
+        self, partition: int, snapshot: StoreSnapshot, done: Callable[[int, Census], None]
+    ) -> None:
+        """Takes the census of ``snapshot`` soon and gives it to ``done`` (on this thread)."""
+
+        def job() -> None:
+            done(partition, census.take(snapshot, int(time.time() * 1000)))
+
+        self._put(_Job(partition, snapshot, job, "census"))
+
+    def _put(self, job: _Job) -> None:
         with self._idle:
-            self._busy[partition] += 1
-        self._queue.put((partition, snapshot, query))
+            self._busy[job.partition] += 1
+        self._queue.put(job)
 
     def drain(self, partition: int, timeout: float = 10.0) -> None:
         """Waits until no query of ``partition`` reads its store (call before closing it)."""
@@ -62,15 +88,14 @@ class QueryAnswerer:
             item = self._queue.get()
             if item is None:
                 return
-            partition, snapshot, query = item
             try:
-                self._answer(partition, snapshot, query)
+                item.run()
             except Exception:
-                log.exception("partition %d: query %s failed", partition, query.request[:200])
+                log.exception("partition %d: %s failed", item.partition, item.what)
             finally:
-                snapshot.release()
+                item.snapshot.release()
                 with self._idle:
-                    self._busy[partition] -= 1
+                    self._busy[item.partition] -= 1
                     self._idle.notify_all()
 
     def _answer(self, partition: int, snapshot: StoreSnapshot, query: Query) -> None:

@@ -43,6 +43,7 @@ from engine.records import (
     Deliver,
     Envelope,
     InvocationEnded,
+    Invoked,
     PurgeExpired,
     RegisterTimer,
     ScheduleRetry,
@@ -52,7 +53,7 @@ from engine.records import (
     TimerFired,
     TrimLog,
 )
-from partitions import heap
+from partitions import heap, invocation_log
 from partitions.config import WorkerSettings
 from partitions.invoker import Invoker
 from partitions.log import LogWriter
@@ -73,6 +74,9 @@ _REDELIVERY_CAP_S = 300.0
 _OUT_OF_RANGE = (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE)
 """What the consumer says when the log no longer holds the offset a store needs next."""
 _TIMER_REFIRE_MS = 2000
+
+CENSUS_INTERVAL_S = 5.0
+"""How often the in-flight gauges are counted (engine/census.py, on the query thread)."""
 """How long a fired timer may stay unapplied before it is fired again."""
 
 
@@ -94,6 +98,7 @@ class Worker:
         self.processors: dict[int, PartitionProcessor] = {}
         self.metrics.watch(self.processors)
         self._lag_measured = 0.0
+        self._counted_at = 0.0
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.writer: LogWriter | None = None
@@ -305,6 +310,10 @@ class Worker:
                 self._to_invoker(self._start, proc.partition, proc.epoch, start, delay_s)
         elif isinstance(action, InvocationEnded):
             self._to_invoker(self._ended, action.invocation_id)
+            invocation_log.event(action.outcome, action.invocation_id)
+        elif isinstance(action, Invoked):
+            where = invocation_log.target_text(action.target)
+            invocation_log.event("invoked", action.invocation_id, f"{where}, {action.status}")
         elif isinstance(action, Deliver):
             self._deliver(action)
         elif isinstance(action, RegisterTimer):
@@ -407,6 +416,12 @@ class Worker:
         if self._consumer is not None and now - self._lag_measured >= 1.0:
             self._lag_measured = now
             self.metrics.measure_lag(self._consumer, self.processors, self.names.log_topic)
+        if self.queries is not None and now - self._counted_at >= CENSUS_INTERVAL_S:
+            self._counted_at = now
+            for proc in self.processors.values():
+                if proc.is_leader:
+                    snapshot = proc.store.snapshot()
+                    self.queries.count(proc.partition, snapshot, self.metrics.counted)
         retry_s = self.settings.session_timeout_ms / 1000
         for proc in self.processors.values():
             if proc.should_announce(now, retry_s) and self._fenced(proc):

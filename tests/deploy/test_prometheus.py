@@ -4,7 +4,7 @@ returns data.
 Prometheus is Debian's ``prometheus`` package (deploy/check.sh installs it where it is
 missing), run with the scrape jobs of deploy/prometheus/prometheus.yml pointed at this test's
 processes. Traffic covers what the panels show: calls that succeed and fail (5xx, retries),
-durable steps, sleepers (timers), a subscription.
+durable steps, sleepers (timers), a subscription, an operator listing invocations.
 """
 
 from __future__ import annotations
@@ -134,6 +134,8 @@ def test_every_panel_of_every_dashboard_returns_data(
                 httpx.post(f"{c.url}/counter/f{n}/set_then_fail", json=None, timeout=30)
                 value = json.dumps({"n": n}).encode()
                 produce(c.bootstrap, topic, [(f"k{n % 3}".encode(), value)])
+                # An operator's page: the admin API's panel.
+                httpx.get(f"{c.admin_url}/invocations", params={"status": "suspended"}, timeout=30)
 
     loader = threading.Thread(target=traffic, daemon=True)
     loader.start()

@@ -22,6 +22,7 @@ from engine.records import (
     Envelope,
     InvocationEnded,
     Invoke,
+    Invoked,
     LeadershipChanged,
     ProposeEntry,
     PurgeExpired,
@@ -61,6 +62,7 @@ def answer(
 
 
 START = StartInvocation("i", T, b"in", (), 0)
+INVOKED = Invoked("i", T, "running")
 
 
 @dataclass
@@ -79,7 +81,7 @@ CASES = [
         "call starts and waits",
         [leader(1)],
         ext(Invoke("i", T, b"in", R1)),
-        [START],
+        [INVOKED, START],
         Phase.RUNNING,
         0,
     ),
@@ -87,14 +89,14 @@ CASES = [
         "send with reply is accepted",
         [leader(1)],
         ext(Invoke("i", T, b"in", R1, "k", send=True)),
-        [START, answer(R1, ResponseStatus.ACCEPTED)],
+        [INVOKED, START, answer(R1, ResponseStatus.ACCEPTED)],
         Phase.RUNNING,
     ),
     Case(
         "plain send answers nobody",
         [leader(1)],
         ext(Invoke("i", T, b"in", None, send=True)),
-        [START],
+        [INVOKED, START],
     ),
     Case(
         "second call while running only waits",
@@ -219,7 +221,7 @@ CASES = [
         "unfenced records of a leader-less partition",
         [],
         ext(Invoke("i", T, b"in", R1)),
-        [START],
+        [INVOKED, START],
         Phase.RUNNING,
     ),
 ]

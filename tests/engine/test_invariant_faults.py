@@ -336,7 +336,7 @@ def test_a_cancel_during_back_off_ends_an_attempt_that_fails_again() -> None:
         "the next attempt starts now, not after the back-off"
     )
     ended = state_machine.apply(lead(AttemptFailed(A, 1, "boom", 20_000)), txn)
-    assert InvocationEnded(A) in ended
+    assert InvocationEnded(A, "cancelled") in ended
     status = get_status(txn, A)
     assert status is not None and status.phase is Phase.COMPLETED
     assert status.failure == state_machine.CANCELLED

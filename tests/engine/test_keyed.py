@@ -25,6 +25,7 @@ from engine.records import (
     Envelope,
     InvocationEnded,
     Invoke,
+    Invoked,
     ProposeEntry,
     StartInvocation,
 )
@@ -55,17 +56,21 @@ def set_op(name: str, value: bytes) -> StateOp:
 def test_exclusive_invocations_of_a_key_queue_in_arrival_order() -> None:
     txn = fresh()
     first = state_machine.apply(ext(Invoke("a", ADD, b"1", handler_kind=EX)), txn)
-    assert isinstance(first[0], StartInvocation)
-    assert state_machine.apply(ext(Invoke("b", ADD, b"2", handler_kind=EX)), txn) == []
-    assert state_machine.apply(ext(Invoke("c", ADD, b"3", handler_kind=EX)), txn) == []
+    assert first[0] == Invoked("a", ADD, "running")
+    assert isinstance(first[1], StartInvocation)
+    queued = state_machine.apply(ext(Invoke("b", ADD, b"2", handler_kind=EX)), txn)
+    assert queued == [Invoked("b", ADD, "pending")], "it waits behind a"
+    assert state_machine.apply(ext(Invoke("c", ADD, b"3", handler_kind=EX)), txn) == [
+        Invoked("c", ADD, "pending")
+    ]
     shared = state_machine.apply(
         ext(Invoke("s", Target("counter", "get", "k"), b"", handler_kind=HandlerKind.SHARED)), txn
     )
-    assert isinstance(shared[0], StartInvocation), "shared handlers do not queue"
+    assert isinstance(shared[1], StartInvocation), "shared handlers do not queue"
     other_key = state_machine.apply(
         ext(Invoke("o", Target("counter", "add", "other"), b"", handler_kind=EX)), txn
     )
-    assert isinstance(other_key[0], StartInvocation), "other keys do not queue"
+    assert isinstance(other_key[1], StartInvocation), "other keys do not queue"
     status_b = state_machine.get_status(txn, "b")
     assert status_b is not None
     assert status_b.phase is Phase.INBOXED
@@ -129,7 +134,7 @@ def test_a_call_is_delivered_kept_in_the_outbox_and_completed_once() -> None:
 def test_the_callee_answers_its_caller_and_absorbs_redeliveries() -> None:
     txn = fresh()
     invoke = Invoke("callee", Target("pay", "charge"), b"", caller=Caller("caller", 3))
-    assert isinstance(state_machine.apply(ext(invoke), txn)[0], StartInvocation)
+    assert isinstance(state_machine.apply(ext(invoke), txn)[1], StartInvocation)
     assert state_machine.apply(ext(invoke), txn) == [], "a redelivery while it runs"
     actions = state_machine.apply(lead(Complete("callee", 0, None, Failure(402, "no"))), txn)
     assert Deliver("caller", CallResult("caller", 3, None, Failure(402, "no"))) in actions

@@ -39,6 +39,18 @@ def every(c: Cluster, **params: Any) -> list[dict[str, Any]]:
     raise AssertionError("the cursor never ended")
 
 
+def _sample(port: int, name: str, status: str) -> float:
+    """One worker's sample of ``name{status=...}`` (0 while it does not answer)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{status="{status}"}} '):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def send(c: Cluster, path: str, body: object) -> str:
     r = httpx.post(f"{c.url}/{path}/send", json=body, timeout=30)
     assert r.status_code == 202, r.text
@@ -49,8 +61,9 @@ def test_invocations_listed_filtered_and_described_across_two_workers(
     cluster_factory: Callable[..., Cluster],
 ) -> None:
     c = cluster_factory(app=APP, partitions=8, env={"PERDURE_TEST_PAUSE": "30"})
-    a = c.start_worker("a")
-    b = c.start_worker("b")
+    metrics_ports = [free_port(), free_port()]
+    a = c.start_worker("a", env={"PERDURE_METRICS_PORT": str(metrics_ports[0])})
+    b = c.start_worker("b", env={"PERDURE_METRICS_PORT": str(metrics_ports[1])})
     c.start_ingress()
     c.start_admin(port=free_port())
     wait_until(
@@ -105,6 +118,27 @@ def test_invocations_listed_filtered_and_described_across_two_workers(
         "the suspended and backing-off ones, by an index of in-flight invocations",
     )
     assert every(c, key="k3")[0]["handler"] == "add"
+
+    # The workers' in-flight gauges agree with the list (their census runs every 5 s).
+    def in_flight() -> dict[str, float]:
+        return {
+            status: sum(
+                _sample(port, "perdure_invocations_in_flight", status) for port in metrics_ports
+            )
+            for status in ("scheduled", "pending", "running", "suspended", "backing-off")
+        }
+
+    wait_until(
+        lambda: in_flight()["suspended"] == 3 and in_flight()["pending"] == 2,
+        30,
+        "the in-flight gauges to count 3 suspended and 2 pending",
+    )
+    gauges = in_flight()
+    assert gauges["scheduled"] == 0 and gauges["running"] + gauges["backing-off"] == 2, gauges
+    admin_metrics = httpx.get(f"{c.admin_url}/metrics", timeout=30).text
+    assert 'perdure_admin_requests_total{code="200",method="GET",route="/invocations"}' in (
+        admin_metrics
+    ), admin_metrics
 
     d = httpx.get(f"{c.admin_url}/invocations/{sleeping[0]}", timeout=30).json()
     assert d["status"] == "suspended"

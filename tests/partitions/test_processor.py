@@ -15,7 +15,15 @@ import pytest
 from engine import codec, keys, schemas, state_machine
 from engine.ids import InvocationId
 from engine.model import Target
-from engine.records import AnnounceLeader, Command, Complete, Envelope, Invoke, StartInvocation
+from engine.records import (
+    AnnounceLeader,
+    Command,
+    Complete,
+    Envelope,
+    Invoke,
+    Invoked,
+    StartInvocation,
+)
 from engine.storage import MemoryTxn
 from partitions.processor import PartitionProcessor
 from partitions.store import PartitionStore
@@ -102,7 +110,7 @@ def test_leadership_actions_flow_once_leading(tmp_path: Path) -> None:
     assert proc.should_announce(1e9, 0)
     proc.apply([rec(0, AnnounceLeader("w/1"), epoch=1)])  # type: ignore[list-item]
     applied = proc.apply([rec(1, Invoke(A, Target("svc", "h"), b"in"))])  # type: ignore[list-item]
-    assert [type(a) for a in applied.actions] == [StartInvocation]
+    assert [type(a) for a in applied.actions] == [Invoked, StartInvocation]
 
 
 def test_a_store_of_another_format_is_rebuilt(tmp_path: Path) -> None:
