@@ -53,12 +53,13 @@ def measure(url: str, params: dict[str, str], rounds: int) -> dict[str, Any]:
     rows = 0
     more = False
     with httpx.Client(timeout=60) as client:
-        client.get(f"{url}/invocations", params=params).raise_for_status()
+        client.get(f"{url}/invocations", params=params)  # warm-up
         for _ in range(rounds):
             started = time.perf_counter()
             r = client.get(f"{url}/invocations", params=params)
             seconds.append(time.perf_counter() - started)
-            r.raise_for_status()
+            if r.status_code != 200:
+                raise SystemExit(f"{params}: {r.status_code} {r.text}")
             doc = r.json()
             rows = len(doc["invocations"])
             more = doc.get("next_cursor") is not None

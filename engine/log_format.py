@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 
 _INVOCATION_ID = re.compile(r"\binv_[a-z0-9]{16,}\b")
@@ -50,3 +51,12 @@ def configure(level: str, fmt: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+    # Lifecycle lines are many (several per invocation, ~370 bytes each): their own level lets
+    # a busy cluster keep INFO for the rest.
+    lifecycle = os.environ.get(INVOCATION_LOG_LEVEL_ENV)
+    if lifecycle:
+        logging.getLogger("perdure.invocations").setLevel(lifecycle.upper())
+
+
+INVOCATION_LOG_LEVEL_ENV = "PERDURE_INVOCATION_LOG_LEVEL"
+"""The level of the ``perdure.invocations`` lifecycle lines (unset: the process's level)."""
