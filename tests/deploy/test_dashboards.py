@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
+from ingress.admin_metrics import AdminMetrics
 from ingress.forwarder import ForwarderMetrics
 from ingress.metrics import IngressMetrics
 from ingress.subscription_metrics import SubscriptionMetrics
@@ -29,11 +30,14 @@ def exported() -> set[str]:
     names: set[str] = set()
     forwarder = CollectorRegistry()
     ForwarderMetrics(forwarder)
+    admin = CollectorRegistry()
+    AdminMetrics(admin)
     registries = [
         WorkerMetrics().registry,
         IngressMetrics().registry,
         SubscriptionMetrics().registry,
         forwarder,
+        admin,
     ]
     for registry in registries:
         for family in registry.collect():
