@@ -19,28 +19,24 @@ from __future__ import annotations
 
 import logging
 
-from engine.model import Target
-
 log = logging.getLogger("perdure.invocations")
 
 ENDED = frozenset({"completed", "failed", "cancelled", "killed"})
 
 
-def event(name: str, invocation_id: str, detail: str = "", level: int = logging.INFO) -> None:
-    """Logs event ``name`` of ``invocation_id`` (nothing is formatted if the level is off)."""
+def event(
+    name: str, invocation_id: str, detail: str = "", *args: object, level: int = logging.INFO
+) -> None:
+    """Logs event ``name`` of ``invocation_id``; ``detail`` is a %-format of ``args``.
+
+    Formatting is left to logging, so a level that is off costs the hot path one check.
+    """
     if log.isEnabledFor(level):
         log.log(
             level,
-            "invocation %s %s%s",
+            "invocation %s %s" + (": " + detail if detail else ""),
             invocation_id,
             name,
-            f": {detail}" if detail else "",
+            *args,
             extra={"event": name, "invocation_id": invocation_id},
         )
-
-
-def target_text(target: Target) -> str:
-    """``service/handler`` or ``service/key/handler``, as an ingress path names it."""
-    if target.key is None:
-        return f"{target.service}/{target.handler}"
-    return f"{target.service}/{target.key}/{target.handler}"

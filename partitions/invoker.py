@@ -353,7 +353,7 @@ class Invoker:
         # restarts the invocation from the store (see ack); an empty one resumes at once.
         self._append(attempt, Suspend(start.invocation_id, start.attempt, waiting))
         self.metrics.suspensions.inc()
-        invocation_log.event("suspended", start.invocation_id, f"waiting on entries {waiting}")
+        invocation_log.event("suspended", start.invocation_id, "waiting on entries %s", waiting)
 
     async def _execute(self, attempt: _Attempt) -> Command | None:
         start = attempt.start
@@ -385,10 +385,15 @@ class Invoker:
         t = start.target
         self.metrics.attempts_started.labels(t.service, t.handler).inc()
         if start.journal:
-            detail = f"attempt {start.attempt + 1}, replaying {len(start.journal)} entries"
-            invocation_log.event("resumed", start.invocation_id, detail)
+            invocation_log.event(
+                "resumed",
+                start.invocation_id,
+                "attempt %d, replaying %d entries",
+                start.attempt + 1,
+                len(start.journal),
+            )
         else:
-            invocation_log.event("started", start.invocation_id, f"attempt {start.attempt + 1}")
+            invocation_log.event("started", start.invocation_id, "attempt %d", start.attempt + 1)
         try:
             output = await handler.invoke(ctx, start.input)
             self.metrics.invocations_completed.labels(t.service, t.handler, "ok").inc()
@@ -433,9 +438,11 @@ class Invoker:
         if attempts_made == 1:
             # The first failure with its stack; later ones of the same invocation in a line.
             detail = f"{retry_in} (up to {retry.max_attempts} attempts):\n{trace}"
-            invocation_log.event("retry-scheduled", start.invocation_id, detail, logging.WARNING)
+            invocation_log.event(
+                "retry-scheduled", start.invocation_id, "%s", detail, level=logging.WARNING
+            )
         else:
-            invocation_log.event("retry-scheduled", start.invocation_id, f"{retry_in}: {err!r}")
+            invocation_log.event("retry-scheduled", start.invocation_id, "%s: %r", retry_in, err)
         self.metrics.attempts_failed.labels(t.service, t.handler).inc()
         # The error with its stack, for operators (the tail: where it was raised, and what).
         return AttemptFailed(

@@ -312,8 +312,9 @@ class Worker:
             self._to_invoker(self._ended, action.invocation_id)
             invocation_log.event(action.outcome, action.invocation_id)
         elif isinstance(action, Invoked):
-            where = invocation_log.target_text(action.target)
-            invocation_log.event("invoked", action.invocation_id, f"{where}, {action.status}")
+            invocation_log.event(
+                "invoked", action.invocation_id, "%s, %s", action.target, action.status
+            )
         elif isinstance(action, Deliver):
             self._deliver(action)
         elif isinstance(action, RegisterTimer):
