@@ -68,7 +68,13 @@ def running_key(invocation_id: str) -> bytes:
 
 
 def expiry_key(completed_ms: int, invocation_id: str) -> bytes:
-    """Index of completed invocations by completion time, for the retention sweep."""
+    """Index of completed invocations by completion time, for the retention sweep.
+
+    Its value is how the invocation ended, as an operator names it (``completed``, ``failed``,
+    ``cancelled``, ``killed``: engine.queries.STATUSES), so that a list of one outcome skips
+    the others without reading their statuses; empty in entries written before that (a list
+    reads the status then).
+    """
     return EXPIRY + max(completed_ms, 0).to_bytes(8, "big") + _component(invocation_id)
 
 

@@ -91,11 +91,12 @@ def finish(
                 )
             )
     txn.delete(keys.running_key(s.invocation_id))
-    txn.put(keys.expiry_key(now_ms, s.invocation_id), b"")
+    ended = queries.status_of(done, now_ms)
+    txn.put(keys.expiry_key(now_ms, s.invocation_id), ended.encode())
     actions: list[Action] = [outcome(done, w) for w in take_waiters(txn, s.invocation_id)]
     if s.caller is not None:
         actions.append(notify(s.caller, result, failure))
-    actions.append(InvocationEnded(s.invocation_id, queries.status_of(done, now_ms)))
+    actions.append(InvocationEnded(s.invocation_id, ended))
     if was_running and s.handler_kind is HandlerKind.EXCLUSIVE:
         actions.extend(next_in_line(txn, s))
     return actions

@@ -32,6 +32,7 @@ from engine import codec, keyed, keys, timeline
 from engine.errors import EngineError
 from engine.model import EntryKind, Failure, InvocationStatus, Phase
 from engine.status import get_status, journal
+from engine.status_head import StatusHead, encoded_text, read_head
 from engine.storage import PartitionReader
 
 QUERY_FORMAT = 1
@@ -120,6 +121,31 @@ class InvocationFilter:
         except (TypeError, ValueError) as err:
             raise QueryError(f"bad filter: {err}") from None
 
+    def needles(self) -> tuple[bytes, ...]:
+        """Bytes every encoded status that passes holds (its target's strings)."""
+        texts = (self.service, self.handler, self.key)
+        return tuple(encoded_text(t) for t in texts if t is not None)
+
+    def admits(self, head: StatusHead) -> bool:
+        """Whether a status with this head may pass (a necessary condition, read without
+        decoding the status in full: see engine/status_head.py)."""
+        t = head.target
+        if (
+            (self.service is not None and t.service != self.service)
+            or (self.handler is not None and t.handler != self.handler)
+            or (self.key is not None and t.key != self.key)
+            or (self.created_after_ms is not None and head.created_ms <= self.created_after_ms)
+            or (self.created_before_ms is not None and head.created_ms >= self.created_before_ms)
+        ):
+            return False
+        if not self.statuses:
+            return True
+        if head.phase is Phase.COMPLETED:
+            return _ended_status(head.failure) in self.statuses
+        if head.phase is Phase.RUNNING:
+            return not self.statuses.isdisjoint(IN_FLIGHT)
+        return _WAITING[head.phase] in self.statuses
+
     def matches(self, s: InvocationStatus, status: str) -> bool:
         """Whether ``s`` (whose operator status is ``status``) passes."""
         t = s.target
@@ -148,22 +174,27 @@ def _opt_int(value: object) -> int | None:
 def status_of(s: InvocationStatus, now_ms: int) -> str:
     """The operator's name for where ``s`` is (one of :data:`STATUSES`)."""
     if s.phase is Phase.COMPLETED:
-        if s.failure is None:
-            return "completed"
-        if s.failure == _CANCELLED:
-            return "cancelled"
-        if s.failure == _KILLED:
-            return "killed"
-        return "failed"
-    if s.phase is Phase.SCHEDULED:
-        return "scheduled"
-    if s.phase is Phase.INBOXED:
-        return "pending"
+        return _ended_status(s.failure)
+    if s.phase is not Phase.RUNNING:
+        return _WAITING[s.phase]
     if s.suspended_on:
         return "suspended"
     if s.last_error is not None and s.execute_at_ms is not None and s.execute_at_ms > now_ms:
         return "backing-off"
     return "running"
+
+
+_WAITING = {Phase.SCHEDULED: "scheduled", Phase.INBOXED: "pending"}
+
+
+def _ended_status(failure: Failure | None) -> str:
+    if failure is None:
+        return "completed"
+    if failure == _CANCELLED:
+        return "cancelled"
+    if failure == _KILLED:
+        return "killed"
+    return "failed"
 
 
 def summary(s: InvocationStatus, now_ms: int) -> dict[str, Any]:
@@ -278,9 +309,10 @@ def list_invocations(
         start, end = (start, cursor) if reverse else (_after(cursor), end)
     rows: list[dict[str, Any]] = []
     scanned = 0
+    needles = flt.needles()
     for key, value in view.scan_range(start, end, reverse):
         scanned += 1
-        s = _status_at(view, prefix, key, value)
+        s = _status_at(view, flt, needles, prefix, key, value)
         if s is not None and flt.matches(s, status_of(s, now_ms)):
             # Where it was found: the next page of a partition can start after any row.
             rows.append({**summary(s, now_ms), "_pos": key.hex()})
@@ -289,12 +321,29 @@ def list_invocations(
     return {"rows": rows, "scanned": scanned, "next": None}
 
 
-def _status_at(view: ReadView, prefix: bytes, key: bytes, value: bytes) -> InvocationStatus | None:
+def _status_at(
+    view: ReadView,
+    flt: InvocationFilter,
+    needles: tuple[bytes, ...],
+    prefix: bytes,
+    key: bytes,
+    value: bytes,
+) -> InvocationStatus | None:
+    """The status an index entry points at, decoded only if its bytes and head pass ``flt``."""
     if prefix == keys.STATUS:
-        return codec.decode_status(value)
-    if prefix == keys.RUNNING:
-        return get_status(view, keys.id_of_running_key(key))
-    return get_status(view, keys.id_of_expiry_key(key)[1])
+        raw: bytes | None = value
+    elif prefix == keys.RUNNING:
+        raw = view.get(keys.status_key(keys.id_of_running_key(key)))
+    else:
+        if value and flt.statuses and value.decode() not in flt.statuses:
+            return None  # the entry says how it ended (keys.expiry_key)
+        raw = view.get(keys.status_key(keys.id_of_expiry_key(key)[1]))
+    if raw is None or not all(n in raw for n in needles):
+        return None
+    head = read_head(raw)
+    if head is not None and not flt.admits(head):
+        return None
+    return codec.decode_status(raw)
 
 
 def describe(view: ReadView, invocation_id: str, now_ms: int, results: bool) -> dict[str, Any]:

@@ -95,6 +95,10 @@ class Operations:
     async def list(self, flt: InvocationFilter, cursor: str | None, limit: int) -> dict[str, Any]:
         """A page of invocations over every partition, and the cursor of the next one."""
         positions = _read_cursor(cursor, flt, self.partitions)
+        if flt.key is not None:
+            # A key's invocations all live in its partition (engine/ids.py): ask it alone.
+            home = partition_for_key(flt.key.encode(), self.partitions)
+            positions = {p: at if p == home else _DONE for p, at in positions.items()}
         asked = [p for p, at in positions.items() if at != _DONE]
         pages = await asyncio.gather(
             *(self.ask(p, queries.list_request(flt, positions[p] or None, limit)) for p in asked)

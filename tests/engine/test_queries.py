@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine import codec, queries, state_machine
+from engine import codec, keys, queries, state_machine
 from engine.model import EntryKind, Failure, JournalEntry, Phase, Reply, Target
 from engine.queries import InvocationFilter, QueryError
 from engine.records import (
@@ -131,6 +131,20 @@ def test_filters_page_through_their_index(flt: InvocationFilter, expected: list[
     else:
         assert sorted(got) == sorted(expected)
     assert len(got) == len(set(got))
+
+
+@pytest.mark.parametrize("flt", [InvocationFilter(frozenset({st})) for st in queries.ENDED])
+def test_expiry_entries_written_before_they_said_the_outcome_are_read_from_the_status(
+    flt: InvocationFilter,
+) -> None:
+    txn = partition()
+    expiry = [k for k, _ in txn.scan(keys.EXPIRY)]
+    assert expiry and all(txn.get(k) for k in expiry), "an expiry entry says how it ended"
+    expected = all_rows(txn, flt)
+    for k in expiry:
+        txn.put(k, b"")  # as an older store holds it
+    assert all_rows(txn, flt) == expected
+    assert sorted(expected) == sorted(i for i, st in STATUS_OF.items() if st in flt.statuses)
 
 
 def test_a_page_stops_at_its_budget_and_goes_on_from_its_cursor() -> None:
