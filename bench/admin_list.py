@@ -16,7 +16,9 @@ its latency from the admin's client side is reported (p50, p95), with the rows i
 - ``rare filter``: ``handler=three_steps`` (1 % of what is retained: each partition scans up to
   its budget and the page may end early with a cursor);
 - ``object key``: ``service=counter&key=k7``;
-- ``in flight``: ``status=running,suspended,backing-off`` (read from the in-flight index).
+- ``in flight``: ``status=running,suspended,backing-off`` (read from the in-flight index);
+- ``rare outcome``: ``status=failed`` (none in the fill: the whole completion index is read,
+  each entry skipped by the outcome it records).
 
 A list goes to every partition through the log and gathers their answers, so its latency is
 that of a round trip through Kafka plus each leader's scan. Results go to
@@ -30,6 +32,7 @@ import argparse
 import datetime as dt
 import json
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -44,6 +47,7 @@ QUERIES = {
     "rare filter": {"handler": "three_steps", "limit": "50"},
     "object key": {"service": "counter", "key": "k7", "limit": "50"},
     "in flight": {"status": "running,suspended,backing-off", "limit": "50"},
+    "rare outcome": {"status": "failed", "limit": "50"},
 }
 
 
@@ -126,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
         result: dict[str, Any] = {
             "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python -m bench.admin_list "
-            + " ".join(argv if argv is not None else [f"--invocations {args.invocations}"]),
+            "command": " ".join(["python -m bench.admin_list", *(argv or sys.argv[1:])]),
             "retained": args.invocations + 1,  # and the readiness probe's noop
             "fill_calls_per_s": fill_rate,
             "queries": {name: measure(url, q, args.rounds) for name, q in QUERIES.items()},

@@ -81,7 +81,8 @@ class Operations:
                         raise IngressError(
                             503,
                             f"partition {partition} did not answer in {ANSWER_TIMEOUT_S:.0f} s: "
-                            "it has no leader now (is a worker running?)",
+                            "it has no leader now (is a worker running?), or its leader is "
+                            "too busy to answer",
                         ) from None
         doc: dict[str, Any] = json.loads(answer.result or b"{}")
         if "error" in doc:

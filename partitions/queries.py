@@ -36,6 +36,7 @@ class _Job:
     snapshot: StoreSnapshot
     run: Callable[[], None]
     what: str
+    asked: tuple[int, str] | None = None
 
 
 class QueryAnswerer:
@@ -49,14 +50,26 @@ class QueryAnswerer:
         self._writer = writer
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._busy: Counter[int] = Counter()
+        self._asked: set[tuple[int, str]] = set()
         self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="queries", daemon=True)
         self._thread.start()
 
     def submit(self, partition: int, snapshot: StoreSnapshot, query: Query) -> None:
-        """Answers ``query`` from ``snapshot`` soon (the snapshot is released after)."""
+        """Answers ``query`` from ``snapshot`` soon (the snapshot is released after).
+
+        A query asked again while its first asking still waits here is dropped: the asker
+        appends it again every 2 s until answered (ingress/operations.py), and answering every
+        copy of a slow list would queue more work each time, so that none is answered in time.
+        """
+        asked = (partition, query.reply.request_id)
+        with self._idle:
+            if asked in self._asked:
+                snapshot.release()
+                return
+            self._asked.add(asked)
         job = functools.partial(self._answer, partition, snapshot, query)
-        self._put(_Job(partition, snapshot, job, f"query {query.request[:200]}"))
+        self._put(_Job(partition, snapshot, job, f"query {query.request[:200]}", asked))
 
     def count(
         self, partition: int, snapshot: StoreSnapshot, done: Callable[[int, Census], None]
@@ -96,6 +109,8 @@ class QueryAnswerer:
                 item.snapshot.release()
                 with self._idle:
                     self._busy[item.partition] -= 1
+                    if item.asked is not None:
+                        self._asked.discard(item.asked)
                     self._idle.notify_all()
 
     def _answer(self, partition: int, snapshot: StoreSnapshot, query: Query) -> None:

@@ -4,13 +4,16 @@ returns data.
 Prometheus is Debian's ``prometheus`` package (deploy/check.sh installs it where it is
 missing), run with the scrape jobs of deploy/prometheus/prometheus.yml pointed at this test's
 processes. Traffic covers what the panels show: calls that succeed and fail (5xx, retries),
-durable steps, sleepers (timers), a subscription, an operator listing invocations.
+durable steps, sleepers (timers), a subscription, an operator listing invocations. Each
+dashboard is then drawn from that Prometheus and its screenshot kept with the artefacts
+(``dashboard-<name>.png``; a preview of the data, since Grafana cannot be installed here).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import threading
@@ -23,10 +26,12 @@ import httpx
 import pytest
 import yaml
 
+from tests.browser import ARTIFACTS, chromium_page, screenshot
 from tests.cluster import Cluster, free_port, wait_until
+from tests.deploy import dashboard_preview
 from tests.integration.test_subscriptions import make_topic, produce, subscribe
 
-pytestmark = [pytest.mark.kafka, pytest.mark.integration]
+pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,6 +120,7 @@ def test_every_panel_of_every_dashboard_returns_data(
             "perdure-admin": [f"127.0.0.1:{c.admin_port}"],
         }
     )
+    scraped_from = time.time()
     topic = make_topic(c.bootstrap, unique_name("observed"), partitions=2)
     subscribe(c, topic, "service://tally/add")
     for _ in range(3):
@@ -152,6 +158,30 @@ def test_every_panel_of_every_dashboard_returns_data(
             time.sleep(2)
             missing = [(title, expr) for title, expr in missing if not has_data(url, expr)]
         assert not missing, "panels without data:\n" + "\n".join(f"{t}: {e}" for t, e in missing)
+        # A minute of traffic gives the preview lines, not dots; the README's picture had
+        # more (PERDURE_DASHBOARD_PREVIEW_S=240), for rates past their first minute's ramp.
+        length = float(os.environ.get("PERDURE_DASHBOARD_PREVIEW_S", "60"))
+        time.sleep(max(0.0, scraped_from + length - time.time()))
+        preview(url, scraped_from)
     finally:
         stop.set()
         loader.join(60)
+
+
+def preview(url: str, start: float) -> None:
+    """Draws each dashboard from this Prometheus and keeps a screenshot with the artefacts
+    (tests/deploy/dashboard_preview.py: Grafana cannot be installed here); every panel draws
+    at least one line."""
+    for path in sorted((REPO / "deploy/grafana/dashboards").glob("*.json")):
+        page_html = dashboard_preview.render(
+            json.loads(path.read_text()), url, start, time.time(), {"service": "counter"}
+        )
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        html_path = ARTIFACTS / f"dashboard-{path.stem}.html"
+        html_path.write_text(page_html)
+        with chromium_page(1430, 900) as page:
+            page.goto(html_path.as_uri())
+            empty = page.locator('section.panel[data-series="0"] h2').all_inner_texts()
+            assert not empty, f"{path.stem}: panels drawn without a line: {empty}"
+            assert page.locator("polyline").count() > 0
+            screenshot(page, f"dashboard-{path.stem}")

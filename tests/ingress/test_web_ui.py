@@ -1,61 +1,31 @@
 """The admin's web UI in a real headless Chromium: list and filter, open, cancel, state.
 
-Chromium is Debian's ``chromium`` package (deploy/check.sh installs it where it is missing),
-driven by Playwright without any browser download. Screenshots of each page are kept under
-``$PERDURE_TEST_ARTIFACTS`` (default ``test-artifacts/``) as the test's artefacts.
+Chromium is tests/browser.py's; screenshots of each page are kept with the tests' artefacts.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.browser import chromium_page, screenshot
 from tests.cluster import Cluster, free_port, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.browser]
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("PERDURE_TEST_ARTIFACTS", REPO / "test-artifacts"))
-CHROMIUM_FLAGS = [
-    # Without these Chromium keeps dialling Google's hosts, which a closed network refuses.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-gpu",
-    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
-]
-
 
 @pytest.fixture
-def browser_page(tmp_path: Path) -> Iterator[object]:
+def browser_page() -> Iterator[object]:
     """A Chromium page (1400x900); the browser is closed after the test, failed or not."""
-    from playwright.sync_api import sync_playwright
-
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "Chromium is not installed (apt-get install chromium; deploy/check.sh does)"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=binary, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            page = context.new_page()
-            page.set_default_timeout(20_000)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def shot(page: object, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"web-ui-{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    return path
+    return screenshot(page, f"web-ui-{name}")
 
 
 def test_list_open_cancel_and_read_state_in_a_browser(
