@@ -109,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
     what = args.candidate or "this tree"
     print(f"\nbaseline {args.baseline} vs {what}, medians of {args.rounds} interleaved rounds\n")
-    print("| workload | c | baseline calls/s | this calls/s | ratio | per-round ratios | p50 |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| workload | c | baseline calls/s | this calls/s | ratio | per-round ratios | p50 "
+        "| CPU-s per 1k calls, worker + ingress (ratio) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for k, row in enumerate(results["this"][0]):
 
         def med(name: str, metric: str, k: int = k) -> float:
@@ -124,9 +127,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"| {row['workload']} | {row['concurrency']} | {b:.0f} | {t:.0f} | {t / b:.2f} "
-            f"| {ratios} | {med('baseline', 'p50_ms')} -> {med('this', 'p50_ms')} ms |"
+            f"| {ratios} | {med('baseline', 'p50_ms'):.1f} -> {med('this', 'p50_ms'):.1f} ms "
+            f"| {_cpu(results, k)} |"
         )
     return 0
+
+
+def _cpu(results: dict[str, list[list[dict[str, Any]]]], k: int) -> str:
+    """Median CPU-seconds per 1,000 calls of worker and ingress, baseline -> this (ratio).
+
+    CPU per call survives a noisy machine better than calls/s: a neighbour that steals a core
+    lowers throughput, not (much) the CPU each call costs.
+    """
+
+    def med(name: str) -> float | None:
+        per = [r[k]["median"].get("cpu_s_per_1k", {}) for r in results[name]]
+        sums = [p["worker"] + p["ingress"] for p in per if "worker" in p and "ingress" in p]
+        return statistics.median(sums) if sums else None
+
+    b, t = med("baseline"), med("this")
+    if b is None or t is None:
+        return "-"
+    return f"{b:.3f} -> {t:.3f} ({t / b:.2f})"
 
 
 if __name__ == "__main__":

@@ -74,10 +74,10 @@ _REDELIVERY_CAP_S = 300.0
 _OUT_OF_RANGE = (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE)
 """What the consumer says when the log no longer holds the offset a store needs next."""
 _TIMER_REFIRE_MS = 2000
+"""How long a fired timer may stay unapplied before it is fired again."""
 
 CENSUS_INTERVAL_S = 5.0
 """How often the in-flight gauges are counted (engine/census.py, on the query thread)."""
-"""How long a fired timer may stay unapplied before it is fired again."""
 
 
 class Worker:
