@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from engine import keys
 from engine.records import Action, BackupTaken, Envelope, TrimLog
-from engine.storage import PartitionTxn
+from engine.storage import PartitionReader, PartitionTxn
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ class RecordedBackup:
     size_bytes: int
 
 
-def last_backup(txn: PartitionTxn) -> RecordedBackup | None:
+def last_backup(txn: PartitionReader) -> RecordedBackup | None:
     """The newest backup recorded in the log, or None before the first."""
     raw = txn.get(keys.META_BACKUP)
     if raw is None:

@@ -151,6 +151,7 @@ bound; 16 MiB keeps a restore's memory small and the fetches large enough for it
 def producer_settings(bootstrap: str) -> dict[str, object]:
     """librdkafka settings of every Perdure producer: idempotent, acks=all, low latency."""
     return {
+        **kafka_settings.DEFAULTS,
         **kafka_settings.extra(),
         "bootstrap.servers": bootstrap,
         "enable.idempotence": True,

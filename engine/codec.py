@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections import OrderedDict
 from typing import Any
 
 import fastavro
 
-from engine import schemas
+from engine import log_bytes, schemas, store_bytes
 from engine.errors import CodecError
 from engine.model import (
     Caller,
@@ -369,14 +371,33 @@ def _command_in(name: str, d: dict[str, Any]) -> Command:
 
 
 def encode_envelope(env: Envelope) -> bytes:
-    """Encodes a log record's value (the timestamp travels as the Kafka record timestamp)."""
+    """Encodes a log record's value (the timestamp travels as the Kafka record timestamp).
+
+    The records of every call are written by hand (engine/log_bytes.py, the same bytes as
+    :func:`encode_envelope_generic`); the others by fastavro.
+    """
+    data = log_bytes.encode_envelope(env)
+    return encode_envelope_generic(env) if data is None else data
+
+
+def encode_envelope_generic(env: Envelope) -> bytes:
+    """The envelope through fastavro's generic writer (the reference of engine/log_bytes.py)."""
     return _write(
         _ENVELOPE, {"epoch": env.epoch, "origin": env.origin, "command": _command_out(env.command)}
     )
 
 
 def decode_envelope(data: bytes, timestamp_ms: int) -> Envelope:
-    """Decodes a log record's value; ``timestamp_ms`` is the Kafka record timestamp."""
+    """Decodes a log record's value; ``timestamp_ms`` is the Kafka record timestamp.
+
+    The records of every call are read by hand (engine/log_bytes.py), the others by fastavro.
+    """
+    env = log_bytes.decode_envelope(data, timestamp_ms)
+    return decode_envelope_generic(data, timestamp_ms) if env is None else env
+
+
+def decode_envelope_generic(data: bytes, timestamp_ms: int) -> Envelope:
+    """The envelope through fastavro's generic reader (the reference of engine/log_bytes.py)."""
     d = _read(_ENVELOPE, data)
     name, body = d["command"]
     try:
@@ -390,7 +411,13 @@ def decode_envelope(data: bytes, timestamp_ms: int) -> Envelope:
 
 
 def encode_response(r: Response) -> bytes:
-    """Encodes a record of the responses topic."""
+    """Encodes a record of the responses topic (by hand: engine/log_bytes.py, the same bytes
+    as :func:`encode_response_generic`)."""
+    return log_bytes.encode_response(r)
+
+
+def encode_response_generic(r: Response) -> bytes:
+    """The response through fastavro's generic writer (the reference of engine/log_bytes.py)."""
     return _write(
         _RESPONSE,
         {
@@ -404,7 +431,12 @@ def encode_response(r: Response) -> bytes:
 
 
 def decode_response(data: bytes) -> Response:
-    """Decodes a record of the responses topic."""
+    """Decodes a record of the responses topic (by hand: engine/log_bytes.py)."""
+    return log_bytes.decode_response(data)
+
+
+def decode_response_generic(data: bytes) -> Response:
+    """The response through fastavro's generic reader (the reference of engine/log_bytes.py)."""
     d = _read(_RESPONSE, data)
     return Response(
         d["request_id"],
@@ -418,8 +450,54 @@ def decode_response(data: bytes) -> Response:
 # --- stored values -----------------------------------------------------------------------------
 
 
+class _StatusCache:
+    """Encoded status -> the status it was encoded from, for the statuses written lately.
+
+    A status is read back by the next record of its invocation, moments after it was written;
+    decoding it again was a tenth of a worker's CPU. The cache is keyed by the bytes, so a hit
+    is exactly what decoding them would give: only statuses that decode to an equal object are
+    put in (headers sorted, each name once), and statuses are immutable. Bounded: the oldest
+    go first, and a large status is not kept. OrderedDict's operations are atomic under the
+    GIL (the query thread decodes too).
+    """
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self.size = size
+        self.max_bytes = max_bytes
+        self._by_bytes: OrderedDict[bytes, InvocationStatus] = OrderedDict()
+
+    def put(self, data: bytes, status: InvocationStatus) -> None:
+        if len(data) > self.max_bytes:
+            return  # a large result: the memory is worth more than the decode
+        if status.headers and status.headers != _headers_in(dict(status.headers)):
+            return  # decoding would sort or merge them: not the same object
+        self._by_bytes[data] = status
+        if len(self._by_bytes) > self.size:
+            with contextlib.suppress(KeyError):  # emptied meanwhile by clear()
+                self._by_bytes.popitem(last=False)
+
+    def get(self, data: bytes) -> InvocationStatus | None:
+        return self._by_bytes.get(data)
+
+    def clear(self) -> None:
+        self._by_bytes.clear()
+
+
+STATUS_CACHE = _StatusCache(size=2048, max_bytes=1024)
+"""Statuses written lately, by their bytes (see :class:`_StatusCache`)."""
+
+
 def encode_status(s: InvocationStatus) -> bytes:
-    """Encodes an invocation's status for the partition store."""
+    """Encodes an invocation's status for the partition store (by hand: engine/store_bytes.py,
+    the same bytes as :func:`encode_status_generic`)."""
+    data = store_bytes.encode_status(s)
+    STATUS_CACHE.put(data, s)
+    return data
+
+
+def encode_status_generic(s: InvocationStatus) -> bytes:
+    """The status through fastavro's generic writer: the reference the hand-written encoding
+    is tested against."""
     return _write(
         _STATUS,
         {
@@ -448,6 +526,14 @@ def encode_status(s: InvocationStatus) -> bytes:
 
 def decode_status(data: bytes) -> InvocationStatus:
     """Decodes an invocation's status from the partition store."""
+    cached = STATUS_CACHE.get(data)
+    if cached is not None:
+        return cached
+    return store_bytes.decode_status(data)
+
+
+def decode_status_generic(data: bytes) -> InvocationStatus:
+    """The status through fastavro's generic reader (the reference of engine/store_bytes.py)."""
     d = _read(_STATUS, data)
     return InvocationStatus(
         invocation_id=d["invocation_id"],
@@ -471,7 +557,14 @@ def decode_status(data: bytes) -> InvocationStatus:
 
 
 def encode_entry(e: JournalEntry) -> bytes:
-    """Encodes a journal entry for the partition store."""
+    """Encodes a journal entry for the partition store (by hand: engine/store_bytes.py, the
+    same bytes as :func:`encode_entry_generic`)."""
+    return store_bytes.encode_entry(e)
+
+
+def encode_entry_generic(e: JournalEntry) -> bytes:
+    """The entry through fastavro's generic writer: the reference the hand-written encoding
+    is tested against."""
     return _write(_ENTRY, _entry_out(e))
 
 
@@ -485,5 +578,10 @@ def entry_is_completed(data: bytes) -> bool:
 
 
 def decode_entry(data: bytes) -> JournalEntry:
-    """Decodes a journal entry from the partition store."""
+    """Decodes a journal entry from the partition store (by hand: engine/store_bytes.py)."""
+    return store_bytes.decode_entry(data)
+
+
+def decode_entry_generic(data: bytes) -> JournalEntry:
+    """The entry through fastavro's generic reader (the reference of engine/store_bytes.py)."""
     return _entry_in(_read(_ENTRY, data))

@@ -90,7 +90,15 @@ def extra() -> dict[str, str]:
     return dict(_parsed(os.environ.get(ENV, "")))
 
 
+DEFAULTS: dict[str, Any] = {
+    # librdkafka leaves Nagle's algorithm on: a small request waits for the ACK of the one
+    # before it, and every record of Perdure's is a small request on the hot path.
+    "socket.nagle.disable": True,
+}
+"""Perdure's defaults for every client of its Kafka; ``PERDURE_KAFKA_CONFIG`` may change them."""
+
+
 def client_settings(bootstrap: str, **own: Any) -> dict[str, Any]:
-    """Settings of a client of Perdure's Kafka at ``bootstrap``: the configured ones, then
-    ``own`` (Perdure's, which win)."""
-    return {**extra(), "bootstrap.servers": bootstrap, **own}
+    """Settings of a client of Perdure's Kafka at ``bootstrap``: Perdure's defaults, the
+    configured ones, then ``own`` (Perdure's, which win)."""
+    return {**DEFAULTS, **extra(), "bootstrap.servers": bootstrap, **own}

@@ -86,7 +86,7 @@ from engine.status import (
     remove_waiter,
     start_of,
 )
-from engine.storage import PartitionTxn
+from engine.storage import PartitionReader, PartitionTxn
 
 CANCELLED = cancellation.CANCELLED
 KILLED = cancellation.KILLED
@@ -110,7 +110,7 @@ __all__ = [
 ]
 
 
-def leader(txn: PartitionTxn) -> tuple[int, str]:
+def leader(txn: PartitionReader) -> tuple[int, str]:
     """The partition's current leader epoch and leader id (0 and "" before any leader)."""
     raw = txn.get(keys.META_LEADER)
     if raw is None:
@@ -118,7 +118,7 @@ def leader(txn: PartitionTxn) -> tuple[int, str]:
     return keys.decode_int(raw[:8]), raw[8:].decode()
 
 
-def running_invocations(txn: PartitionTxn) -> list[StartInvocation]:
+def running_invocations(txn: PartitionReader) -> list[StartInvocation]:
     """What a new leader must start: every running invocation, with its journal to replay.
 
     A suspended invocation is started too if what it waits for completed already (the start
@@ -135,7 +135,7 @@ def running_invocations(txn: PartitionTxn) -> list[StartInvocation]:
     return out
 
 
-def _any_completed(txn: PartitionTxn, s: InvocationStatus) -> bool:
+def _any_completed(txn: PartitionReader, s: InvocationStatus) -> bool:
     for index in s.suspended_on:
         entry = get_entry(txn, s.invocation_id, index)
         if entry is None or entry.completed:
@@ -143,7 +143,7 @@ def _any_completed(txn: PartitionTxn, s: InvocationStatus) -> bool:
     return False
 
 
-def timers(txn: PartitionTxn) -> list[RegisterTimer]:
+def timers(txn: PartitionReader) -> list[RegisterTimer]:
     """Every armed timer, earliest first: what a new leader must arm again."""
     out = []
     for key, _ in txn.scan(keys.TIMER):
@@ -152,12 +152,12 @@ def timers(txn: PartitionTxn) -> list[RegisterTimer]:
     return out
 
 
-def timer_armed(txn: PartitionTxn, wake_at_ms: int, invocation_id: str, index: int) -> bool:
+def timer_armed(txn: PartitionReader, wake_at_ms: int, invocation_id: str, index: int) -> bool:
     """Whether a timer is still armed (its :class:`TimerFired` has not been applied)."""
     return txn.get(keys.timer_key(wake_at_ms, invocation_id, index)) is not None
 
 
-def start_action(txn: PartitionTxn, invocation_id: str) -> StartInvocation | None:
+def start_action(txn: PartitionReader, invocation_id: str) -> StartInvocation | None:
     """The action that (re)starts a running invocation from its journal, or None if not running."""
     s = get_status(txn, invocation_id)
     if s is None or s.phase is not Phase.RUNNING or s.suspended_on:
@@ -165,7 +165,7 @@ def start_action(txn: PartitionTxn, invocation_id: str) -> StartInvocation | Non
     return start_of(txn, s)
 
 
-def outbox(txn: PartitionTxn) -> list[tuple[bytes, Deliver]]:
+def outbox(txn: PartitionReader) -> list[tuple[bytes, Deliver]]:
     """Commands whose receiver has not answered yet, by outbox key: a leader delivers them again."""
     out = []
     for key, value in txn.scan(keys.OUTBOX):

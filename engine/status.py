@@ -43,7 +43,7 @@ def journal(txn: PartitionReader, invocation_id: str) -> tuple[JournalEntry, ...
     return tuple(codec.decode_entry(v) for _, v in txn.scan(keys.journal_prefix(invocation_id)))
 
 
-def get_entry(txn: PartitionTxn, invocation_id: str, index: int) -> JournalEntry | None:
+def get_entry(txn: PartitionReader, invocation_id: str, index: int) -> JournalEntry | None:
     """Journal entry ``index``, or None."""
     raw = txn.get(keys.journal_key(invocation_id, index))
     return None if raw is None else codec.decode_entry(raw)
@@ -84,7 +84,7 @@ def take_waiters(txn: PartitionTxn, invocation_id: str) -> list[Reply]:
     return out
 
 
-def start_of(txn: PartitionTxn, s: InvocationStatus) -> StartInvocation:
+def start_of(txn: PartitionReader, s: InvocationStatus) -> StartInvocation:
     """The action that runs (or re-runs, replaying its journal) a running invocation."""
     state: tuple[tuple[str, bytes], ...] = ()
     if s.target.key is not None:

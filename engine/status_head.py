@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.avro_reader import ERRORS, Reader
 from engine.model import Failure, Phase, Target
 
 
@@ -27,42 +28,6 @@ class StatusHead:
     phase: Phase
     created_ms: int
     failure: Failure | None
-
-
-class _Reader:
-    """Avro's binary primitives over one buffer (zig-zag varints, length-prefixed bytes)."""
-
-    __slots__ = ("at", "data")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.at = 0
-
-    def long(self) -> int:
-        shift = 0
-        value = 0
-        data = self.data
-        while True:
-            b = data[self.at]
-            self.at += 1
-            value |= (b & 0x7F) << shift
-            if b < 0x80:
-                return (value >> 1) ^ -(value & 1)
-            shift += 7
-
-    def raw(self) -> bytes:
-        n = self.long()
-        start = self.at
-        self.at += n
-        if n < 0 or self.at > len(self.data):
-            raise IndexError("a length past the end")
-        return self.data[start : self.at]
-
-    def text(self) -> str:
-        return self.raw().decode()
-
-    def optional_text(self) -> str | None:
-        return None if self.long() == 0 else self.text()
 
 
 def encoded_text(text: str) -> bytes:
@@ -82,7 +47,7 @@ def encoded_text(text: str) -> bytes:
 def read_head(data: bytes) -> StatusHead | None:
     """The head of an encoded status, or None where it cannot be read this way (the caller
     decodes it in full then: a status of store format 1 with waiters inline, or garbage)."""
-    r = _Reader(data)
+    r = Reader(data)
     try:
         r.raw()  # invocation_id
         target = Target(r.text(), r.text(), r.optional_text())
@@ -91,13 +56,11 @@ def read_head(data: bytes) -> StatusHead | None:
         created_ms = r.long()
         r.long()  # retry_count
         r.long()  # journal_length
-        if r.long() != 0:
-            r.raw()  # idempotency_key
+        r.optional_raw()  # idempotency_key
         if r.long() != 0:
             return None  # waiters inline (store format 1): not walked here
-        if r.long() != 0:
-            r.raw()  # result
-        failure = Failure(r.long(), r.text()) if r.long() != 0 else None
-    except (IndexError, ValueError, UnicodeDecodeError):
+        r.optional_raw()  # result
+        failure = Failure(r.long(), r.text()) if r.present() else None
+    except ERRORS:
         return None
     return StatusHead(target, phase, created_ms, failure)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import threading
@@ -107,6 +108,13 @@ class LogProducer:
         settings["message.timeout.ms"] = int(timeout_s * 1000)
         self._producer = Producer(settings)
         self._names = names
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Delivery reports, gathered during one poll and handed to the loop in one wake-up
+        # (one per report cost a syscall and a thread switch each). A deque: appended and
+        # taken from on different threads without a lock.
+        self._reports: collections.deque[tuple[asyncio.Future[None], KafkaError | None]] = (
+            collections.deque()
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="ingress-producer", daemon=True)
         self._thread.start()
@@ -114,6 +122,17 @@ class LogProducer:
     def _poll(self) -> None:
         while not self._stop.is_set():
             self._producer.poll(0.05)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        reports = []
+        while True:
+            try:
+                reports.append(self._reports.popleft())
+            except IndexError:
+                break
+        if reports and self._loop is not None:
+            self._loop.call_soon_threadsafe(_settle_all, reports)
 
     async def append(self, partition: int, key: bytes | None, envelope: Envelope) -> None:
         """Appends a record; raises :class:`KafkaException` if Kafka did not take it."""
@@ -136,10 +155,12 @@ class LogProducer:
             BufferError: the producer's queue is full; try again a little later.
         """
         loop = asyncio.get_running_loop()
+        self._loop = loop
         done: asyncio.Future[None] = loop.create_future()
+        reports = self._reports
 
         def delivered(err: KafkaError | None, _msg: object) -> None:
-            loop.call_soon_threadsafe(settle, done, err)
+            reports.append((done, err))
 
         self._producer.produce(
             self._names.log_topic,
@@ -156,6 +177,12 @@ class LogProducer:
         self._producer.flush(5)
         self._stop.set()
         self._thread.join(2)
+        self._hand_over()
+
+
+def _settle_all(reports: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
+    for fut, err in reports:
+        settle(fut, err)
 
 
 def settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
@@ -281,6 +308,7 @@ class ResponseReader(_TopicReader):
         self._consumer.assign([tp])
         self._loop = loop
         self._deliver = deliver
+        self._read: list[Response] = []
         self._thread.start()
 
     def handle(self, key: bytes | None, value: bytes | None, offset: int) -> None:
@@ -291,4 +319,17 @@ class ResponseReader(_TopicReader):
         except Exception:
             log.warning("responses: unreadable record at offset %d", offset)
             return
-        self._loop.call_soon_threadsafe(self._deliver, response)
+        self._read.append(response)
+
+    def idle(self) -> None:
+        # The responses of one fetch wake the loop once (on this reader's thread only).
+        if self._read:
+            read, self._read = self._read, []
+            self._loop.call_soon_threadsafe(self._deliver_all, read)
+
+    def _deliver_all(self, responses: list[Response]) -> None:
+        for response in responses:
+            try:
+                self._deliver(response)
+            except Exception:  # one waiter's trouble must not starve the others
+                log.exception("responses: delivering %s failed", response.invocation_id)

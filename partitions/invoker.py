@@ -14,7 +14,6 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from confluent_kafka import KafkaError
 
@@ -99,16 +98,19 @@ class Invoker:
         self.writer = writer
         self.metrics = metrics
         self.attempts: dict[str, _Attempt] = {}
+        # Counted when scraped, not on every start and end: a count over every attempt per
+        # event cost the hot path O(in flight) each time.
+        metrics.handlers_running.set_function(self._handlers_alive)
+        metrics.invocations_parked.set_function(self._parked)
 
-    def _gauges(self, ending: asyncio.Task[Any] | None = None) -> None:
-        """Sets the gauges; ``ending`` is a task that is about to end (not counted)."""
-        alive = parked = 0
-        for a in self.attempts.values():
-            if a.task is not None and not a.task.done() and a.task is not ending:
-                alive += 1
-            parked += a.parked
-        self.metrics.handlers_running.set(alive)
-        self.metrics.invocations_parked.set(parked)
+    def _handlers_alive(self) -> int:
+        # On the scrape's thread: list() copies the values in one step under the GIL.
+        return sum(
+            1 for a in list(self.attempts.values()) if a.task is not None and not a.task.done()
+        )
+
+    def _parked(self) -> int:
+        return sum(a.parked for a in list(self.attempts.values()))
 
     async def watch_acks(self) -> None:
         """Gives up attempts whose proposal was never acknowledged (runs until cancelled).
@@ -164,7 +166,6 @@ class Invoker:
         attempt = self.attempts.pop(invocation_id, None)
         if attempt is not None and attempt.task is not None and not attempt.task.done():
             attempt.task.cancel()
-        self._gauges()
 
     def release_partition(self, partition: int) -> None:
         """This worker no longer leads ``partition``: stop its handlers at their next await."""
@@ -172,7 +173,6 @@ class Invoker:
             if attempt.partition == partition:
                 self._cancel(attempt)
                 del self.attempts[invocation_id]
-        self._gauges()
 
     async def shutdown(self) -> None:
         """Stops every handler."""
@@ -339,8 +339,6 @@ class Invoker:
             self._suspend(attempt)
         except (asyncio.CancelledError, InvocationAborted):
             return
-        finally:
-            self._gauges(ending=asyncio.current_task())
 
     def _suspend(self, attempt: _Attempt) -> None:
         start = attempt.start
@@ -381,7 +379,6 @@ class Invoker:
             handler_kind=start.handler_kind,
             state=start.state,
         )
-        self._gauges()
         t = start.target
         self.metrics.attempts_started.labels(t.service, t.handler).inc()
         if start.journal:

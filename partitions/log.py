@@ -55,19 +55,29 @@ class LogWriter:
     def _produce(
         self, topic: str, partition: int, value: bytes, on_delivery: DeliveryCallback | None
     ) -> None:
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if on_delivery is not None:
-                on_delivery(err)
+        delivered: Callable[[KafkaError | None, Message], None] | None = None
+        if on_delivery is not None:
+            listener = on_delivery
+
+            def delivered(err: KafkaError | None, _msg: Message) -> None:
+                listener(err)
 
         while True:
             try:
-                self.producer.produce(
-                    topic,
-                    value=value,
-                    partition=partition,
-                    headers=LOG_HEADERS,
-                    on_delivery=delivered,
-                )
+                if delivered is None:
+                    # No callback when nobody listens: each is a call into Python, under the
+                    # GIL, on the poller thread.
+                    self.producer.produce(
+                        topic, value=value, partition=partition, headers=LOG_HEADERS
+                    )
+                else:
+                    self.producer.produce(
+                        topic,
+                        value=value,
+                        partition=partition,
+                        headers=LOG_HEADERS,
+                        on_delivery=delivered,
+                    )
                 return
             except BufferError:
                 self._stop.wait(0.01)  # the local queue is full: the poller drains it

@@ -20,6 +20,19 @@ from partitions.store import PartitionStore
 
 log = logging.getLogger("perdure.processor")
 
+_VERSION = str(schemas.SCHEMA_VERSION).encode()
+"""The version header of the records this code reads."""
+
+
+def _version_of(msg: Message) -> bytes | None:
+    """The record's version header (the last, if several), without a dict per record."""
+    found: bytes | None = None
+    for header in msg.headers() or []:
+        if header[0] == schemas.VERSION_HEADER:
+            value = header[1]
+            found = value if isinstance(value, bytes) else None
+    return found
+
 
 @dataclass
 class Applied:
@@ -66,7 +79,7 @@ class PartitionProcessor:
     @property
     def epoch(self) -> int:
         """The current leader epoch of the partition, as applied."""
-        return state_machine.leader(self.store.begin())[0]
+        return state_machine.leader(self.store)[0]
 
     def caught_up(self) -> bool:
         """Whether replay reached the log end seen at assignment."""
@@ -119,10 +132,9 @@ class PartitionProcessor:
             offset = msg.offset()
             if offset is None or offset < self.next_offset:
                 continue  # already applied (a re-fetch after a seek)
-            headers = dict(msg.headers() or [])
-            version = headers.get(schemas.VERSION_HEADER)
+            version = _version_of(msg)
             value = msg.value()
-            if version != str(schemas.SCHEMA_VERSION).encode() or value is None:
+            if version != _VERSION or value is None:
                 return pending, (offset, f"record version {version!r} is not known here")
             try:
                 env = codec.decode_envelope(value, msg.timestamp()[1])

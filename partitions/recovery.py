@@ -124,7 +124,7 @@ class Recovery:
             return
         self._last_check[p] = now
         applied = proc.next_offset - 1
-        last = backups.last_backup(proc.store.begin())
+        last = backups.last_backup(proc.store)
         since = applied - (last.applied_offset if last is not None else -1)
         self.metrics.backup_lag_records.labels(str(p)).set(since)
         if not self.enabled or since <= 0 or self.writer.running(p):

@@ -26,7 +26,7 @@ from rocksdict import (
     WriteBufferManager,
     WriteOptions,
 )
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedList
 
 from engine import keys
 from partitions.errors import StoreError, StoreFormatError
@@ -316,40 +316,63 @@ class StoreSnapshot:
 class StoreBatch:
     """Uncommitted writes over a :class:`PartitionStore`; reads see them (engine PartitionTxn).
 
-    The overlay is a sorted dict, so a range read merges two sorted streams (the store's and
-    the overlay's) lazily instead of materialising and sorting the range.
+    The overlay is a plain dict (a get or put is one hash lookup: most batches never range-read
+    it). The first range read builds a sorted index of its keys, kept up to date from then on,
+    so a range read merges two sorted streams (the store's and the overlay's) lazily instead of
+    materialising and sorting the range; one that no overlaid key falls in reads the store alone.
     """
 
     def __init__(self, store: PartitionStore) -> None:
         self._store = store
-        self.overlay: SortedDict = SortedDict()
+        self.overlay: dict[bytes, bytes | None] = {}
+        self._sorted: SortedList | None = None
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.overlay:
-            value: bytes | None = self.overlay[key]
-            return value
+            return self.overlay[key]
         return self._store.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
-        self.overlay[key] = value
+        self._set(key, value)
 
     def delete(self, key: bytes) -> None:
-        self.overlay[key] = _DELETED
+        self._set(key, _DELETED)
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        if self._sorted is not None and key not in self.overlay:
+            self._sorted.add(key)
+        self.overlay[key] = value
 
     def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        overlaid = self._overlay_range(prefix, end)
+        if not overlaid:
+            return self._store.scan(prefix, end)
+        return self._merged(prefix, end, overlaid)
+
+    def _merged(
+        self, prefix: bytes, end: bytes | None, overlaid: list[bytes]
+    ) -> Iterator[tuple[bytes, bytes]]:
         stored = ((k, 1, v) for k, v in self._store.scan(prefix, end))
-        overlaid = ((k, 0, self.overlay[k]) for k in self._overlay_range(prefix, end))
+        mine = ((k, 0, self.overlay[k]) for k in overlaid)
         last: bytes | None = None
         # On equal keys the overlay (rank 0) comes first and wins.
-        for key, _rank, value in heapq.merge(overlaid, stored):
+        for key, _rank, value in heapq.merge(mine, stored):
             if key == last:
                 continue
             last = key
             if value is not _DELETED:
                 yield key, value
 
-    def _overlay_range(self, prefix: bytes, end: bytes | None) -> Iterator[bytes]:
-        for key in self.overlay.irange(minimum=prefix):
+    def _overlay_range(self, prefix: bytes, end: bytes | None) -> list[bytes]:
+        """The overlaid keys in the range, in order, as of now (a list: the caller may write
+        while it reads the merge)."""
+        if not self.overlay:
+            return []
+        if self._sorted is None:
+            self._sorted = SortedList(self.overlay)
+        out = []
+        for key in self._sorted.irange(minimum=prefix):
             if not key.startswith(prefix) or (end is not None and key >= end):
-                return
-            yield key
+                break
+            out.append(key)
+        return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import json
 import logging
@@ -31,8 +30,6 @@ from confluent_kafka import (
 from engine import faults, state_machine
 from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import CONSUMER_QUEUE_KBYTES
-from engine.errors import InvalidId
-from engine.ids import InvocationId
 from engine.kafka_clusters import KafkaClusters
 from engine.kafka_settings import client_settings
 from engine.records import (
@@ -50,12 +47,12 @@ from engine.records import (
     SendResponse,
     StartInvocation,
     SweepAgain,
-    TimerFired,
     TrimLog,
 )
-from partitions import heap, invocation_log
+from partitions import heap, invocation_log, leader_duties
 from partitions.config import WorkerSettings
 from partitions.invoker import Invoker
+from partitions.leader_duties import LoopCrossing, Outbox
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
@@ -69,12 +66,8 @@ from sdk import Endpoint
 
 log = logging.getLogger("perdure.worker")
 
-_REDELIVERY_CAP_S = 300.0
-"""The longest pause between two deliveries of one outbox entry."""
 _OUT_OF_RANGE = (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE)
 """What the consumer says when the log no longer holds the offset a store needs next."""
-_TIMER_REFIRE_MS = 2000
-"""How long a fired timer may stay unapplied before it is fired again."""
 
 CENSUS_INTERVAL_S = 5.0
 """How often the in-flight gauges are counted (engine/census.py, on the query thread)."""
@@ -99,6 +92,8 @@ class Worker:
         self.metrics.watch(self.processors)
         self._lag_measured = 0.0
         self._counted_at = 0.0
+        self.crossing = LoopCrossing()
+        self.outbox: Outbox | None = None
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.writer: LogWriter | None = None
@@ -126,7 +121,11 @@ class Worker:
             s.state_dir,
         )
         self._loop = asyncio.get_running_loop()
+        self.crossing.loop = self._loop
         self.writer = LogWriter(s.bootstrap, self.names, s.produce_timeout_s)
+        self.outbox = Outbox(
+            self.writer, partitions, self.leader_id, self.metrics, s.redelivery_interval_s
+        )
         self.queries = QueryAnswerer(self.writer)
         self.recovery = Recovery(s, self.metrics, self.writer.append)
         clusters = KafkaClusters.from_env(s.bootstrap, s.kafka_clusters)
@@ -218,7 +217,9 @@ class Worker:
         )
         try:
             while not self._stop.is_set():
-                messages = _next_batch(consumer, self._poll_timeout())
+                messages = _next_batch(
+                    consumer, leader_duties.poll_timeout(self.processors.values())
+                )
                 by_partition: dict[int, list[Message]] = {}
                 for msg in messages:
                     err = msg.error()
@@ -229,11 +230,15 @@ class Worker:
                             log.warning("consumer: %s", err)
                         continue
                     by_partition.setdefault(msg.partition() or 0, []).append(msg)
-                for partition, batch in by_partition.items():
-                    proc = self.processors.get(partition)
-                    if proc is not None:
-                        self._apply(proc, batch)
-                self._housekeeping()
+                self.crossing.gather()
+                try:
+                    for partition, batch in by_partition.items():
+                        proc = self.processors.get(partition)
+                        if proc is not None:
+                            self._apply(proc, batch)
+                    self._housekeeping()
+                finally:
+                    self.crossing.flush()
                 if self.standbys is not None:
                     self.standbys.poll(consumer.memberid() or "", set(self.processors))
         except Exception:
@@ -252,7 +257,7 @@ class Worker:
         if proc.blocked is not None:
             self._block(proc)
         if applied.lost_leadership:
-            self._to_invoker(self._release, proc.partition)
+            self.crossing.call(self._release, proc.partition)
             self.metrics.not_leading(proc.partition)
             proc.timers = []
         if applied.became_leader:
@@ -283,43 +288,39 @@ class Worker:
         """What a new leader does first: start what runs, arm timers, deliver the outbox."""
         epoch = proc.epoch
         self.metrics.leading(proc.partition, epoch)
-        view = proc.store.begin()
-        for start in state_machine.running_invocations(view):
-            self._to_invoker(self._start, proc.partition, epoch, start, 0.0)
-        proc.timers = [
-            (t.wake_at_ms, t.wake_at_ms, t.invocation_id, t.index)
-            for t in state_machine.timers(view)
-        ]
-        heapq.heapify(proc.timers)
+        for start in state_machine.running_invocations(proc.store):
+            self.crossing.call(self._start, proc.partition, epoch, start, 0.0)
+        leader_duties.arm_all(proc)
         proc.redeliveries.clear()
-        self._redeliver(proc)
+        assert self.outbox is not None
+        self.outbox.redeliver(proc)
 
     def _act(self, proc: PartitionProcessor, action: Action) -> None:
         """Carries out one leader action."""
         assert self.writer is not None
         if isinstance(action, StartInvocation):
-            self._to_invoker(self._start, proc.partition, proc.epoch, action, 0.0)
+            self.crossing.call(self._start, proc.partition, proc.epoch, action, 0.0)
         elif isinstance(action, AckEntry):
-            self._to_invoker(self._ack, proc.partition, action)
+            self.crossing.call(self._ack, proc.partition, action)
         elif isinstance(action, SendResponse):
             self.writer.respond(action.reply.partition, action.response)
         elif isinstance(action, ScheduleRetry):
-            start = state_machine.start_action(proc.store.begin(), action.invocation_id)
+            start = state_machine.start_action(proc.store, action.invocation_id)
             if start is not None:
                 delay_s = action.delay_ms / 1000
-                self._to_invoker(self._start, proc.partition, proc.epoch, start, delay_s)
+                self.crossing.call(self._start, proc.partition, proc.epoch, start, delay_s)
         elif isinstance(action, InvocationEnded):
-            self._to_invoker(self._ended, action.invocation_id)
+            self.crossing.call(self._ended, action.invocation_id)
             invocation_log.event(action.outcome, action.invocation_id)
         elif isinstance(action, Invoked):
             invocation_log.event(
                 "invoked", action.invocation_id, "%s, %s", action.target, action.status
             )
         elif isinstance(action, Deliver):
-            self._deliver(action)
+            assert self.outbox is not None
+            self.outbox.deliver(action)
         elif isinstance(action, RegisterTimer):
-            timer = (action.wake_at_ms, action.wake_at_ms, action.invocation_id, action.index)
-            heapq.heappush(proc.timers, timer)
+            leader_duties.arm(proc, action)
         elif isinstance(action, TrimLog):
             assert self.recovery is not None
             self.recovery.trim(proc.partition, action)
@@ -328,70 +329,6 @@ class Worker:
             self.queries.submit(proc.partition, proc.store.snapshot(), action.query)
         elif isinstance(action, SweepAgain):
             proc.last_purge = 0.0  # more expired invocations: the next housekeeping sweeps
-
-    def _deliver(self, action: Deliver) -> None:
-        """Sends a record to the partition of another invocation (or of this one)."""
-        assert self.writer is not None
-        try:
-            partition = InvocationId.parse(action.route_id).partition(self.partition_count)
-        except InvalidId:
-            # Ids are checked when journaled; one that slips through is dropped loudly rather
-            # than stopping every leader that delivers it again.
-            self.metrics.action_errors.inc()
-            log.error("cannot deliver %r: %r is not an invocation id", action, action.route_id)
-            return
-        self.writer.append(partition, Envelope(action.command, 0, self.leader_id))
-
-    def _redeliver(self, proc: PartitionProcessor) -> None:
-        """Delivers again what the outbox holds, each entry on its own back-off.
-
-        The receiver deduplicates (by invocation id, or by the caller's receipt) and answers
-        again, so a lost command or a lost answer is made good; the back-off (5 s, doubling to
-        5 minutes) keeps a call that waits for a day from writing thousands of records.
-        """
-        now = time.monotonic()
-        proc.last_redelivery = now
-        seen: set[bytes] = set()
-        base = self.settings.redelivery_interval_s
-        for key, action in state_machine.outbox(proc.store.begin()):
-            seen.add(key)
-            count, due = proc.redeliveries.get(key, (0, 0.0))
-            if due > now:
-                continue
-            self._deliver(action)
-            proc.redeliveries[key] = (count + 1, now + min(base * 2**count, _REDELIVERY_CAP_S))
-        for key in list(proc.redeliveries):
-            if key not in seen:
-                del proc.redeliveries[key]
-
-    def _poll_timeout(self) -> float:
-        """Up to 50 ms, less when a timer is due sooner (timers fire within a few ms)."""
-        due = [p.timers[0][0] for p in self.processors.values() if p.is_leader and p.timers]
-        if not due:
-            return 0.05
-        return min(max(min(due) / 1000 - time.time(), 0.0), 0.05)
-
-    def _fire_timers(self, proc: PartitionProcessor) -> None:
-        """Appends ``TimerFired`` for due timers, and again until the store shows it applied.
-
-        The store, not this heap, says whether a timer is armed: a record lost on its way
-        (Kafka refused it) is simply fired again.
-        """
-        assert self.writer is not None
-        now_ms = time.time() * 1000
-        if not proc.timers or proc.timers[0][0] > now_ms:
-            return  # the usual pass: no view of the store (a batch) for nothing to fire
-        view = proc.store.begin()
-        fired = []
-        while proc.timers and proc.timers[0][0] <= now_ms:
-            _, wake_at, invocation_id, index = heapq.heappop(proc.timers)
-            if not state_machine.timer_armed(view, wake_at, invocation_id, index):
-                continue  # its TimerFired was applied (or the invocation ended)
-            record = TimerFired(invocation_id, index)
-            self.writer.append(proc.partition, Envelope(record, proc.epoch))
-            fired.append((int(now_ms) + _TIMER_REFIRE_MS, wake_at, invocation_id, index))
-        for timer in fired:
-            heapq.heappush(proc.timers, timer)
 
     def _drain_restarts(self) -> None:
         """Starts invocations again from their store, as the invoker asked (see Invoker)."""
@@ -403,16 +340,16 @@ class Worker:
             proc = self.processors.get(partition)
             if proc is None or not proc.is_leader:
                 continue  # whoever leads it now starts it from its own store
-            start = state_machine.start_action(proc.store.begin(), invocation_id)
+            start = state_machine.start_action(proc.store, invocation_id)
             if start is not None:
-                self._to_invoker(self._start, partition, proc.epoch, start, 0.0)
+                self.crossing.call(self._start, partition, proc.epoch, start, 0.0)
 
     def _housekeeping(self) -> None:
         assert self.writer is not None and self.recovery is not None
         self._drain_restarts()
         for proc in self.processors.values():
             if proc.is_leader and proc.timers:
-                self._fire_timers(proc)
+                leader_duties.fire_timers(proc, self.writer)
         now = time.monotonic()
         if self._consumer is not None and now - self._lag_measured >= 1.0:
             self._lag_measured = now
@@ -433,7 +370,8 @@ class Worker:
             elif (
                 proc.is_leader and now - proc.last_redelivery >= self.settings.redelivery_interval_s
             ):
-                self._redeliver(proc)
+                assert self.outbox is not None
+                self.outbox.redeliver(proc)
             if proc.is_leader:
                 self.recovery.maybe_backup(proc, now)
             if proc.is_leader and now - proc.last_purge >= self.settings.purge_interval_s:
@@ -526,7 +464,7 @@ class Worker:
             return
         if proc.is_leader:
             self.metrics.not_leading(partition)
-        self._to_invoker(self._release, partition)
+        self.crossing.call(self._release, partition)
         if self.publisher is not None:
             self.publisher.release(partition)
         if self.recovery is not None:
@@ -540,10 +478,6 @@ class Worker:
         log.info("partition %d %s", partition, why)
 
     # -- crossing to the event loop -------------------------------------------------------------
-
-    def _to_invoker(self, fn: object, *args: object) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(fn, *args)  # type: ignore[arg-type]
 
     def _start(self, partition: int, epoch: int, start: StartInvocation, delay_s: float) -> None:
         assert self.invoker is not None

@@ -6,6 +6,7 @@ and an outbox entry is delivered on its own back-off until its receiver answers.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,11 @@ from engine.records import (
     ProposeEntry,
     TimerFired,
 )
-from partitions import worker as worker_module
-from partitions.config import WorkerSettings
+from partitions import leader_duties
+from partitions.leader_duties import Outbox
+from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
 from partitions.store import PartitionStore
-from partitions.worker import Worker
-from sdk import Endpoint
 
 A, B = (str(InvocationId.new_unkeyed(bytes([i]) * 16)) for i in (1, 2))
 NOW_MS = int(time.time() * 1000)
@@ -43,7 +43,7 @@ class Writer:
         self.records.append(env.command)
 
 
-def leader(tmp_path: Path, *commands: tuple[Command, int]) -> tuple[Worker, PartitionProcessor]:
+def leader(tmp_path: Path, *commands: tuple[Command, int]) -> tuple[Writer, PartitionProcessor]:
     store = PartitionStore.open(tmp_path / "p")
     batch = store.begin()
     state_machine.apply(Envelope(AnnounceLeader("w/1"), 1, "w", 0), batch)
@@ -52,51 +52,50 @@ def leader(tmp_path: Path, *commands: tuple[Command, int]) -> tuple[Worker, Part
     store.commit(batch, len(commands))
     proc = PartitionProcessor(0, store, "w/1", 0)
     proc.is_leader = True
-    w = Worker(Endpoint([]), WorkerSettings(redelivery_interval_s=0.01))
-    w.writer = Writer()  # type: ignore[assignment]
-    w.processors[0] = proc
-    return w, proc
+    return Writer(), proc
 
 
 def test_a_fired_timer_fires_again_until_the_store_shows_it_applied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nap = JournalEntry(EntryKind.SLEEP, "nap", b"1000", completed=False)
-    w, proc = leader(
+    writer, proc = leader(
         tmp_path, (Invoke(A, Target("s", "h"), b""), 0), (ProposeEntry(A, 0, 0, nap), 1)
     )
+    fire = functools.partial(leader_duties.fire_timers, proc, writer)  # type: ignore[arg-type]
     timers = state_machine.timers(proc.store.begin())
     assert len(timers) == 1
     t = timers[0]
     proc.timers = [(t.wake_at_ms, t.wake_at_ms, t.invocation_id, t.index)]
-    w._fire_timers(proc)
-    assert w.writer.records == [TimerFired(A, 0)]  # type: ignore[union-attr]
+    fire()
+    assert writer.records == [TimerFired(A, 0)]
     assert proc.timers[0][0] >= NOW_MS + 1000, "checked again in 2 s, not at once"
-    monkeypatch.setattr(worker_module, "_TIMER_REFIRE_MS", 0)
+    monkeypatch.setattr(leader_duties, "TIMER_REFIRE_MS", 0)
     proc.timers = [(0, *proc.timers[0][1:])]
-    w._fire_timers(proc)  # the first record was lost: still armed in the store
-    w._fire_timers(proc)
-    assert w.writer.records.count(TimerFired(A, 0)) == 3  # type: ignore[union-attr]
+    fire()  # the first record was lost: still armed in the store
+    fire()
+    assert writer.records.count(TimerFired(A, 0)) == 3
     batch = proc.store.begin()
     state_machine.apply(Envelope(TimerFired(A, 0), 1, "w", NOW_MS), batch)
     proc.store.commit(batch, 10)
-    w._fire_timers(proc)
-    assert w.writer.records.count(TimerFired(A, 0)) == 3, "applied: never fired again"  # type: ignore[union-attr]
+    fire()
+    assert writer.records.count(TimerFired(A, 0)) == 3, "applied: never fired again"
     assert proc.timers == []
 
 
 def test_outbox_entries_are_redelivered_on_a_back_off_until_answered(tmp_path: Path) -> None:
     spec = CallSpec(Target("s", "h"), HandlerKind.SERVICE, b"", B)
     call = JournalEntry(EntryKind.CALL, "s/h", call=spec, completed=False)
-    w, proc = leader(
+    writer, proc = leader(
         tmp_path, (Invoke(A, Target("s", "h"), b""), 0), (ProposeEntry(A, 0, 0, call), 1)
     )
+    outbox = Outbox(writer, 1, "w/1", WorkerMetrics(), 0.01)  # type: ignore[arg-type]
     deliveries: list[float] = []
     start = time.monotonic()
     while time.monotonic() - start < 0.5:
-        before = len(w.writer.records)  # type: ignore[union-attr]
-        w._redeliver(proc)
-        if len(w.writer.records) > before:  # type: ignore[union-attr]
+        before = len(writer.records)
+        outbox.redeliver(proc)
+        if len(writer.records) > before:
             deliveries.append(time.monotonic() - start)
         time.sleep(0.005)
     # 0, then 10 ms, 20, 40, 80, 160 ms apart: about 6 in half a second, not 100.
@@ -104,6 +103,40 @@ def test_outbox_entries_are_redelivered_on_a_back_off_until_answered(tmp_path: P
     batch = proc.store.begin()
     state_machine.apply(Envelope(CallResult(A, 0, b"1"), 0, "", NOW_MS), batch)
     proc.store.commit(batch, 10)
-    before = len(w.writer.records)  # type: ignore[union-attr]
-    w._redeliver(proc)
-    assert len(w.writer.records) == before and proc.redeliveries == {}  # type: ignore[union-attr]
+    before = len(writer.records)
+    outbox.redeliver(proc)
+    assert len(writer.records) == before and proc.redeliveries == {}
+
+
+def test_the_crossing_hands_a_batch_over_in_order_and_a_failing_call_stops_none() -> None:
+    import asyncio
+    import threading
+
+    async def scenario() -> list[object]:
+        seen: list[object] = []
+        crossing = leader_duties.LoopCrossing()
+        crossing.loop = asyncio.get_running_loop()
+
+        def boom() -> None:
+            raise RuntimeError("a failing call")
+
+        def processor() -> None:
+            crossing.gather()
+            crossing.call(seen.append, 1)
+            crossing.call(boom)
+            crossing.call(seen.append, 2)
+            assert seen == [], "nothing crosses before the batch is done"
+            # Another thread's call does not wait for the batch.
+            other = threading.Thread(target=crossing.call, args=(seen.append, "other"))
+            other.start()
+            other.join()
+            crossing.flush()
+            crossing.call(seen.append, 3)  # outside a batch: at once
+
+        await asyncio.to_thread(processor)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen == ["other", 1, 2, 3]
