@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections import OrderedDict
 from typing import Any
 
 import fastavro
@@ -49,6 +47,7 @@ from engine.records import (
     Suspend,
     TimerFired,
 )
+from engine.status_cache import StatusCache
 
 _named: dict[str, Any] = {}
 for _schema in schemas.NAMED_TYPES:
@@ -450,41 +449,8 @@ def decode_response_generic(data: bytes) -> Response:
 # --- stored values -----------------------------------------------------------------------------
 
 
-class _StatusCache:
-    """Encoded status -> the status it was encoded from, for the statuses written lately.
-
-    A status is read back by the next record of its invocation, moments after it was written;
-    decoding it again was a tenth of a worker's CPU. The cache is keyed by the bytes, so a hit
-    is exactly what decoding them would give: only statuses that decode to an equal object are
-    put in (headers sorted, each name once), and statuses are immutable. Bounded: the oldest
-    go first, and a large status is not kept. OrderedDict's operations are atomic under the
-    GIL (the query thread decodes too).
-    """
-
-    def __init__(self, size: int, max_bytes: int) -> None:
-        self.size = size
-        self.max_bytes = max_bytes
-        self._by_bytes: OrderedDict[bytes, InvocationStatus] = OrderedDict()
-
-    def put(self, data: bytes, status: InvocationStatus) -> None:
-        if len(data) > self.max_bytes:
-            return  # a large result: the memory is worth more than the decode
-        if status.headers and status.headers != _headers_in(dict(status.headers)):
-            return  # decoding would sort or merge them: not the same object
-        self._by_bytes[data] = status
-        if len(self._by_bytes) > self.size:
-            with contextlib.suppress(KeyError):  # emptied meanwhile by clear()
-                self._by_bytes.popitem(last=False)
-
-    def get(self, data: bytes) -> InvocationStatus | None:
-        return self._by_bytes.get(data)
-
-    def clear(self) -> None:
-        self._by_bytes.clear()
-
-
-STATUS_CACHE = _StatusCache(size=2048, max_bytes=1024)
-"""Statuses written lately, by their bytes (see :class:`_StatusCache`)."""
+STATUS_CACHE = StatusCache(size=2048, max_bytes=1024)
+"""Statuses written lately, by their bytes (see :class:`engine.status_cache.StatusCache`)."""
 
 
 def encode_status(s: InvocationStatus) -> bytes:

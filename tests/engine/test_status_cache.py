@@ -11,6 +11,7 @@ import random
 
 from engine import codec
 from engine.model import Caller, Failure, HandlerKind, InvocationStatus, Phase, Target
+from engine.status_cache import StatusCache
 
 
 def random_status(rng: random.Random) -> InvocationStatus:
@@ -57,7 +58,7 @@ def test_a_cached_status_equals_its_fresh_decode() -> None:
 
 
 def test_the_cache_keeps_neither_large_statuses_nor_more_than_its_size() -> None:
-    cache = codec._StatusCache(size=3, max_bytes=100)
+    cache = StatusCache(size=3, max_bytes=100)
     small = [InvocationStatus(f"inv_{i}", Target("s", "h"), Phase.RUNNING, i) for i in range(5)]
     encoded = [codec.encode_status(s) for s in small]
     for data, s in zip(encoded, small, strict=True):
