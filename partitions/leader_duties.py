@@ -69,12 +69,13 @@ def fire_timers(proc: PartitionProcessor, writer: LogWriter) -> None:
     if not proc.timers or proc.timers[0][0] > now_ms:
         return  # the usual pass: nothing to fire
     view = proc.store  # what is committed: the processor's thread applies every batch
+    epoch = proc.epoch  # a read of the store: once, not per timer
     fired = []
     while proc.timers and proc.timers[0][0] <= now_ms:
         _, wake_at, invocation_id, index = heapq.heappop(proc.timers)
         if not state_machine.timer_armed(view, wake_at, invocation_id, index):
             continue  # its TimerFired was applied (or the invocation ended)
-        writer.append(proc.partition, Envelope(TimerFired(invocation_id, index), proc.epoch))
+        writer.append(proc.partition, Envelope(TimerFired(invocation_id, index), epoch))
         fired.append((int(now_ms) + TIMER_REFIRE_MS, wake_at, invocation_id, index))
     for timer in fired:
         heapq.heappush(proc.timers, timer)

@@ -55,6 +55,8 @@ class LogWriter:
     def _produce(
         self, topic: str, partition: int, value: bytes, on_delivery: DeliveryCallback | None
     ) -> None:
+        # No callback when nobody listens (on_delivery=None is librdkafka's "none"): each is a
+        # call into Python, under the GIL, on the poller thread.
         delivered: Callable[[KafkaError | None, Message], None] | None = None
         if on_delivery is not None:
             listener = on_delivery
@@ -64,20 +66,13 @@ class LogWriter:
 
         while True:
             try:
-                if delivered is None:
-                    # No callback when nobody listens: each is a call into Python, under the
-                    # GIL, on the poller thread.
-                    self.producer.produce(
-                        topic, value=value, partition=partition, headers=LOG_HEADERS
-                    )
-                else:
-                    self.producer.produce(
-                        topic,
-                        value=value,
-                        partition=partition,
-                        headers=LOG_HEADERS,
-                        on_delivery=delivered,
-                    )
+                self.producer.produce(
+                    topic,
+                    value=value,
+                    partition=partition,
+                    headers=LOG_HEADERS,
+                    on_delivery=delivered,
+                )
                 return
             except BufferError:
                 self._stop.wait(0.01)  # the local queue is full: the poller drains it

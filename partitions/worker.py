@@ -95,7 +95,6 @@ class Worker:
         self.crossing = LoopCrossing()
         self.outbox: Outbox | None = None
         self._stop = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.writer: LogWriter | None = None
         self.invoker: Invoker | None = None
         self.recovery: Recovery | None = None
@@ -120,8 +119,7 @@ class Worker:
             partitions,
             s.state_dir,
         )
-        self._loop = asyncio.get_running_loop()
-        self.crossing.loop = self._loop
+        self.crossing.loop = asyncio.get_running_loop()
         self.writer = LogWriter(s.bootstrap, self.names, s.produce_timeout_s)
         self.outbox = Outbox(
             self.writer, partitions, self.leader_id, self.metrics, s.redelivery_interval_s
