@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import Cluster
+from tests.kafka_cluster import KafkaCluster
 
 REPO = Path(__file__).resolve().parent.parent
 BROKER_SH = REPO / "deploy" / "kafka" / "broker.sh"
@@ -66,6 +67,22 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         subprocess.run(["bash", str(BROKER_SH), "stop"], env=env, check=False, timeout=120)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """Three real brokers (``deploy/kafka/cluster.sh``) on their own ports, for the tests of
+    replication and of the chaos suite; started on first use, stopped at the end of the run.
+    Every node runs again when a test using it ends."""
+    cluster = KafkaCluster()
+    try:
+        try:
+            cluster.start()
+        except RuntimeError as err:
+            pytest.fail(f"could not start the three-broker cluster:\n{err}", pytrace=False)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

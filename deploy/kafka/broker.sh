@@ -9,6 +9,10 @@
 #   deploy/kafka/broker.sh stop     SIGTERM the recorded PID, SIGKILL after KAFKA_STOP_TIMEOUT s.
 #   deploy/kafka/broker.sh status   print the address and PID, exit 0 if running, 3 if not.
 #   deploy/kafka/broker.sh fetch    only fetch the jars (what `start` does on first use).
+#   deploy/kafka/broker.sh kill     kill -9 the recorded PID (a crash, for fault tests).
+#
+# deploy/kafka/cluster.sh runs three of these as one replicated cluster through the KAFKA_NODE_*
+# variables below; alone, a broker is node 1 of a one-node quorum with one replica everywhere.
 #
 # Environment:
 #   KAFKA_PORT            client port on 127.0.0.1 (default: the one the data folder remembers,
@@ -24,6 +28,13 @@
 #   KAFKA_SASL_PORT       also listen on this port with SASL_PLAINTEXT (SCRAM-SHA-256 and -512)
 #   KAFKA_SCRAM_USERS     "name:password ..." SCRAM users, created when the storage is formatted
 #                         (Kafka's StorageTool --add-scram: users exist before the broker starts)
+#   KAFKA_NODE_ID         node.id (default 1)
+#   KAFKA_QUORUM_VOTERS   controller.quorum.voters, "1@127.0.0.1:P,2@..." (default: this node alone;
+#                         needs KAFKA_CONTROLLER_PORT, this node's port in the list)
+#   KAFKA_CLUSTER_ID      the cluster id storage is formatted with (default: a new random one)
+#   KAFKA_REPLICATION     replicas of internal topics and default.replication.factor (default 1)
+#   KAFKA_MIN_ISR         min.insync.replicas of the broker and its internal topics (default 1)
+#   KAFKA_EXTRA_PROPERTIES  more server.properties lines, appended last (they win)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -119,6 +130,15 @@ write_config() {
   echo "$cport" >"$KAFKA_DATA_DIR/controller.port"
   echo "$KAFKA_PORT" >"$KAFKA_DATA_DIR/port"
   port_open "$cport" && die "controller port $cport is in use (set KAFKA_CONTROLLER_PORT)"
+  local node=${KAFKA_NODE_ID:-1} voters=${KAFKA_QUORUM_VOTERS:-}
+  [[ $node =~ ^[0-9]+$ ]] || die "KAFKA_NODE_ID must be a number, got '$node'"
+  if [[ -n $voters ]]; then
+    [[ -n ${KAFKA_CONTROLLER_PORT:-} ]] || die "KAFKA_QUORUM_VOTERS needs KAFKA_CONTROLLER_PORT"
+  else
+    voters="$node@$HOST:$cport"
+  fi
+  local rf=${KAFKA_REPLICATION:-1} isr=${KAFKA_MIN_ISR:-1}
+  [[ $rf =~ ^[1-9][0-9]*$ && $isr =~ ^[1-9][0-9]*$ ]] || die "KAFKA_REPLICATION and KAFKA_MIN_ISR must be positive numbers"
   local listeners="PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$cport"
   local advertised="PLAINTEXT://$HOST:$KAFKA_PORT"
   local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
@@ -136,8 +156,8 @@ listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$module"
   cat >"$CONF/server.properties" <<EOF
 # Written by deploy/kafka/broker.sh on every start; edit the script, not this file.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@$HOST:$cport
+node.id=$node
+controller.quorum.voters=$voters
 listeners=$listeners
 advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
@@ -145,15 +165,18 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=$protocols
 $sasl
 log.dirs=$DATA
-# One replica everywhere, so transactions and idempotent producers work on one node.
+# One replica everywhere on one node (so that transactions and idempotent producers work there);
+# cluster.sh asks for three, two of them in sync, so that a broker can die without data loss.
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+# Acknowledged records must survive a broker failure: never elect a replica that lags.
+unclean.leader.election.enable=false
 # A 2-core machine: few threads, small internal topics.
 num.network.threads=2
 num.io.threads=4
@@ -172,6 +195,7 @@ auto.create.topics.enable=false
 # Workers trim the log with DeleteRecords; segments below the new start leave the disk at the
 # next retention check (5 minutes by default).
 log.retention.check.interval.ms=30000
+${KAFKA_EXTRA_PROPERTIES:-}
 EOF
   cat >"$CONF/log4j2.xml" <<'EOF'
 <?xml version="1.0" encoding="UTF-8"?>
@@ -249,8 +273,11 @@ cmd_start() {
   java_args
   if [[ ! -f $DATA/meta.properties ]]; then
     local cid
-    cid=$("${JAVA_ARGS[@]}" kafka.tools.StorageTool random-uuid 2>"$LOGS/format.out") ||
-      { cat "$LOGS/format.out" >&2; die "could not run the Kafka storage tool"; }
+    cid=${KAFKA_CLUSTER_ID:-}
+    if [[ -z $cid ]]; then
+      cid=$("${JAVA_ARGS[@]}" kafka.tools.StorageTool random-uuid 2>"$LOGS/format.out") ||
+        { cat "$LOGS/format.out" >&2; die "could not run the Kafka storage tool"; }
+    fi
     local scram=() user
     for user in ${KAFKA_SCRAM_USERS:-}; do
       [[ $user == *:* ]] || die "KAFKA_SCRAM_USERS: expected name:password, got '$user'"
@@ -313,6 +340,18 @@ cmd_stop() {
   rm -f "$PIDFILE"
 }
 
+cmd_kill() {
+  if pid_is_ours; then
+    local pid; pid=$(cat "$PIDFILE")
+    kill -KILL "$pid"
+    local until=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < until)); do sleep 0.05; done
+    echo "broker.sh: killed (pid $pid)"
+  else
+    echo "broker.sh: not running ($KAFKA_DATA_DIR)"
+  fi
+}
+
 cmd_status() {
   if pid_is_ours; then
     echo "running pid $(cat "$PIDFILE") $BOOTSTRAP"
@@ -327,5 +366,6 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   fetch) cmd_fetch ;;
-  *) echo "usage: $0 {start|stop|status|fetch}" >&2; exit 2 ;;
+  kill) cmd_kill ;;
+  *) echo "usage: $0 {start|stop|status|fetch|kill}" >&2; exit 2 ;;
 esac
