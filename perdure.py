@@ -22,8 +22,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from engine import kafka_settings, log_format
@@ -176,11 +179,17 @@ def _serve(
     access_log: bool = False,
     keep_alive_s: int = 5,
     log_format: str = "text",
+    grace_s: int = 5,
+    on_term: Callable[[], None] | None = None,
+    delay_s: float = 0.0,
 ) -> None:
+    """Runs ``app`` under uvicorn. On the first SIGTERM (or Ctrl-C), ``on_term`` runs and the
+    server goes on for ``delay_s`` before uvicorn's own shutdown (stop listening, answer what
+    it holds for up to ``grace_s``); a second signal skips the delay."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         # In JSON, uvicorn's own lines go through the root handler too (log_config=None).
         log_config=None if log_format == "json" else LOGGING_CONFIG,
@@ -189,13 +198,31 @@ def _serve(
         log_level="info" if access_log else "warning",
         access_log=access_log,
         loop=_event_loop(event_loop),
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=grace_s,
         timeout_keep_alive=keep_alive_s,
     )
 
+    class Server(uvicorn.Server):
+        delayed: threading.Timer | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.delayed is None and delay_s > 0 and not self.should_exit:
+                if on_term is not None:
+                    on_term()
+                logging.getLogger("perdure").info(
+                    "shutting down in %.1fs (readiness says 503 meanwhile)", delay_s
+                )
+                self.delayed = threading.Timer(delay_s, super().handle_exit, (sig, frame))
+                self.delayed.daemon = True
+                self.delayed.start()
+                return
+            super().handle_exit(sig, frame)
+
+    Server(config).run()
+
 
 def _run_ingress(args: argparse.Namespace) -> int:
-    from ingress.app import create_app
+    from ingress.app import Ingress, create_app
     from ingress.config import IngressSettings
 
     settings = IngressSettings.from_env(
@@ -206,14 +233,22 @@ def _run_ingress(args: argparse.Namespace) -> int:
         host=args.host,
         access_log=args.access_log,
     )
+    ingress = Ingress(settings)
+
+    def stopping() -> None:
+        ingress.stopping = True
+
     _serve(
-        create_app(settings),
+        create_app(settings, ingress),
         settings.host,
         settings.port,
         settings.event_loop,
         access_log=settings.access_log,
         keep_alive_s=settings.keep_alive_s,
         log_format=args.log_format,
+        grace_s=settings.shutdown_grace_s,
+        on_term=stopping,
+        delay_s=settings.shutdown_delay_s,
     )
     return 0
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from engine import kafka_settings
 from engine.client_logs import CLIENT_LOGGER
+from engine.replication import Replication
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +94,13 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic the cluster needs: its name, partition count and topic configs."""
+    """A topic the cluster needs: its name, partition count, replicas and topic configs."""
 
     name: str
     partitions: int
     config: dict[str, str]
+    replication_factor: int = -1
+    """-1: the broker's ``default.replication.factor``."""
 
 
 LOG_SEGMENT_BYTES = 16 * 1024 * 1024
@@ -106,7 +109,10 @@ time, so this bounds what a trimmed partition still holds on the broker's disk."
 
 
 def topic_specs(
-    names: ClusterNames, partitions: int, segment_bytes: int = LOG_SEGMENT_BYTES
+    names: ClusterNames,
+    partitions: int,
+    segment_bytes: int = LOG_SEGMENT_BYTES,
+    replication: Replication | None = None,
 ) -> list[TopicSpec]:
     """The cluster's topics.
 
@@ -115,11 +121,12 @@ def topic_specs(
     Segments are small (``segment_bytes``) so that what is trimmed leaves the disk soon: the
     broker deletes whole segments only. Responses are transient; the registry is compacted by
     service name, the subscriptions by id. The outbox keeps records for other clusters until
-    forwarded, for :data:`OUTBOX_RETENTION_MS`.
+    forwarded, for :data:`OUTBOX_RETENTION_MS`. Every topic gets ``replication``'s replicas
+    and configs (none given: the broker's defaults).
     """
     big = str(MAX_RECORD_BYTES)
     kept = {"retention.ms": "-1", "max.message.bytes": big, "segment.bytes": str(segment_bytes)}
-    return [
+    specs = [
         TopicSpec(names.log_topic, partitions, kept),
         TopicSpec(names.backups_topic, partitions, kept),
         TopicSpec(
@@ -134,6 +141,12 @@ def topic_specs(
             partitions,
             {"retention.ms": str(OUTBOX_RETENTION_MS), "max.message.bytes": big},
         ),
+    ]
+    if replication is None:
+        return specs
+    extra = replication.topic_config()
+    return [
+        TopicSpec(t.name, t.partitions, {**t.config, **extra}, replication.factor) for t in specs
     ]
 
 

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine import subscriptions
 from engine.kafka_clusters import KafkaClusters, UnknownCluster
+from engine.kafka_settings import client_settings
 from engine.subscriptions import InvalidSubscription, Subscription
 from ingress.access import AccessGuard
 from ingress.admin_metrics import AdminMetrics, AdminMetricsMiddleware
@@ -35,6 +36,7 @@ from ingress.config import AdminSettings
 from ingress.errors import IngressError
 from ingress.forwarder import Forwarder, ForwarderMetrics
 from ingress.operations import Operations, register_operations
+from ingress.placement import placement
 from ingress.subscriber import SubscriptionRunner
 from ingress.subscription_metrics import SubscriptionMetrics
 from ingress.subscription_table import SubscriptionTable
@@ -59,10 +61,17 @@ class Admin:
         self.table: SubscriptionTable | None = None
         self.runners: dict[str, SubscriptionRunner] = {}
         self._lock = asyncio.Lock()
+        self._kafka_admin: AdminClient | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self.forwarder = Forwarder(
             settings.names, self.clusters, ForwarderMetrics(self.metrics.registry)
         )
+
+    def kafka_admin(self) -> AdminClient:
+        """An admin client of Perdure's Kafka, made on first use."""
+        if self._kafka_admin is None:
+            self._kafka_admin = AdminClient(client_settings(self.settings.bootstrap))
+        return self._kafka_admin
 
     async def start(self) -> None:
         await self.core.start()
@@ -302,6 +311,11 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
     # Outermost: refused requests (401, 413) are counted too.
     app.add_middleware(AdminMetricsMiddleware, metrics=AdminMetrics(admin.metrics.registry))
     app.mount(UI_PATH, StaticFiles(directory=UI_FILES, html=True), name="ui")
+
+    @app.get("/cluster")
+    async def cluster_placement() -> dict[str, Any]:
+        """Which worker leads which partitions of the log (the workers' consumer group)."""
+        return await asyncio.to_thread(placement, admin.kafka_admin(), settings.names)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -99,6 +99,24 @@ def services_ls(client: AdminClient, args: argparse.Namespace, out: TextIO) -> A
     return None
 
 
+def cluster_placement(client: AdminClient, args: argparse.Namespace, out: TextIO) -> Any:
+    doc = client.request("GET", "/cluster")
+    if args.json:
+        return doc
+    rows = [
+        (w["worker"], w["host"], len(w["partitions"]), ",".join(map(str, w["partitions"])))
+        for w in doc["workers"]
+    ]
+    table(rows, ("WORKER", "HOST", "COUNT", "PARTITIONS"), out)
+    balance = "balanced" if doc["balanced"] else "NOT balanced"
+    unassigned = ",".join(map(str, doc["unassigned"])) or "none"
+    out.write(
+        f"{doc['partitions']} partitions, {len(doc['workers'])} workers, group {doc['state']},"
+        f" {balance}; unassigned: {unassigned}\n"
+    )
+    return None
+
+
 def invocations_ls(client: AdminClient, args: argparse.Namespace, out: TextIO) -> Any:
     rows: list[dict[str, Any]] = []
     cursor = None
@@ -248,6 +266,9 @@ def add_commands(sub: Any) -> None:
     )
     with_common(services.add_parser("ls", help="list services")).set_defaults(run=services_ls)
 
+    placement = sub.add_parser("cluster", help="which worker leads which partitions")
+    with_common(placement).set_defaults(run=cluster_placement)
+
     inv = sub.add_parser("invocations", help="see and control invocations").add_subparsers(
         dest="action", metavar="ACTION", required=True
     )
@@ -289,7 +310,7 @@ def add_commands(sub: Any) -> None:
     with_common(subs.add_parser("ls", help="list subscriptions")).set_defaults(run=subscriptions_ls)
 
 
-COMMANDS = ("services", "invocations", "state", "subscriptions")
+COMMANDS = ("services", "cluster", "invocations", "state", "subscriptions")
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

@@ -33,6 +33,7 @@ from engine.records import (
     ResponseStatus,
 )
 from engine.records import Response as LogResponse
+from engine.replication import ReplicationError
 from ingress.access import AccessGuard
 from ingress.answers import (
     StillRunning,
@@ -76,15 +77,27 @@ class Ingress:
         self.responses: ResponseReader | None = None
         self.probe: KafkaProbe | None = None
         self.metrics = IngressMetrics()
+        self.stopping = False
+        """Set on SIGTERM: readiness says 503 so that load balancers send calls elsewhere,
+        while this replica still serves those it gets (see ``shutdown_delay_s``)."""
 
     async def start(self) -> None:
         s = self.settings
         try:
             self.log_partitions, response_partitions = await asyncio.to_thread(
-                prepare_topics, s.bootstrap, self.names, s.partitions, s.segment_bytes
+                prepare_topics,
+                s.bootstrap,
+                self.names,
+                s.partitions,
+                s.segment_bytes,
+                s.replication_factor,
+                s.min_insync_replicas,
             )
         except KafkaException as err:
             log.error("cannot reach Kafka at %s: %s", s.bootstrap, err)
+            raise
+        except ReplicationError as err:
+            log.error("cannot create the cluster's topics: %s", err)
             raise
         self.reply_partition = (
             murmur2(self.replica_id.encode()) & 0x7FFFFFFF
@@ -119,6 +132,8 @@ class Ingress:
 
     def not_ready(self) -> str | None:
         """Why this replica cannot serve now, in words (None: it can)."""
+        if self.stopping:
+            return "this replica is shutting down; send calls to another one"
         if self.probe is not None and (why := self.probe.unreachable()) is not None:
             return why
         if not self.ready:
@@ -307,11 +322,12 @@ class Ingress:
             log.info("invocation %s: detach not logged: %s", inv, err.message)
 
 
-def create_app(settings: IngressSettings | None = None) -> ASGIApp:
+def create_app(settings: IngressSettings | None = None, ingress: Ingress | None = None) -> ASGIApp:
     """The ingress's ASGI app: the access guard, the calls' fast path, then the FastAPI app
-    (``/restate/...``, health, docs, every other method), whose lifespan starts the ingress."""
+    (``/restate/...``, health, docs, every other method), whose lifespan starts ``ingress``
+    (by default a new one)."""
     settings = settings or IngressSettings.from_env()
-    ingress = Ingress(settings)
+    ingress = ingress or Ingress(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -29,6 +29,12 @@ class IngressSettings:
     """Log every request (method, path, status) on the ingress's output."""
     segment_bytes: int = 16 * 1024 * 1024
     """Segment size of the log and backups topics (when this replica creates them)."""
+    replication_factor: int = 0
+    """Replicas of each partition of the cluster's topics, when this process creates them
+    (``PERDURE_REPLICATION_FACTOR``); 0: three, or as many as there are brokers if fewer."""
+    min_insync_replicas: int = 0
+    """Replicas that hold a record before it counts as written (``min.insync.replicas``,
+    ``PERDURE_MIN_INSYNC_REPLICAS``); 0: two with three replicas or more, else one."""
     keep_alive_s: int = 65
     """How long an idle keep-alive connection stays open. Longer than the clients' own idle
     expiry (httpx: 5 s, load balancers: 60 s), so the client closes an idle connection first:
@@ -42,6 +48,16 @@ class IngressSettings:
     attach to later); 0 waits as long as the invocation runs."""
     ingress_token: str = ""
     """A bearer token every request must carry (``PERDURE_INGRESS_TOKEN``); empty: none."""
+    shutdown_delay_s: float = 2.0
+    """On SIGTERM, how long the replica goes on accepting calls while its readiness
+    (``/health``) already answers 503 (``PERDURE_SHUTDOWN_DELAY_S``): a load balancer that
+    checks more often than this stops sending it calls before it stops listening, so no call
+    meets a closed port or a connection reset. A second SIGTERM stops it at once."""
+    shutdown_grace_s: int = 30
+    """On SIGTERM the replica stops accepting connections at once (a load balancer moves new
+    calls to the other replicas) and answers the calls it holds for up to this long
+    (``PERDURE_SHUTDOWN_GRACE_S``): long enough for a worker's hand-over (its drain, then a
+    rebalance) to happen under a waiting call."""
 
     @classmethod
     def from_env(cls, **given: Any) -> IngressSettings:

@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from engine import codec, schemas
+from engine import codec, replication, schemas
 from engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
 from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, producer_settings, topic_specs
 from engine.kafka_settings import client_settings
@@ -51,21 +51,38 @@ class KafkaUnreachable(KafkaException):
 
 
 def prepare_topics(
-    bootstrap: str, names: ClusterNames, partitions: int, segment_bytes: int = LOG_SEGMENT_BYTES
+    bootstrap: str,
+    names: ClusterNames,
+    partitions: int,
+    segment_bytes: int = LOG_SEGMENT_BYTES,
+    replication_factor: int = 0,
+    min_insync_replicas: int = 0,
 ) -> tuple[int, int]:
-    """Creates the cluster's topics if no worker has yet; returns (log, responses) partitions."""
+    """Creates the cluster's topics if no worker has yet; returns (log, responses) partitions.
+
+    New topics are replicated as a worker would (engine/replication.py); workers check the
+    replication of the log and warn.
+
+    Raises:
+        KafkaUnreachable: the cluster does not answer.
+        ReplicationError: the replication asked for cannot be had there.
+    """
     trouble = ConnectionTrouble()
     admin = AdminClient(client_settings(bootstrap, logger=CLIENT_LOGGER, error_cb=trouble))
     try:
-        existing = admin.list_topics(timeout=15).topics
+        cluster = admin.list_topics(timeout=15)
     except KafkaException as err:
         raise KafkaUnreachable(trouble.explain(err, admin)) from err
-    specs = topic_specs(names, partitions, segment_bytes)
+    existing = cluster.topics
+    chosen = replication.choose(len(cluster.brokers), replication_factor, min_insync_replicas)
+    specs = topic_specs(names, partitions, segment_bytes, chosen)
     missing = [t for t in specs if t.name not in existing]
     if missing:
         futures = admin.create_topics(
             [
-                NewTopic(t.name, t.partitions, replication_factor=-1, config=t.config)
+                NewTopic(
+                    t.name, t.partitions, replication_factor=t.replication_factor, config=t.config
+                )
                 for t in missing
             ]
         )

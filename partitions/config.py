@@ -29,6 +29,9 @@ class WorkerSettings:
     suspend_after_s: float = 1.0
     ack_timeout_s: float = 30.0
     produce_timeout_s: float = 15.0
+    drain_timeout_s: float = 10.0
+    """On SIGTERM, how long handlers in a step get to finish it before the worker hands its
+    partitions over (``PERDURE_DRAIN_TIMEOUT_S``; Invoker.drain). 0: hand over at once."""
     kafka_clusters: str = ""
     """Kafka clusters other than ``default`` that handlers publish to, by name: JSON, or
     ``@file`` (``PERDURE_KAFKA_CLUSTERS``, the same as the admin's; engine/kafka_clusters.py)."""
@@ -58,6 +61,12 @@ class WorkerSettings:
     eight per core; partitions/heap.py says why few)."""
     segment_bytes: int = 16 * 1024 * 1024
     """Segment size of the log and backups topics (when this worker creates them)."""
+    replication_factor: int = 0
+    """Replicas of each partition of the cluster's topics, when this process creates them
+    (``PERDURE_REPLICATION_FACTOR``); 0: three, or as many as there are brokers if fewer."""
+    min_insync_replicas: int = 0
+    """Replicas that hold a record before it counts as written (``min.insync.replicas``,
+    ``PERDURE_MIN_INSYNC_REPLICAS``); 0: two with three replicas or more, else one."""
     event_loop: str = "auto"
     """``uvloop`` (what ``auto`` picks where it is installed) or ``asyncio``, the standard
     loop: handlers run on it, and uvloop's scheduling costs a fraction of asyncio's."""

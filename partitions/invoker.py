@@ -67,6 +67,8 @@ class _Attempt:
     """No handler for it on this worker: it waits for a worker that has one to lead."""
     unacked: dict[int, float] = field(default_factory=dict)
     """Proposals awaiting their acknowledgement, with the loop time they were made."""
+    waiting: bool = False
+    """Waiting for an entry that completes later (a timer, a call): not in a step."""
 
 
 Restart = Callable[[int, str], None]
@@ -98,6 +100,8 @@ class Invoker:
         self.writer = writer
         self.metrics = metrics
         self.attempts: dict[str, _Attempt] = {}
+        self.draining = False
+        """A graceful stop began (:meth:`drain`): nothing new starts here."""
         # Counted when scraped, not on every start and end: a count over every attempt per
         # event cost the hot path O(in flight) each time.
         metrics.handlers_running.set_function(self._handlers_alive)
@@ -132,7 +136,10 @@ class Invoker:
     def start(
         self, partition: int, epoch: int, action: StartInvocation, delay_s: float = 0
     ) -> None:
-        """Starts attempt ``action.attempt`` unless that attempt already runs here."""
+        """Starts attempt ``action.attempt`` unless that attempt already runs here (or the
+        worker is draining: the partition's next leader starts it)."""
+        if self.draining:
+            return
         current = self.attempts.get(action.invocation_id)
         if current is not None:
             same = current.start.attempt == action.attempt and current.epoch == epoch
@@ -173,6 +180,29 @@ class Invoker:
             if attempt.partition == partition:
                 self._cancel(attempt)
                 del self.attempts[invocation_id]
+
+    async def drain(self, timeout_s: float) -> tuple[int, int]:
+        """The first half of a graceful stop, while this worker still leads its partitions.
+
+        Nothing new starts; a handler in a step finishes it (its result is journaled, not run
+        again by the next leader) and runs on to its end or its next wait; handlers that wait,
+        or wait out a retry back-off, stop now: the next leader resumes them from the journal.
+        The worker hands its partitions over when all have stopped or ``timeout_s`` passed.
+
+        Returns:
+            How many handlers stopped by themselves, and how many still ran at the timeout
+            (stopped by :meth:`shutdown`; a step in flight there may run again).
+        """
+        self.draining = True
+        for attempt in list(self.attempts.values()):
+            if attempt.task is not None and (attempt.waiting or attempt.delayed):
+                attempt.task.cancel()
+        running = [a.task for a in self.attempts.values() if a.task is not None]
+        running = [t for t in running if not t.done()]
+        if not running:
+            return 0, 0
+        done, pending = await asyncio.wait(running, timeout=timeout_s)
+        return len(done), len(pending)
 
     async def shutdown(self) -> None:
         """Stops every handler."""
@@ -318,14 +348,20 @@ class Invoker:
         """Waits for an entry that completes later (a timer, a call, a promise).
 
         Past ``suspend_after_s`` the attempt suspends: its task ends and the partition starts it
-        again, replaying, when one of the entries it waits for completes.
+        again, replaying, when one of the entries it waits for completes. A draining worker
+        suspends it at once.
         """
+        if self.draining and not fut.done():
+            raise _Suspended(index)
+        attempt.waiting = True
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.suspend_after_s)
         except TimeoutError:
             if fut.done():
                 return fut.result()  # completed while the wait was being cancelled
             raise _Suspended(index) from None
+        finally:
+            attempt.waiting = False
 
     async def _run(self, attempt: _Attempt, delay_s: float) -> None:
         try:

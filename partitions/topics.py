@@ -6,8 +6,14 @@ import logging
 import time
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
+from engine import replication
 from engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
 from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, topic_specs
 from engine.kafka_settings import client_settings
@@ -22,20 +28,38 @@ def ensure_topics(
     partitions: int,
     timeout: float = 30,
     segment_bytes: int = LOG_SEGMENT_BYTES,
+    replication_factor: int = 0,
+    min_insync_replicas: int = 0,
 ) -> int:
-    """Creates missing topics; returns the log's partition count (fixed when it was created)."""
+    """Creates missing topics; returns the log's partition count (fixed when it was created).
+
+    New topics get ``replication_factor`` replicas, ``min_insync_replicas`` of them in sync
+    (0: what :func:`engine.replication.choose` picks for the brokers there are). Whoever
+    created the log, its replication is checked, and what it cannot survive is logged as a
+    warning (:func:`check_replication`).
+    """
     trouble = ConnectionTrouble()
     admin = AdminClient(client_settings(bootstrap, logger=CLIENT_LOGGER, error_cb=trouble))
-    specs = [
-        NewTopic(t.name, num_partitions=t.partitions, replication_factor=-1, config=t.config)
-        for t in topic_specs(names, partitions, segment_bytes)
-    ]
     try:
-        existing = admin.list_topics(timeout=timeout).topics
+        cluster = admin.list_topics(timeout=timeout)
     except KafkaException as err:
         raise TopicSetupError(
             f"cannot reach Kafka at {bootstrap}: {trouble.explain(err, admin)}"
         ) from err
+    existing = cluster.topics
+    try:
+        chosen = replication.choose(len(cluster.brokers), replication_factor, min_insync_replicas)
+    except replication.ReplicationError as err:
+        raise TopicSetupError(str(err)) from None
+    specs = [
+        NewTopic(
+            t.name,
+            num_partitions=t.partitions,
+            replication_factor=t.replication_factor,
+            config=t.config,
+        )
+        for t in topic_specs(names, partitions, segment_bytes, chosen)
+    ]
     missing = [spec for spec in specs if spec.topic not in existing]
     if missing:
         for topic, future in admin.create_topics(missing, request_timeout=timeout).items():
@@ -62,4 +86,23 @@ def ensure_topics(
             actual,
             partitions,
         )
+    for warning in check_replication(admin, names.log_topic, timeout):
+        log.warning("%s", warning)
     return actual
+
+
+def check_replication(admin: AdminClient, topic: str, timeout: float = 30) -> list[str]:
+    """What ``topic``'s replication cannot survive (engine/replication.py), as found on the
+    cluster: the fewest replicas of any partition and the topic's effective configs."""
+    md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+    if md is None or md.error is not None or not md.partitions:
+        return [f"{topic}: cannot read its partitions to check its replication"]
+    factor = min(len(p.replicas) for p in md.partitions.values())
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    try:
+        configs = admin.describe_configs([resource])[resource].result(timeout)
+    except KafkaException as err:
+        return [f"{topic}: cannot read its configs to check its replication: {err}"]
+    min_insync = int(configs["min.insync.replicas"].value or 1)
+    unclean = (configs["unclean.leader.election.enable"].value or "false") == "true"
+    return replication.risks(topic, factor, min_insync, unclean)

@@ -109,7 +109,14 @@ class Worker:
         """Runs until ``stop`` is set (or forever), then leaves the group cleanly."""
         s = self.settings
         partitions = await asyncio.to_thread(
-            ensure_topics, s.bootstrap, self.names, s.partitions, 30, s.segment_bytes
+            ensure_topics,
+            s.bootstrap,
+            self.names,
+            s.partitions,
+            30,
+            s.segment_bytes,
+            s.replication_factor,
+            s.min_insync_replicas,
         )
         self.partition_count = partitions
         log.info(
@@ -150,6 +157,8 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
         finally:
+            if thread.is_alive():
+                await self._drain()
             watchdog.cancel()
             self._stop.set()
             await asyncio.to_thread(thread.join, 30)
@@ -160,18 +169,50 @@ class Worker:
             self.writer.close()
             log.info("worker %s stopped", self.leader_id)
 
+    async def _drain(self) -> None:
+        """Lets handlers in a step finish it before the partitions go (see Invoker.drain):
+        the processor thread still runs, so their proposals are applied and acknowledged."""
+        assert self.invoker is not None
+        timeout_s = self.settings.drain_timeout_s
+        if timeout_s <= 0:
+            return
+        began = time.monotonic()
+        finished, left = await self.invoker.drain(timeout_s)
+        log.info(
+            "drained in %.2fs: %d handlers stopped at their end or next wait, %d still in a"
+            " step are left to the next leader; handing the partitions over",
+            time.monotonic() - began,
+            finished,
+            left,
+        )
+
     # -- registry -------------------------------------------------------------------------------
 
     def _publish_services(self) -> None:
         producer = Producer(client_settings(self.settings.bootstrap, acks="all"))
+        failed: list[str] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failed.append(err.str())
+
         for entry in self.endpoint.manifest():
             producer.produce(
                 self.names.registry_topic,
                 key=entry["name"].encode(),
                 value=json.dumps({**entry, "worker": self.leader_id}).encode(),
+                on_delivery=delivered,
             )
-        if producer.flush(30):
-            raise RuntimeError("could not publish the service registry")
+        # Kafka may go down between the topic check and here (a cluster restart): wait for
+        # it as long as the producer keeps the records (message.timeout.ms, 5 minutes).
+        began = time.monotonic()
+        while producer.flush(15) and not failed:
+            log.warning(
+                "publishing the service registry: Kafka has not taken it for %.0fs; waiting",
+                time.monotonic() - began,
+            )
+        if failed:
+            raise RuntimeError(f"could not publish the service registry: {failed[0]}")
         names = ", ".join(self.endpoint.services) or "none"
         log.info("published services: %s", names)
 
@@ -400,7 +441,7 @@ class Worker:
         """Opens (restores, or takes over the standby copy of) a partition's store."""
         assert self.recovery is not None
         tp = TopicPartition(self.names.log_topic, partition)
-        low, high = _log_range(consumer, tp)
+        low, high = _log_range(consumer, tp, self._stop)
         warm = self.standbys.take(partition) if self.standbys is not None else None
         if self.publisher is not None:
             self.publisher.prepare(partition)  # in the background, while the store opens
@@ -516,14 +557,27 @@ def _next_batch(consumer: Consumer, timeout: float) -> list[Message]:
     return [first, *consumer.consume(num_messages=999, timeout=0)]
 
 
-def _log_range(consumer: Consumer, tp: TopicPartition, timeout: float = 30) -> tuple[int, int]:
-    """The start and end offsets of a partition, waiting out a new topic's leader election."""
-    deadline = time.monotonic() + timeout
+def _log_range(
+    consumer: Consumer, tp: TopicPartition, stop: threading.Event | None = None
+) -> tuple[int, int]:
+    """The start and end offsets of a partition, waiting out a new topic's leader election
+    and brokers that are down (a whole-cluster restart): for as long as it takes, or until
+    ``stop``. A worker that gave up here would stop every partition it runs."""
+    began = last_warned = time.monotonic()
     while True:
         try:
             low, high = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
             return int(low), int(high)
-        except KafkaException:
-            if time.monotonic() > deadline:
+        except KafkaException as err:
+            if stop is not None and stop.is_set():
                 raise
+            now = time.monotonic()
+            if now - last_warned >= 15:
+                last_warned = now
+                log.warning(
+                    "partition %d: no offsets from Kafka for %.0fs (%s); still asking",
+                    tp.partition,
+                    now - began,
+                    err.args[0].str() if err.args else err,
+                )
             time.sleep(0.2)

@@ -128,6 +128,10 @@ class Cluster:
             "PERDURE_EXAMPLE_MAILBOX": str(workdir / "mailbox"),
             "PERDURE_SESSION_TIMEOUT_MS": "3000",
             "PERDURE_REATTACH_INTERVAL_S": "1.5",
+            # Nothing here balances load by readiness: a stopping ingress need not linger.
+            "PERDURE_SHUTDOWN_DELAY_S": "0",
+            # A stopping worker lets steps finish; a test's teardown need not wait 10 s for one.
+            "PERDURE_DRAIN_TIMEOUT_S": "2",
             **(env or {}),
         }
         self.procs: list[Proc] = []

@@ -183,3 +183,35 @@ def test_an_ack_racing_the_suspension_is_not_lost() -> None:
         ), "never a Suspend that waits on nothing"
 
     asyncio.run(scenario())
+
+
+def test_a_drain_lets_a_handler_in_a_step_finish_and_starts_nothing_new() -> None:
+    async def scenario() -> None:
+        inv, writer, _, _ = invoker(suspend_after_s=30)
+        inv.start(0, 1, start("two_steps"))
+        inv.start(0, 1, StartInvocation("inv_n", Target("svc", "napper"), b"", (), 0))
+        await settle()
+        drained = asyncio.get_running_loop().create_task(inv.drain(5))
+        await settle()
+        inv.start(0, 1, StartInvocation("inv_late", Target("svc", "two_steps"), b"", (), 0))
+        assert "inv_late" not in inv.attempts, "a draining worker starts nothing"
+        # The napper waited: it stopped at once. The step handler goes on to its end.
+        for i, value in ((0, b"1"), (1, b"2")):
+            inv.ack(0, AckEntry("inv_1", 0, i, JournalEntry(EntryKind.RUN, "ab"[i], value)))
+            await settle()
+        assert await asyncio.wait_for(drained, 1) == (2, 0)
+        complete = [r for r in writer.records if isinstance(r, Complete)]
+        assert [c.invocation_id for c in complete] == ["inv_1"]
+
+    asyncio.run(scenario())
+
+
+def test_a_drain_gives_up_on_a_step_that_outlasts_it() -> None:
+    async def scenario() -> None:
+        inv, _, _, _ = invoker()
+        inv.start(0, 1, start("two_steps"))
+        await settle()
+        assert await inv.drain(0.2) == (0, 1), "never acknowledged: left to the next leader"
+        await inv.shutdown()
+
+    asyncio.run(scenario())

@@ -1,0 +1,60 @@
+"""Which worker runs which partitions of the log: the workers' consumer group, as Kafka sees it.
+
+A worker leads the partitions the group assigns it (it claims each in the log as soon as it
+has replayed it), so the group's assignment is the placement an operator balances and a
+capacity plan counts. Served by the admin as ``GET /cluster``, and ``perdure cluster``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from engine.cluster import ClusterNames
+from ingress.errors import IngressError
+
+
+def placement(admin: AdminClient, names: ClusterNames, timeout_s: float = 10) -> dict[str, Any]:
+    """The partitions of the log per worker, those no worker has, and whether it is balanced.
+
+    A worker is named by its ``client.id``: ``--worker-name`` (``PERDURE_WORKER_NAME``, else
+    ``worker-<pid>``) and a suffix that is new on every start.
+
+    Raises:
+        IngressError: 503 when Kafka does not answer.
+    """
+    try:
+        md = admin.list_topics(names.log_topic, timeout=timeout_s).topics.get(names.log_topic)
+        group = admin.describe_consumer_groups([names.worker_group], request_timeout=timeout_s)[
+            names.worker_group
+        ].result(timeout_s)
+    except KafkaException as err:
+        raise IngressError(503, f"Kafka did not describe the workers' group: {err}") from None
+    partitions = sorted(md.partitions) if md is not None and md.error is None else []
+    workers = []
+    assigned: set[int] = set()
+    for member in group.members:
+        tps = member.assignment.topic_partitions if member.assignment else []
+        mine = sorted(tp.partition for tp in tps if tp.topic == names.log_topic)
+        assigned.update(mine)
+        workers.append(
+            {
+                "worker": member.client_id,
+                "member_id": member.member_id,
+                "host": member.host,
+                "partitions": mine,
+            }
+        )
+    workers.sort(key=lambda w: (w["worker"], w["member_id"]))
+    counts = [len(w["partitions"]) for w in workers]
+    return {
+        "group": names.worker_group,
+        "state": str(getattr(group.state, "name", group.state)).lower(),
+        "assignor": group.partition_assignor,
+        "partitions": len(partitions),
+        "workers": workers,
+        "unassigned": [p for p in partitions if p not in assigned],
+        "balanced": bool(workers) and max(counts) - min(counts) <= 1,
+    }
