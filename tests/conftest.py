@@ -69,20 +69,36 @@ def kafka_bootstrap() -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def kafka_cluster() -> Iterator[KafkaCluster]:
+_KAFKA_CLUSTER: list[KafkaCluster] = []
+"""The three-broker cluster, once a test asked for it (and until the last such test ended)."""
+
+
+@pytest.fixture
+def kafka_cluster() -> KafkaCluster:
     """Three real brokers (``deploy/kafka/cluster.sh``) on their own ports, for the tests of
-    replication and of the chaos suite; started on first use, stopped at the end of the run.
-    Every node runs again when a test using it ends."""
-    cluster = KafkaCluster()
-    try:
+    replication and of the chaos suite. Started on first use; every node runs again when a test
+    using it ends. Those tests run first (marked ``cluster``) and the cluster stops after the
+    last of them: three idle JVMs would slow every test after them on a 2-core machine."""
+    if not _KAFKA_CLUSTER:
+        cluster = KafkaCluster()
+        _KAFKA_CLUSTER.append(cluster)
         try:
             cluster.start()
         except RuntimeError as err:
             pytest.fail(f"could not start the three-broker cluster:\n{err}", pytrace=False)
-        yield cluster
-    finally:
-        cluster.stop()
+    return _KAFKA_CLUSTER[0]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on the three-broker cluster first, in their order; then the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster") is None)
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if not _KAFKA_CLUSTER:
+        return
+    if nextitem is None or nextitem.get_closest_marker("cluster") is None:
+        _KAFKA_CLUSTER.pop().stop()
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@
 #   deploy/kafka/cluster.sh restart N   start node N again on its data (after kill or stop)
 #
 # Environment:
-#   KAFKA_PORT        client port of node 1; node N listens on KAFKA_PORT+N-1 (default: what the
-#                     data folder remembers, else 9092)
+#   KAFKA_PORT        client port of node 1; node N listens on KAFKA_PORT+N-1 and its controller
+#                     on KAFKA_PORT+N+2 (default: what the data folder remembers, else 9092). Pick
+#                     ports below the kernel's ephemeral range (ip_local_port_range): a node that
+#                     is down could find its port taken by some client's outgoing connection.
 #   KAFKA_DATA_DIR    the cluster's folder: node-N/ per node, plus its cluster id and controller ports
 #                     (default ${XDG_STATE_HOME:-~/.local/state}/perdure/kafka-cluster-$KAFKA_PORT)
 #   KAFKA_REPLICATION replicas of internal topics and the default for new topics (default 3)
@@ -53,13 +55,9 @@ setup() {
   mkdir -p "$ROOT"
   echo "$KAFKA_PORT" >"$ROOT/port"
   if [[ ! -f $ROOT/controller.ports ]]; then
-    "$PYTHON" - >"$ROOT/controller.ports" <<'PY'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
+    # Fixed, next to the client ports: a port the kernel hands out as a free one lies in its
+    # ephemeral range, where a client's outgoing connection can take it while its node is down.
+    echo "$((KAFKA_PORT + 3)) $((KAFKA_PORT + 4)) $((KAFKA_PORT + 5))" >"$ROOT/controller.ports"
   fi
   read -r -a CPORTS <"$ROOT/controller.ports"
   ((${#CPORTS[@]} == NODES)) || die "$ROOT/controller.ports should hold $NODES ports"

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.cluster, pytest.mark.fault, pytest.
 def test_a_short_chaos_run_loses_doubles_and_breaks_nothing(
     kafka_cluster: KafkaCluster, tmp_path: Path
 ) -> None:
-    plan = Plan(invocations=500, faults_per_kind=1, concurrency=16, settle_s=150)
+    plan = Plan(invocations=300, faults_per_kind=1, concurrency=16, gap_s=1.0, settle_s=150)
     outcome = Chaos(plan, tmp_path, log=print, kafka=kafka_cluster).run()
     print(outcome.line())
     assert outcome.ok, "\n".join([outcome.line(), *outcome.problems[:20]])
