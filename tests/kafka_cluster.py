@@ -106,8 +106,16 @@ class KafkaCluster:
         self._script("kill", str(node))
 
     def restart(self, node: int) -> None:
-        """Starts node ``node`` again on its data and waits until it answers."""
-        self._script("restart", str(node))
+        """Starts node ``node`` again on its data and waits until it answers (three tries, as
+        :meth:`start`: a JVM's failed start is Kafka's trouble, not what a test is about)."""
+        for attempt in range(3):
+            try:
+                self._script("restart", str(node))
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                time.sleep(2)
 
     def pid(self, node: int) -> int | None:
         path = self.data_dir / f"node-{node}" / "broker.pid"
