@@ -3,8 +3,9 @@
 ``$PERDURE_CHAOS_LEDGER`` gets one line per execution of a step body (tab-separated: kind,
 invocation's own id, step, token), appended by whichever worker runs it. The token (worker pid
 and wall time) is also the step's result, so the handler's answer says which execution was
-journaled: the suite counts from outside how often each step ran, and whether any ran again
-after its result was journaled (which is never allowed).
+journaled. Once the handler holds a step's result it appends an ``ack`` line (when, and the
+token): the suite counts from outside how often each step ran, and whether any ran again after
+a handler held its result (never allowed: DESIGN.md invariant 4).
 """
 
 from __future__ import annotations
@@ -18,14 +19,23 @@ from sdk import Context, Endpoint, ObjectContext, ObjectSharedContext, Service, 
 _LEDGER = os.environ.get("PERDURE_CHAOS_LEDGER", "/dev/null")
 
 
-def _effect(kind: str, ident: str, step: int) -> str:
-    token = f"{time.time():.6f}/{os.getpid()}"
+def _line(text: str) -> None:
     # One write() of a short line with O_APPEND: lines of several processes never interleave.
     fd = os.open(_LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, f"{kind}\t{ident}\t{step}\t{token}\n".encode())
+        os.write(fd, text.encode())
     finally:
         os.close(fd)
+
+
+def _acked(ident: str, step: int, token: str) -> None:
+    """The handler holds the step's result: from now on the step must never run again."""
+    _line(f"ack\t{ident}\t{step}\t{time.time():.6f}/{os.getpid()}\t{token}\n")
+
+
+def _effect(kind: str, ident: str, step: int) -> str:
+    token = f"{time.time():.6f}/{os.getpid()}"
+    _line(f"{kind}\t{ident}\t{step}\t{token}\n")
     return token
 
 
@@ -36,13 +46,18 @@ tally = VirtualObject("tally")
 @chaos.handler()
 async def steps(ctx: Context, req: dict) -> list[str]:
     """``req["n"]`` steps, each a side effect; returns their journaled tokens."""
-    return [await ctx.run(f"s{i}", _effect, "step", req["id"], i) for i in range(int(req["n"]))]
+    tokens = []
+    for i in range(int(req["n"])):
+        tokens.append(await ctx.run(f"s{i}", _effect, "step", req["id"], i))
+        _acked(req["id"], i, tokens[-1])
+    return tokens
 
 
 @chaos.handler()
 async def relay(ctx: Context, req: dict) -> dict:
     """A step, then a call to a tally on (most likely) another partition."""
     token = await ctx.run("before", _effect, "relay", req["id"], 0)
+    _acked(req["id"], 0, token)
     value: int = await ctx.object_call(add, req["key"], 1)
     return {"token": token, "value": value}
 
