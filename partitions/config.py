@@ -28,6 +28,9 @@ class WorkerSettings:
     redelivery_interval_s: float = 5.0
     suspend_after_s: float = 1.0
     ack_timeout_s: float = 30.0
+    connect_timeout_s: float = 30.0
+    """How long a starting worker waits for Kafka before it exits with "cannot reach Kafka"
+    (``PERDURE_CONNECT_TIMEOUT_S``): long enough for a broker that starts beside it."""
     produce_timeout_s: float = 15.0
     drain_timeout_s: float = 10.0
     """On SIGTERM, how long handlers in a step get to finish it before the worker hands its

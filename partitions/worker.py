@@ -113,7 +113,7 @@ class Worker:
             s.bootstrap,
             self.names,
             s.partitions,
-            30,
+            s.connect_timeout_s,
             s.segment_bytes,
             s.replication_factor,
             s.min_insync_replicas,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,13 @@ import pytest
 from tests.cluster import REPO, free_port
 
 
-def perdure(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def perdure(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "perdure", *args],
         cwd=REPO,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -52,7 +56,8 @@ def test_worker_with_no_broker_fails_with_a_clear_message(tmp_path: Path) -> Non
         dead,
         "--state-dir",
         str(tmp_path),
-        timeout=120,
+        timeout=60,
+        env={"PERDURE_CONNECT_TIMEOUT_S": "3"},
     )
     assert out.returncode == 1
     assert f"cannot reach Kafka at {dead}" in out.stderr

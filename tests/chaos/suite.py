@@ -361,8 +361,26 @@ class Chaos:
                             await asyncio.sleep(wait)
                     retries += await self._send(client, call)
 
-            await asyncio.gather(*(send_loop() for _ in range(self.plan.concurrency)))
+            progress = asyncio.create_task(self._report_progress(calls))
+            try:
+                await asyncio.gather(*(send_loop() for _ in range(self.plan.concurrency)))
+            finally:
+                progress.cancel()
         return retries
+
+    async def _report_progress(self, calls: list[_Call], every_s: float = 15.0) -> None:
+        """Says how far the load is every ``every_s``, and which call waits longest: when a run
+        is cut short by a time limit its log still tells a slow run from a stuck call."""
+        began = time.monotonic()
+        while True:
+            await asyncio.sleep(every_s)
+            waiting = [c for c in calls if c.result is None]
+            oldest = max(waiting, key=lambda c: c.tries, default=None)
+            about = f"; most tried {oldest.ident} ({oldest.tries} tries)" if oldest else ""
+            self.say(
+                f"chaos: {time.monotonic() - began:.0f} s: {len(calls)} sent,"
+                f" {len(calls) - len(waiting)} answered, {len(waiting)} waiting{about}"
+            )
 
     async def _send(self, client: httpx.AsyncClient, call: _Call) -> int:
         urls = [f"http://127.0.0.1:{self.ports[n]}" for n in sorted(self.ports)]

@@ -158,9 +158,10 @@ def test_every_panel_of_every_dashboard_returns_data(
             time.sleep(2)
             missing = [(title, expr) for title, expr in missing if not has_data(url, expr)]
         assert not missing, "panels without data:\n" + "\n".join(f"{t}: {e}" for t, e in missing)
-        # A minute of traffic gives the preview lines, not dots; the README's picture had
-        # more (PERDURE_DASHBOARD_PREVIEW_S=240), for rates past their first minute's ramp.
-        length = float(os.environ.get("PERDURE_DASHBOARD_PREVIEW_S", "60"))
+        # Half a minute of traffic, scraped every second, gives the preview lines, not dots;
+        # the README's picture had more (PERDURE_DASHBOARD_PREVIEW_S=240), for rates past
+        # their first minute's ramp.
+        length = float(os.environ.get("PERDURE_DASHBOARD_PREVIEW_S", "30"))
         time.sleep(max(0.0, scraped_from + length - time.time()))
         preview(url, scraped_from)
     finally:

@@ -15,7 +15,7 @@ from tests.integration.test_subscriptions import APP, ledger, make_topic, produc
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.fault]
 
-RECORDS = 10_000
+RECORDS = 5_000
 KEYS = 200
 
 
@@ -36,7 +36,7 @@ def test_every_record_counts_once_in_order_through_kills_of_worker_and_admin(
         return len({line[2] for line in ledger(c, "tally")})
 
     deadline = time.monotonic() + 240
-    kills = [(1500, "worker"), (4000, "admin"), (7000, "worker")]
+    kills = [(800, "worker"), (2000, "admin"), (3500, "worker")]
     for at, what in kills:
         wait_until(lambda at=at: done() >= at, 120, f"{at} records before killing the {what}")
         if what == "worker":
