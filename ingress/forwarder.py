@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter
 from engine import faults, forwarding
 from engine.cluster import ClusterNames
 from engine.kafka_clusters import DEFAULT, KafkaClusters
+from engine.kafka_settings import heartbeat_interval_ms
 from ingress.dead_letters import DeadLetter, DeadLetters, own_headers, why_headers
 from ingress.kafka import create_topic_if_missing
 
@@ -154,7 +155,7 @@ class Forwarder:
                 "enable.partition.eof": False,
                 # A forwarder that died hands its partitions over within this (not 45 s).
                 "session.timeout.ms": SESSION_TIMEOUT_MS,
-                "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 4,
+                "heartbeat.interval.ms": heartbeat_interval_ms(SESSION_TIMEOUT_MS),
                 "logger": logging.getLogger("perdure.librdkafka"),
             }
         )

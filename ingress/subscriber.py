@@ -35,6 +35,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from engine.cluster import ClusterNames
 from engine.ids import InvocationId
 from engine.kafka_clusters import KafkaClusters
+from engine.kafka_settings import heartbeat_interval_ms
 from engine.model import HandlerKind, Reply
 from engine.records import Envelope, Invoke, ResponseStatus
 from engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
@@ -145,7 +146,7 @@ class SubscriptionRunner:
             **self._client,
             "auto.offset.reset": "earliest",
             "session.timeout.ms": session,
-            "heartbeat.interval.ms": max(session // 4, 100),
+            "heartbeat.interval.ms": heartbeat_interval_ms(session),
             **self.sub.consumer_settings,
             "group.id": self._group,
             "enable.auto.commit": False,

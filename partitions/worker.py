@@ -31,7 +31,7 @@ from engine import faults, state_machine
 from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import CONSUMER_QUEUE_KBYTES
 from engine.kafka_clusters import KafkaClusters
-from engine.kafka_settings import client_settings
+from engine.kafka_settings import client_settings, heartbeat_interval_ms
 from engine.records import (
     AckEntry,
     Action,
@@ -230,7 +230,7 @@ class Worker:
                 "auto.offset.reset": "error",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": s.session_timeout_ms,
-                "heartbeat.interval.ms": max(s.session_timeout_ms // 6, 100),
+                "heartbeat.interval.ms": heartbeat_interval_ms(s.session_timeout_ms),
                 "fetch.wait.max.ms": 100,
                 "enable.partition.eof": False,
                 "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
