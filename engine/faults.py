@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 
 log = logging.getLogger("perdure.faults")
 
@@ -33,4 +34,8 @@ def reach(name: str) -> None:
     log.warning("fault point %s: stopping", name)
     for handler in logging.getLogger().handlers:
         handler.flush()
-    os.kill(os.getpid(), signal.SIGSTOP)
+    # Sent to this thread, not to the process: a process-wide SIGSTOP is taken by whichever
+    # thread the kernel wakes first, and on a loaded machine this one ran on for half a second
+    # before the stop landed (past the moment under test). A thread-directed stop is taken by
+    # this thread before it returns to Python; the stop then spreads to every thread.
+    signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
