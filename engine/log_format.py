@@ -51,6 +51,8 @@ def configure(level: str, fmt: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+    # httpx logs every request at INFO: one per exchange with a deployment, noise at that level.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # Lifecycle lines are many (several per invocation, ~370 bytes each): their own level lets
     # a busy cluster keep INFO for the rest.
     lifecycle = os.environ.get(INVOCATION_LOG_LEVEL_ENV)

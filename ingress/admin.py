@@ -33,6 +33,7 @@ from ingress.admin_metrics import AdminMetrics, AdminMetricsMiddleware
 from ingress.answers import error_answer, install_error_handlers
 from ingress.app import Ingress
 from ingress.config import AdminSettings
+from ingress.deployments import register_deployments
 from ingress.errors import IngressError
 from ingress.forwarder import Forwarder, ForwarderMetrics
 from ingress.operations import Operations, register_operations
@@ -301,6 +302,7 @@ def create_admin_app(settings: AdminSettings | None = None) -> FastAPI:
     app.state.admin = admin
     install_error_handlers(app)
     register_operations(app, Operations(admin.core))
+    register_deployments(app, admin.core, settings.bootstrap, settings.names)
     app.add_middleware(
         AccessGuard,
         token=settings.token,

@@ -17,6 +17,8 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from engine import codec, replication, schemas
 from engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
 from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, producer_settings, topic_specs
+from engine.deployments import KEY_PREFIX as DEPLOYMENT_KEY_PREFIX
+from engine.deployments import Deployment, is_deployment_key
 from engine.kafka_settings import client_settings
 from engine.records import Envelope, Response
 
@@ -295,16 +297,32 @@ class ServiceRegistry(CompactedTable):
 
     def __init__(self, bootstrap: str, names: ClusterNames) -> None:
         self.services: dict[str, dict[str, Any]] = {}
+        self.deployments: dict[str, Deployment] = {}
+        """Registered deployments (engine/deployments.py), by id; kept apart from services."""
         super().__init__(bootstrap, names.registry_topic, "ingress-registry")
 
     def apply(self, key: bytes, value: bytes | None) -> None:
+        name = key.decode(errors="replace")
+        if is_deployment_key(name):
+            self._apply_deployment(name, value)
+            return
         if value is None:
-            self.services.pop(key.decode(), None)
+            self.services.pop(name, None)
             return
         try:
-            self.services[key.decode()] = json.loads(value)
+            self.services[name] = json.loads(value)
         except ValueError:
             log.warning("registry: unreadable entry for %r", key)
+
+    def _apply_deployment(self, key: str, value: bytes | None) -> None:
+        dep_id = key[len(DEPLOYMENT_KEY_PREFIX) :]
+        if value is None:
+            self.deployments.pop(dep_id, None)
+            return
+        try:
+            self.deployments[dep_id] = Deployment.from_json(value)
+        except ValueError:
+            log.warning("registry: unreadable deployment %r", key)
 
 
 class ResponseReader(_TopicReader):

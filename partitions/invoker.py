@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from confluent_kafka import KafkaError
 
+from engine.deployments import Deployment
 from engine.model import EntryKind, Failure, HandlerKind, JournalEntry, OutgoingRecord, ServiceKind
 from engine.records import (
     AckEntry,
@@ -33,6 +34,7 @@ from partitions.errors import PublishError
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
 from partitions.publisher import Publisher, UnknownOutcome
+from partitions.remote_invoker import RemoteFailure, RemoteInvoker
 from sdk import (
     Context,
     Endpoint,
@@ -91,8 +93,11 @@ class Invoker:
         restart: Restart | None = None,
         ack_timeout_s: float = 30.0,
         publisher: Publisher | None = None,
+        remote: RemoteInvoker | None = None,
     ) -> None:
         self.publisher = publisher
+        self.remote = remote
+        """Runs the services of registered deployments (Restate SDKs), which no handler here has."""
         self.suspend_after_s = suspend_after_s
         self.ack_timeout_s = ack_timeout_s
         self._restart = restart
@@ -392,6 +397,10 @@ class Invoker:
     async def _execute(self, attempt: _Attempt) -> Command | None:
         start = attempt.start
         handler = self.endpoint.handler(start.target.service, start.target.handler)
+        if handler is None and self.remote is not None:
+            deployment = await self.remote.deployment(start)
+            if deployment is not None:
+                return await self._execute_remote(attempt, deployment)
         if handler is None:
             # Never fail it here: in a rolling deploy another worker (version) hosts it.
             attempt.parked = True
@@ -446,6 +455,31 @@ class Invoker:
             )
         except Exception as err:
             return self._failed_attempt(attempt, handler.retry, err)
+
+    async def _execute_remote(self, attempt: _Attempt, deployment: Deployment) -> Command:
+        assert self.remote is not None
+        start = attempt.start
+        t = start.target
+        self.metrics.attempts_started.labels(t.service, t.handler).inc()
+        invocation_log.event(
+            "started" if not start.journal else "resumed",
+            start.invocation_id,
+            "attempt %d on deployment %s (%s)",
+            start.attempt + 1,
+            deployment.id,
+            deployment.uri,
+        )
+        try:
+            command = await self.remote.execute(start, deployment, _RemoteOps(self, attempt))
+        except RemoteFailure as err:
+            return self._failed_attempt(attempt, _REMOTE_RETRY, err)
+        except Exception as err:  # a bug of ours or bytes we misread: retried, never silent
+            log.exception("invocation %s: remote attempt failed", start.invocation_id)
+            return self._failed_attempt(attempt, _REMOTE_RETRY, err)
+        if isinstance(command, Complete):
+            outcome = "ok" if command.failure is None else "failed"
+            self.metrics.invocations_completed.labels(t.service, t.handler, outcome).inc()
+        return command
 
     def _failed_attempt(self, attempt: _Attempt, retry: RetryPolicy, err: Exception) -> Command:
         start = attempt.start
@@ -518,6 +552,60 @@ class _Driver:
     ) -> JournalEntry | None:
         return await self._invoker._publish(self._attempt, index, entry, record)
 
+
+class _RemoteOps:
+    """The journal operations of one attempt, for :class:`RemoteInvoker`."""
+
+    def __init__(self, invoker: Invoker, attempt: _Attempt) -> None:
+        self._invoker = invoker
+        self._attempt = attempt
+
+    def propose(self, index: int, entry: JournalEntry) -> asyncio.Future[JournalEntry | None]:
+        attempt = self._attempt
+        acked: asyncio.Future[JournalEntry | None] = asyncio.get_running_loop().create_future()
+        attempt.pending[index] = acked
+        start = attempt.start
+        self._invoker._append(
+            attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry)
+        )
+        return acked
+
+    async def acknowledged(
+        self, index: int, fut: asyncio.Future[JournalEntry | None]
+    ) -> JournalEntry | None:
+        loop = asyncio.get_running_loop()
+        return await self._invoker._acknowledged(self._attempt, index, fut, loop.time())
+
+    async def wait_any(self, indexes: tuple[int, ...]) -> dict[int, JournalEntry]:
+        attempt = self._attempt
+        waits: dict[int, asyncio.Future[JournalEntry | None]] = {}
+        for index in indexes:
+            early = attempt.early.pop(index, None)
+            if early is not None:
+                return {index: early}
+            fut = attempt.pending.get(index)
+            if fut is None:
+                fut = attempt.pending[index] = asyncio.get_running_loop().create_future()
+            waits[index] = fut
+        if self._invoker.draining:
+            raise _Suspended(indexes[0])
+        attempt.waiting = True
+        try:
+            await asyncio.wait(
+                waits.values(),
+                timeout=self._invoker.suspend_after_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            attempt.waiting = False
+        done = {i: f.result() for i, f in waits.items() if f.done()}
+        if not done:
+            raise _Suspended(indexes[0])
+        return {i: e for i, e in done.items() if e is not None}
+
+
+_REMOTE_RETRY = RetryPolicy()
+"""Deployments' attempts retry with the default policy (their discovery sets none Perdure reads)."""
 
 _CONTEXTS: dict[tuple[ServiceKind, HandlerKind], type[Context]] = {
     (ServiceKind.OBJECT, HandlerKind.EXCLUSIVE): ObjectContext,

@@ -90,6 +90,12 @@ class WorkerMetrics:
             ["service", "handler"],
             registry=r,
         )
+        self.remote_exchanges = Gauge(
+            "perdure_remote_exchanges_in_flight",
+            "Requests open to deployments' endpoints (Restate SDKs): one per attempt that runs, "
+            "none for one that suspended",
+            registry=r,
+        )
         self.invocations_parked = Gauge(
             "perdure_invocations_parked",
             "Invocations this worker leads but has no handler for (waiting for one that has)",

@@ -59,6 +59,8 @@ from partitions.processor import PartitionProcessor
 from partitions.publisher import Publisher
 from partitions.queries import QueryAnswerer
 from partitions.recovery import Recovery
+from partitions.remote_invoker import RemoteInvoker
+from partitions.service_directory import ServiceDirectory
 from partitions.standby import Standbys
 from partitions.store import configure_memory, memory_in_use
 from partitions.topics import ensure_topics
@@ -97,6 +99,7 @@ class Worker:
         self._stop = threading.Event()
         self.writer: LogWriter | None = None
         self.invoker: Invoker | None = None
+        self.directory: ServiceDirectory | None = None
         self.recovery: Recovery | None = None
         self.standbys: Standbys | None = None
         self.publisher: Publisher | None = None
@@ -135,6 +138,10 @@ class Worker:
         self.recovery = Recovery(s, self.metrics, self.writer.append)
         clusters = KafkaClusters.from_env(s.bootstrap, s.kafka_clusters)
         self.publisher = Publisher(s.bootstrap, self.names, s.produce_timeout_s, clusters)
+        self.directory = await asyncio.to_thread(
+            ServiceDirectory, s.bootstrap, self.names.registry_topic
+        )
+        remote = RemoteInvoker(self.directory, self.metrics.remote_exchanges.inc)
         self.invoker = Invoker(
             self.endpoint,
             self.writer,
@@ -143,6 +150,7 @@ class Worker:
             restart=self._request_restart,
             ack_timeout_s=s.ack_timeout_s,
             publisher=self.publisher,
+            remote=remote,
         )
         watchdog = asyncio.get_running_loop().create_task(self.invoker.watch_acks())
         if s.metrics_port:
@@ -163,6 +171,8 @@ class Worker:
             self._stop.set()
             await asyncio.to_thread(thread.join, 30)
             await self.invoker.shutdown()
+            await remote.close()
+            await asyncio.to_thread(self.directory.close)
             await asyncio.to_thread(self.queries.close)
             self.recovery.close()
             self.publisher.close()

@@ -1,0 +1,226 @@
+"""RemoteInvoker: runs an attempt of a registered deployment's handler over Restate's protocol.
+
+Request-response mode: each exchange is one ``POST {uri}/invoke/{service}/{handler}`` whose
+body is ``Start`` and the journal so far (partitions/restate_journal.py); the SDK replays it, runs
+the handler until it needs something the journal does not have yet, and answers with its new
+commands and ``Suspension`` (or ``Output`` and ``End``, or ``Error``). The new commands are
+proposed to the log as journal entries exactly like an in-process handler's steps, and acknowledged
+by the leader before anything depends on them, so a run result the SDK proposed is never run
+again once journaled (DESIGN.md invariant 4). A run result proposed and lost with a crash runs
+again (at-least-once until journaled), as in process.
+
+The attempt then goes on at once when what the SDK waits for is there (a run's result, just
+journaled), and otherwise waits for it like an in-process handler: past ``suspend_after_s`` it
+suspends, holding no request open, and the partition starts it again when the timer fires or the
+call returns. An HTTP failure, a broken stream or the SDK's ``Error`` fails the attempt, which is
+retried with the default retry policy; a ``TerminalError`` of the handler is its output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import httpx
+
+from engine.deployments import PIN_ENTRY, STATE_ENTRY, Deployment
+from engine.model import EntryKind, Failure, JournalEntry
+from engine.records import Command, Complete, StartInvocation
+from partitions import restate_wire as w
+from partitions.restate_journal import ProtocolError, ResponseReader, UnsupportedCommand, replay
+from partitions.restate_journal import start_frame as start_message
+from partitions.service_directory import ServiceDirectory
+
+log = logging.getLogger("perdure.remote")
+
+ABORT_S = 600.0
+"""The longest one exchange may take (Restate's abort timeout): a handler's step that hangs for
+longer fails the attempt, which is retried."""
+CONNECT_S = 5.0
+REGISTRATION_WAIT_S = 5.0
+"""How long a worker waits to read a registration it has not seen yet before it parks an
+invocation (the ingress may route to a service a moment before the worker reads its entry)."""
+
+WAITING = frozenset({EntryKind.CALL, EntryKind.SLEEP})
+"""Entries acknowledged only when they complete (a timer fired, a call returned)."""
+
+
+class RemoteFailure(Exception):
+    """An exchange with the deployment failed: the attempt is retried."""
+
+
+class AttemptOps(Protocol):
+    """What the invoker lends a remote attempt: the same journal operations handlers use."""
+
+    def propose(self, index: int, entry: JournalEntry) -> asyncio.Future[JournalEntry | None]:
+        """Appends the proposal of entry ``index``; the future resolves at its acknowledgement."""
+
+    def acknowledged(
+        self, index: int, fut: asyncio.Future[JournalEntry | None]
+    ) -> Awaitable[JournalEntry | None]:
+        """Waits for a proposal's acknowledgement (bounded by the invoker's watchdog)."""
+
+    def wait_any(self, indexes: tuple[int, ...]) -> Awaitable[dict[int, JournalEntry]]:
+        """Waits until one of those entries completes (or suspends the attempt)."""
+
+
+class RemoteInvoker:
+    """Runs attempts of the services that registered deployments serve."""
+
+    def __init__(self, directory: ServiceDirectory, on_exchange: Callable[[int], None]) -> None:
+        self.directory = directory
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._on_exchange = on_exchange
+        """Called with +1 when an exchange starts and -1 when it ends (a gauge)."""
+
+    def _client(self, http: str) -> httpx.AsyncClient:
+        client = self._clients.get(http)
+        if client is None:
+            timeout = httpx.Timeout(ABORT_S, connect=CONNECT_S)
+            h2 = http == "2"
+            client = httpx.AsyncClient(http1=not h2, http2=h2, timeout=timeout)
+            self._clients[http] = client
+        return client
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    async def deployment(self, start: StartInvocation) -> Deployment | None:
+        """The deployment an invocation runs on: pinned in its journal, else the current one."""
+        if start.journal:
+            first = start.journal[0]
+            if first.name == PIN_ENTRY and first.value is not None:
+                return Deployment.from_json(first.value)
+            return None
+        return await self.directory.wait_deployment(start.target.service, REGISTRATION_WAIT_S)
+
+    async def execute(self, start: StartInvocation, dep: Deployment, ops: AttemptOps) -> Command:
+        """Runs one attempt to its end, failure or suspension (raised by ``ops.wait_any``).
+
+        Raises:
+            RemoteFailure: the attempt failed and is to be retried.
+        """
+        journal = list(start.journal)
+        if not journal:
+            pin = JournalEntry(EntryKind.RUN, PIN_ENTRY, value=dep.to_json())
+            journal.append(await ops.acknowledged(0, ops.propose(0, pin)) or pin)
+        try:
+            while True:
+                command = await self._exchange_once(start, dep, journal, ops)
+                if command is not None:
+                    return command
+        except UnsupportedCommand as err:
+            return Complete(
+                start.invocation_id, start.attempt, failure=Failure(501, f"unsupported: {err}")
+            )
+        except ProtocolError as err:
+            raise RemoteFailure(f"protocol: {err}") from None
+
+    async def _exchange_once(
+        self, start: StartInvocation, dep: Deployment, journal: list[JournalEntry], ops: AttemptOps
+    ) -> Command | None:
+        sent = replay(start, journal)
+        frames = await self._post(start, dep, sent.frames)
+        reader = ResponseReader(start, len(journal), sent.next_completion, self.directory.kinds)
+        for f in frames:
+            if reader.feed(f):
+                break
+        else:
+            raise RemoteFailure("the endpoint's answer ended without End, Suspension or Error")
+        answer = reader.answer
+        acks: list[tuple[int, asyncio.Future[JournalEntry | None]]] = []
+        complete = True
+        for new in answer.entries:
+            if new.run_completion is not None:
+                complete = False  # a run whose result never came: it and what follows run again
+                break
+            index = len(journal)
+            journal.append(new.entry)
+            acks.append((index, ops.propose(index, new.entry)))
+        trailing = answer.trailing_ops if complete else []
+        if answer.output is not None and complete:
+            await self._acknowledge(journal, acks, ops)
+            out = answer.output
+            failure = Failure(*out.failure) if out.failure is not None else None
+            return Complete(
+                start.invocation_id,
+                start.attempt,
+                result=None if failure else out.value,
+                failure=failure,
+                state_ops=tuple(trailing),
+            )
+        if trailing and answer.suspended_on is not None:
+            index = len(journal)
+            marker = JournalEntry(EntryKind.RUN, STATE_ENTRY, state_ops=tuple(trailing))
+            journal.append(marker)
+            acks.append((index, ops.propose(index, marker)))
+        await self._acknowledge(journal, acks, ops)
+        if answer.error is not None:
+            raise RemoteFailure(f"the handler failed: {answer.error}")
+        if answer.suspended_on is None:
+            raise RemoteFailure("the endpoint ended without an output")
+        if not complete:
+            return None  # replay at once: the SDK runs the step again
+        index_of = replay(start, journal).index_of
+        waiting = tuple(sorted({index_of[c] for c in answer.suspended_on if c in index_of}))
+        if not waiting:
+            raise UnsupportedCommand(
+                "the handler waits for a signal (an awakeable or a named signal)"
+            )
+        if any(journal[i].completed for i in waiting):
+            return None
+        for index, entry in (await ops.wait_any(waiting)).items():
+            journal[index] = entry
+        return None
+
+    @staticmethod
+    async def _acknowledge(
+        journal: list[JournalEntry],
+        acks: list[tuple[int, asyncio.Future[JournalEntry | None]]],
+        ops: AttemptOps,
+    ) -> None:
+        """Waits for each proposal that completes at once; the journal takes what was journaled."""
+        for index, fut in acks:
+            if journal[index].kind in WAITING:
+                continue
+            got = await ops.acknowledged(index, fut)
+            if got is not None:
+                journal[index] = got
+
+    async def _post(
+        self, start: StartInvocation, dep: Deployment, frames: list[w.Frame]
+    ) -> list[w.Frame]:
+        t = start.target
+        url = f"{dep.uri.rstrip('/')}/invoke/{t.service}/{t.handler}"
+        body = start_message(start, len(frames)).to_bytes() + b"".join(f.to_bytes() for f in frames)
+        headers = {
+            "content-type": w.INVOCATION_CONTENT_TYPE,
+            "accept": w.INVOCATION_CONTENT_TYPE,
+            "x-restate-invocation-id": start.invocation_id,
+        }
+        self._on_exchange(1)
+        try:
+            async with self._client(dep.http).stream(
+                "POST", url, content=body, headers=headers
+            ) as r:
+                if r.status_code != 200:
+                    text = (await r.aread())[:300].decode(errors="replace")
+                    raise RemoteFailure(f"{url} answered {r.status_code}: {text}")
+                reader = w.FrameReader()
+                got: list[w.Frame] = []
+                async for chunk in r.aiter_raw():
+                    for f in reader.feed(chunk):
+                        got.append(f)
+                        if f.type in (w.END, w.SUSPENSION, w.ERROR):
+                            return got
+                return got
+        except httpx.HTTPError as err:
+            raise RemoteFailure(f"{url}: {type(err).__name__}: {err}") from None
+        except w.WireError as err:
+            raise RemoteFailure(f"{url}: {err}") from None
+        finally:
+            self._on_exchange(-1)
