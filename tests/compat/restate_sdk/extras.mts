@@ -1,0 +1,34 @@
+// Handlers the seed's examples do not have, for the tests of issue 16: a durable sleep between
+// two steps, and a counter object (the same as the Python SDK's, for side-by-side checks).
+import * as restate from "@restatedev/restate-sdk";
+import { appendFileSync } from "node:fs";
+
+const log = (line: string) => {
+  const tag = process.env.TAG ? ` ${process.env.TAG}` : "";
+  if (process.env.STUB_LOG) appendFileSync(process.env.STUB_LOG, line + tag + "\n");
+};
+
+const timers = restate.service({
+  name: "timers",
+  handlers: {
+    async nap(ctx: restate.Context, ms: number) {
+      const before = await ctx.run("before", () => (log("before"), Date.now()));
+      await ctx.sleep(ms);
+      const after = await ctx.run("after", () => (log("after"), Date.now()));
+      return { slept: after - before };
+    },
+  },
+});
+
+const tsCounter = restate.object({
+  name: "tsCounter",
+  handlers: {
+    async add(ctx: restate.ObjectContext, n: number) {
+      const value = ((await ctx.get<number>("value")) ?? 0) + n;
+      ctx.set("value", value);
+      return value;
+    },
+  },
+});
+
+restate.endpoint().bind(timers).bind(tsCounter).listen(Number(process.env.PORT ?? 9081));
