@@ -1,4 +1,4 @@
-"""The operators' commands: ``perdure services|invocations|state|subscriptions ...``.
+"""The operators' commands: ``perdure services|invocations|state|subscriptions|deployments ...``.
 
 They talk to the admin API (``--admin-url``, ``PERDURE_ADMIN_URL``, else
 ``http://127.0.0.1:9070``) and print tables for people (aligned, ages like ``3m``) or, with
@@ -38,11 +38,16 @@ class AdminClient:
         self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.timeout_s = timeout_s
 
-    def request(self, method: str, path: str, **params: Any) -> Any:
+    def request(self, method: str, path: str, json_body: Any = None, **params: Any) -> Any:
         query = {k: v for k, v in params.items() if v is not None}
         try:
             r = httpx.request(
-                method, self.url + path, params=query, headers=self.headers, timeout=self.timeout_s
+                method,
+                self.url + path,
+                params=query,
+                json=json_body,
+                headers=self.headers,
+                timeout=self.timeout_s,
             )
         except httpx.HTTPError as err:
             raise AdminUnreachable(
@@ -249,6 +254,35 @@ def subscriptions_ls(client: AdminClient, args: argparse.Namespace, out: TextIO)
     return None
 
 
+def deployments_register(client: AdminClient, args: argparse.Namespace, out: TextIO) -> Any:
+    body = {"uri": args.uri, "force": args.force}
+    doc = client.request("POST", "/deployments", json_body=body)
+    if args.json:
+        return doc
+    services = ", ".join(s["name"] for s in doc["services"])
+    out.write(f"deployment {doc['id']} at {doc['uri']} (HTTP/{doc['http_version']}): {services}\n")
+    return None
+
+
+def deployments_ls(client: AdminClient, args: argparse.Namespace, out: TextIO) -> Any:
+    doc = client.request("GET", "/deployments")
+    if args.json:
+        return doc
+    rows = []
+    for d in doc["deployments"]:
+        names = [s["name"] + ("" if s["current"] else " (replaced)") for s in d["services"]]
+        rows.append((d["id"], d["uri"], age(d["created_at_ms"]), ", ".join(names)))
+    table(rows, ("ID", "URI", "AGE", "SERVICES"), out)
+    return None
+
+
+def deployments_remove(client: AdminClient, args: argparse.Namespace, out: TextIO) -> Any:
+    client.request("DELETE", f"/deployments/{args.id}")
+    if not args.json:
+        out.write(f"deployment {args.id} removed\n")
+    return None
+
+
 # --- wiring ----------------------------------------------------------------------------------
 
 
@@ -309,8 +343,20 @@ def add_commands(sub: Any) -> None:
     )
     with_common(subs.add_parser("ls", help="list subscriptions")).set_defaults(run=subscriptions_ls)
 
+    deps = sub.add_parser(
+        "deployments", help="endpoints of Restate SDKs whose services Perdure runs"
+    ).add_subparsers(dest="action", metavar="ACTION", required=True)
+    reg = with_common(deps.add_parser("register", help="register an endpoint by its URL"))
+    reg.add_argument("uri", help="e.g. http://127.0.0.1:9080")
+    reg.add_argument("--force", action="store_true", help="take over services workers host")
+    reg.set_defaults(run=deployments_register)
+    with_common(deps.add_parser("ls", help="list deployments")).set_defaults(run=deployments_ls)
+    rm = with_common(deps.add_parser("remove", help="remove a deployment"))
+    rm.add_argument("id")
+    rm.set_defaults(run=deployments_remove)
 
-COMMANDS = ("services", "cluster", "invocations", "state", "subscriptions")
+
+COMMANDS = ("services", "cluster", "invocations", "state", "subscriptions", "deployments")
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

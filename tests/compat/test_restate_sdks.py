@@ -391,3 +391,31 @@ def test_a_new_deployment_takes_new_invocations_and_old_ones_stay(
     wait_until(lambda: not _service_known(cluster, "timers"), 20, "timers to leave the registry")
     gone = httpx.delete(f"{cluster.admin_url}/deployments/{second['id']}", timeout=30)
     assert gone.status_code == 404
+
+
+def _cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "perdure", *args, "--admin-url", cluster.admin_url]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_the_cli_registers_lists_and_removes(
+    cluster: Cluster, ts_endpoint: Callable[..., SdkEndpoint]
+) -> None:
+    endpoint = ts_endpoint("extras.mts")
+    out = _cli(cluster, "deployments", "register", endpoint.uri)
+    assert out.returncode == 0, out.stderr
+    dep_id = re.search(r"deployment (dp_\w+) at", out.stdout)
+    assert dep_id is not None and "timers, tsCounter" in out.stdout, out.stdout
+    wait_until(lambda: _service_known(cluster, "tsCounter"), 20, "tsCounter to be routed")
+    assert call(cluster, "tsCounter/a/add", 2).json() == 2
+    listed = _cli(cluster, "deployments", "ls")
+    assert (
+        listed.returncode == 0
+        and dep_id.group(1) in listed.stdout
+        and endpoint.uri in listed.stdout
+    )
+    refused = _cli(cluster, "deployments", "register", f"http://127.0.0.1:{free_port()}")
+    assert refused.returncode == 1 and "400: cannot reach" in refused.stderr, refused.stderr
+    removed = _cli(cluster, "deployments", "remove", dep_id.group(1))
+    assert removed.returncode == 0, removed.stderr
+    assert _cli(cluster, "deployments", "ls", "--json").stdout.strip().endswith("[]\n}")
