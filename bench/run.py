@@ -186,6 +186,7 @@ class Stack:
         port = free_port()
         common = ["--bootstrap", bootstrap, "--cluster", cluster]
         common += ["--partitions", str(self.partitions), "--log-level", "WARNING"]
+        self.common = common
         me = [sys.executable, "-m", "perdure"]
         state = str(self.tmp / "state")
         self.worker = subprocess.Popen(

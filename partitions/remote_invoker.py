@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 import httpx
@@ -29,6 +29,7 @@ from engine.deployments import PIN_ENTRY, STATE_ENTRY, Deployment
 from engine.model import EntryKind, Failure, JournalEntry
 from engine.records import Command, Complete, StartInvocation
 from partitions import restate_wire as w
+from partitions.h2_client import H2Client, H2Error
 from partitions.restate_journal import ProtocolError, ResponseReader, UnsupportedCommand, replay
 from partitions.restate_journal import start_frame as start_message
 from partitions.service_directory import ServiceDirectory
@@ -72,6 +73,7 @@ class RemoteInvoker:
     def __init__(self, directory: ServiceDirectory, on_exchange: Callable[[int], None]) -> None:
         self.directory = directory
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._h2 = H2Client()
         self._on_exchange = on_exchange
         """Called with +1 when an exchange starts and -1 when it ends (a gauge)."""
 
@@ -88,6 +90,7 @@ class RemoteInvoker:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+        await self._h2.close()
 
     async def deployment(self, start: StartInvocation) -> Deployment | None:
         """The deployment an invocation runs on: pinned in its journal, else the current one."""
@@ -105,12 +108,16 @@ class RemoteInvoker:
             RemoteFailure: the attempt failed and is to be retried.
         """
         journal = list(start.journal)
-        if not journal:
-            pin = JournalEntry(EntryKind.RUN, PIN_ENTRY, value=dep.to_json())
-            journal.append(await ops.acknowledged(0, ops.propose(0, pin)) or pin)
+        # The pin is proposed with the attempt's first entry, not on its own: an invocation
+        # that journals nothing (a state update) pays no step for it, and until something is
+        # journaled nothing ran durably that a new deployment could not run again.
+        pinned = bool(journal)
+        if not pinned:
+            journal.append(JournalEntry(EntryKind.RUN, PIN_ENTRY, value=dep.to_json()))
         try:
             while True:
-                command = await self._exchange_once(start, dep, journal, ops)
+                command = await self._exchange_once(start, dep, journal, ops, pinned)
+                pinned = pinned or len(journal) > 1
                 if command is not None:
                     return command
         except UnsupportedCommand as err:
@@ -121,7 +128,12 @@ class RemoteInvoker:
             raise RemoteFailure(f"protocol: {err}") from None
 
     async def _exchange_once(
-        self, start: StartInvocation, dep: Deployment, journal: list[JournalEntry], ops: AttemptOps
+        self,
+        start: StartInvocation,
+        dep: Deployment,
+        journal: list[JournalEntry],
+        ops: AttemptOps,
+        pinned: bool,
     ) -> Command | None:
         sent = replay(start, journal)
         frames = await self._post(start, dep, sent.frames)
@@ -133,6 +145,9 @@ class RemoteInvoker:
             raise RemoteFailure("the endpoint's answer ended without End, Suspension or Error")
         answer = reader.answer
         acks: list[tuple[int, asyncio.Future[JournalEntry | None]]] = []
+        state_entry = answer.suspended_on is not None and bool(answer.trailing_ops)
+        if not pinned and (answer.entries or state_entry):
+            acks.append((0, ops.propose(0, journal[0])))
         complete = True
         for new in answer.entries:
             if new.run_completion is not None:
@@ -204,23 +219,35 @@ class RemoteInvoker:
         }
         self._on_exchange(1)
         try:
+            if dep.http == "2":
+                async with self._h2.post(url, headers, body) as (status, chunks):
+                    return await _frames(url, status, chunks)
             async with self._client(dep.http).stream(
                 "POST", url, content=body, headers=headers
             ) as r:
-                if r.status_code != 200:
-                    text = (await r.aread())[:300].decode(errors="replace")
-                    raise RemoteFailure(f"{url} answered {r.status_code}: {text}")
-                reader = w.FrameReader()
-                got: list[w.Frame] = []
-                async for chunk in r.aiter_raw():
-                    for f in reader.feed(chunk):
-                        got.append(f)
-                        if f.type in (w.END, w.SUSPENSION, w.ERROR):
-                            return got
-                return got
-        except httpx.HTTPError as err:
+                return await _frames(url, r.status_code, r.aiter_raw())
+        except (httpx.HTTPError, H2Error) as err:
             raise RemoteFailure(f"{url}: {type(err).__name__}: {err}") from None
         except w.WireError as err:
             raise RemoteFailure(f"{url}: {err}") from None
         finally:
             self._on_exchange(-1)
+
+
+async def _frames(url: str, status: int, chunks: AsyncIterator[bytes]) -> list[w.Frame]:
+    """The frames of an answer, up to the one that ends it."""
+    if status != 200:
+        text = b""
+        async for chunk in chunks:
+            text += chunk
+            if len(text) > 300:
+                break
+        raise RemoteFailure(f"{url} answered {status}: {text[:300].decode(errors='replace')}")
+    reader = w.FrameReader()
+    got: list[w.Frame] = []
+    async for chunk in chunks:
+        for f in reader.feed(chunk):
+            got.append(f)
+            if f.type in (w.END, w.SUSPENSION, w.ERROR):
+                return got
+    return got
