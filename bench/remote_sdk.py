@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         for url in (stack.url, restate.url):
             _until(
-                lambda u=url: httpx.post(f"{u}/tsbench/three_steps", json=1, timeout=10).json()
-                == 4,
+                lambda u=url: (
+                    httpx.post(f"{u}/tsbench/three_steps", json=1, timeout=10).json() == 4
+                ),
                 f"a first call on {url}",
             )
         systems = [
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        f"# three_steps on Restate's TypeScript SDK: Perdure vs the Restate server, {result['when']}",
+        "# three_steps on Restate's TypeScript SDK: Perdure vs the Restate server, "
+        f"{result['when']}",
         "",
         f"SDK: {result['sdk']} (one node process, registered with both). Restate: "
         f"{result['baseline']}. Settings: {result['settings']}.",

@@ -11,7 +11,8 @@ The first journal entry of every remote invocation pins its deployment (:data:`P
 services is a new deployment, and invocations that started on the old one keep running on it.
 
 Byte formats (version 1, never changing meaning): the record is JSON
-``{"v": 1, "id", "uri", "http", "protocol", "services", "created_ms"}``.
+``{"v": 1, "id", "uri", "http", "protocol", "services", "created_ms", "mode"}`` (``mode`` added
+later, optional: ``request_response`` when absent).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Deployment:
         protocol: the service protocol version Perdure speaks with it.
         services: the service names it serves.
         created_ms: when it was registered (wall clock, ms).
+        mode: ``"bidi"`` (one HTTP/2 stream per attempt; the endpoint's discovery says
+            ``BIDI_STREAM``) or ``"request_response"`` (one request per step).
     """
 
     id: str
@@ -50,6 +53,7 @@ class Deployment:
     protocol: int
     services: tuple[str, ...]
     created_ms: int
+    mode: str = "request_response"
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -61,6 +65,7 @@ class Deployment:
                 "protocol": self.protocol,
                 "services": list(self.services),
                 "created_ms": self.created_ms,
+                "mode": self.mode,
             },
             sort_keys=True,
         ).encode()
@@ -77,6 +82,7 @@ class Deployment:
                 protocol=int(d["protocol"]),
                 services=tuple(str(s) for s in d.get("services", ())),
                 created_ms=int(d.get("created_ms", 0)),
+                mode=str(d.get("mode", "request_response")),
             )
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a deployment record: {err}") from None

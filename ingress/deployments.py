@@ -169,9 +169,10 @@ class Deployments:
             if existing is not None:
                 return existing, False
             services = tuple(s.get("name", "") for s in manifest["services"])
-            dep = Deployment(
-                dep_id, uri, http, PROTOCOL_RANGE[1], services, int(time.time() * 1000)
-            )
+            now_ms = int(time.time() * 1000)
+            bidi = http == "2" and manifest.get("protocolMode") == "BIDI_STREAM"
+            mode = "bidi" if bidi else "request_response"
+            dep = Deployment(dep_id, uri, http, PROTOCOL_RANGE[1], services, now_ms, mode)
             entries = registry_entries(manifest, dep)
             for name in services:
                 current = self._registry.services.get(name)
@@ -238,6 +239,7 @@ def describe(dep: Deployment, registry: ServiceRegistry) -> dict[str, Any]:
         "uri": dep.uri,
         "http_version": dep.http,
         "protocol_version": dep.protocol,
+        "mode": dep.mode,
         "created_at_ms": dep.created_ms,
         "services": live,
     }

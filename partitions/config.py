@@ -28,6 +28,9 @@ class WorkerSettings:
     redelivery_interval_s: float = 5.0
     suspend_after_s: float = 1.0
     ack_timeout_s: float = 30.0
+    remote_streams: bool = True
+    """Run Restate SDK endpoints that offer it over one bidirectional HTTP/2 stream per attempt
+    (``PERDURE_REMOTE_STREAMS``); false: one request per step, the journal replayed each time."""
     connect_timeout_s: float = 30.0
     """How long a starting worker waits for Kafka before it exits with "cannot reach Kafka"
     (``PERDURE_CONNECT_TIMEOUT_S``): long enough for a broker that starts beside it."""

@@ -126,7 +126,9 @@ class _Connection(asyncio.Protocol):
                 )
             )
 
-    async def open(self, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, _Stream]:
+    async def open(
+        self, headers: list[tuple[bytes, bytes]], body: bytes, end: bool = True
+    ) -> tuple[int, _Stream]:
         await self._slot()
         if self.closed:
             raise H2Error("the connection closed")
@@ -135,9 +137,22 @@ class _Connection(asyncio.Protocol):
         self.streams[stream_id] = s
         self.h2.send_headers(stream_id, headers)
         await self._send(stream_id, body)
-        self.h2.end_stream(stream_id)
+        if end:
+            self.h2.end_stream(stream_id)
         self._flush()
         return stream_id, s
+
+    async def send(self, stream_id: int, data: bytes, end: bool = False) -> None:
+        """More of a request's body (a bidirectional stream); ``end`` closes the request side."""
+        if self.closed:
+            raise H2Error("the connection closed")
+        try:
+            await self._send(stream_id, data)
+            if end:
+                self.h2.end_stream(stream_id)
+        except h2.exceptions.StreamClosedError:
+            raise H2Error("the stream closed") from None
+        self._flush()
 
     async def _send(self, stream_id: int, body: bytes) -> None:
         view = memoryview(body)
@@ -185,17 +200,7 @@ class H2Client:
         self, url: str, headers: dict[str, str], body: bytes
     ) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
         """POSTs ``body``; yields the status and the response body's chunks as they come."""
-        parts = urlsplit(url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        conn = await self._connection(host, port)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        request = [
-            (b":method", b"POST"),
-            (b":scheme", b"http"),
-            (b":authority", parts.netloc.encode()),
-            (b":path", path.encode()),
-            *((k.encode(), v.encode()) for k, v in headers.items()),
-        ]
+        conn, request = await self._request(url, headers)
         stream_id, stream = await conn.open(request, body)
         try:
             response = await stream.headers
@@ -207,6 +212,35 @@ class H2Client:
                 with contextlib.suppress(h2.exceptions.H2Error):
                     conn.h2.reset_stream(stream_id)
                     conn._flush()
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, url: str, headers: dict[str, str], first: bytes
+    ) -> AsyncIterator[Exchange]:
+        """Opens a POST whose body goes on being written while its answer is read."""
+        conn, request = await self._request(url, headers)
+        stream_id, stream = await conn.open(request, first, end=False)
+        exchange = Exchange(conn, stream_id, stream)
+        try:
+            yield exchange
+        finally:
+            exchange.cancel()
+
+    async def _request(
+        self, url: str, headers: dict[str, str]
+    ) -> tuple[_Connection, list[tuple[bytes, bytes]]]:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        conn = await self._connection(host, port)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        request = [
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":authority", parts.netloc.encode()),
+            (b":path", path.encode()),
+            *((k.encode(), v.encode()) for k, v in headers.items()),
+        ]
+        return conn, request
 
     async def close(self) -> None:
         for conn in self._connections.values():
@@ -223,3 +257,35 @@ async def _chunks(stream: _Stream) -> AsyncIterator[bytes]:
         if isinstance(item, BaseException):
             raise item
         yield item
+
+
+class Exchange:
+    """One open bidirectional stream: write more of the request, read the answer."""
+
+    def __init__(self, conn: _Connection, stream_id: int, stream: _Stream) -> None:
+        self._conn = conn
+        self._id = stream_id
+        self._stream = stream
+        self.request_ended = False
+
+    async def status(self) -> int:
+        response = await self._stream.headers
+        return next((int(v) for k, v in response if k == b":status"), 0)
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return _chunks(self._stream)
+
+    async def send(self, data: bytes) -> None:
+        await self._conn.send(self._id, data)
+
+    async def end_request(self) -> None:
+        if not self.request_ended:
+            self.request_ended = True
+            await self._conn.send(self._id, b"", end=True)
+
+    def cancel(self) -> None:
+        if self._id in self._conn.streams:
+            self._conn.streams.pop(self._id, None)
+            with contextlib.suppress(h2.exceptions.H2Error):
+                self._conn.h2.reset_stream(self._id)
+                self._conn._flush()

@@ -34,7 +34,8 @@ from partitions.errors import PublishError
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
 from partitions.publisher import Publisher, UnknownOutcome
-from partitions.remote_invoker import RemoteFailure, RemoteInvoker
+from partitions.remote_answer import RemoteFailure
+from partitions.remote_invoker import RemoteInvoker
 from sdk import (
     Context,
     Endpoint,

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
-from engine.deployments import PIN_ENTRY, STATE_ENTRY, Deployment
+from engine.deployments import PIN_ENTRY, Deployment
 from engine.model import EntryKind, Failure, JournalEntry
 from engine.records import Command, Complete, StartInvocation
 from partitions import restate_wire as w
 from partitions.h2_client import H2Client, H2Error
+from partitions.remote_answer import AttemptOps, RemoteFailure, conclude
+from partitions.remote_stream import StreamAttempt, stream_url
 from partitions.restate_journal import ProtocolError, ResponseReader, UnsupportedCommand, replay
 from partitions.restate_journal import start_frame as start_message
 from partitions.service_directory import ServiceDirectory
@@ -44,34 +45,21 @@ REGISTRATION_WAIT_S = 5.0
 """How long a worker waits to read a registration it has not seen yet before it parks an
 invocation (the ingress may route to a service a moment before the worker reads its entry)."""
 
-WAITING = frozenset({EntryKind.CALL, EntryKind.SLEEP})
-"""Entries acknowledged only when they complete (a timer fired, a call returned)."""
-
-
-class RemoteFailure(Exception):
-    """An exchange with the deployment failed: the attempt is retried."""
-
-
-class AttemptOps(Protocol):
-    """What the invoker lends a remote attempt: the same journal operations handlers use."""
-
-    def propose(self, index: int, entry: JournalEntry) -> asyncio.Future[JournalEntry | None]:
-        """Appends the proposal of entry ``index``; the future resolves at its acknowledgement."""
-
-    def acknowledged(
-        self, index: int, fut: asyncio.Future[JournalEntry | None]
-    ) -> Awaitable[JournalEntry | None]:
-        """Waits for a proposal's acknowledgement (bounded by the invoker's watchdog)."""
-
-    def wait_any(self, indexes: tuple[int, ...]) -> Awaitable[dict[int, JournalEntry]]:
-        """Waits until one of those entries completes (or suspends the attempt)."""
-
 
 class RemoteInvoker:
     """Runs attempts of the services that registered deployments serve."""
 
-    def __init__(self, directory: ServiceDirectory, on_exchange: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        directory: ServiceDirectory,
+        on_exchange: Callable[[int], None],
+        suspend_after_s: float = 1.0,
+        streams: bool = True,
+    ) -> None:
         self.directory = directory
+        self.suspend_after_s = suspend_after_s
+        self.streams = streams
+        """Bidirectional streams with endpoints that offer them (else a request per step)."""
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._h2 = H2Client()
         self._on_exchange = on_exchange
@@ -116,7 +104,10 @@ class RemoteInvoker:
             journal.append(JournalEntry(EntryKind.RUN, PIN_ENTRY, value=dep.to_json()))
         try:
             while True:
-                command = await self._exchange_once(start, dep, journal, ops, pinned)
+                if dep.mode == "bidi" and self.streams:
+                    command = await self._stream_once(start, dep, journal, ops, pinned)
+                else:
+                    command = await self._exchange_once(start, dep, journal, ops, pinned)
                 pinned = pinned or len(journal) > 1
                 if command is not None:
                     return command
@@ -126,6 +117,25 @@ class RemoteInvoker:
             )
         except ProtocolError as err:
             raise RemoteFailure(f"protocol: {err}") from None
+
+    async def _stream_once(
+        self,
+        start: StartInvocation,
+        dep: Deployment,
+        journal: list[JournalEntry],
+        ops: AttemptOps,
+        pinned: bool,
+    ) -> Command | None:
+        attempt = StreamAttempt(
+            start, journal, ops, pinned, self.directory.kinds, self.suspend_after_s
+        )
+        url = stream_url(dep, start)
+        try:
+            return await attempt.run(self._h2, url, _headers(start), self._on_exchange)
+        except H2Error as err:
+            raise RemoteFailure(f"{url}: {err}") from None
+        except w.WireError as err:
+            raise RemoteFailure(f"{url}: {err}") from None
 
     async def _exchange_once(
         self,
@@ -156,55 +166,7 @@ class RemoteInvoker:
             index = len(journal)
             journal.append(new.entry)
             acks.append((index, ops.propose(index, new.entry)))
-        trailing = answer.trailing_ops if complete else []
-        if answer.output is not None and complete:
-            await self._acknowledge(journal, acks, ops)
-            out = answer.output
-            failure = Failure(*out.failure) if out.failure is not None else None
-            return Complete(
-                start.invocation_id,
-                start.attempt,
-                result=None if failure else out.value,
-                failure=failure,
-                state_ops=tuple(trailing),
-            )
-        if trailing and answer.suspended_on is not None:
-            index = len(journal)
-            marker = JournalEntry(EntryKind.RUN, STATE_ENTRY, state_ops=tuple(trailing))
-            journal.append(marker)
-            acks.append((index, ops.propose(index, marker)))
-        await self._acknowledge(journal, acks, ops)
-        if answer.error is not None:
-            raise RemoteFailure(f"the handler failed: {answer.error}")
-        if answer.suspended_on is None:
-            raise RemoteFailure("the endpoint ended without an output")
-        if not complete:
-            return None  # replay at once: the SDK runs the step again
-        index_of = replay(start, journal).index_of
-        waiting = tuple(sorted({index_of[c] for c in answer.suspended_on if c in index_of}))
-        if not waiting:
-            raise UnsupportedCommand(
-                "the handler waits for a signal (an awakeable or a named signal)"
-            )
-        if any(journal[i].completed for i in waiting):
-            return None
-        for index, entry in (await ops.wait_any(waiting)).items():
-            journal[index] = entry
-        return None
-
-    @staticmethod
-    async def _acknowledge(
-        journal: list[JournalEntry],
-        acks: list[tuple[int, asyncio.Future[JournalEntry | None]]],
-        ops: AttemptOps,
-    ) -> None:
-        """Waits for each proposal that completes at once; the journal takes what was journaled."""
-        for index, fut in acks:
-            if journal[index].kind in WAITING:
-                continue
-            got = await ops.acknowledged(index, fut)
-            if got is not None:
-                journal[index] = got
+        return await conclude(start, journal, ops, answer, acks, complete)
 
     async def _post(
         self, start: StartInvocation, dep: Deployment, frames: list[w.Frame]
@@ -212,11 +174,7 @@ class RemoteInvoker:
         t = start.target
         url = f"{dep.uri.rstrip('/')}/invoke/{t.service}/{t.handler}"
         body = start_message(start, len(frames)).to_bytes() + b"".join(f.to_bytes() for f in frames)
-        headers = {
-            "content-type": w.INVOCATION_CONTENT_TYPE,
-            "accept": w.INVOCATION_CONTENT_TYPE,
-            "x-restate-invocation-id": start.invocation_id,
-        }
+        headers = _headers(start)
         self._on_exchange(1)
         try:
             if dep.http == "2":
@@ -232,6 +190,14 @@ class RemoteInvoker:
             raise RemoteFailure(f"{url}: {err}") from None
         finally:
             self._on_exchange(-1)
+
+
+def _headers(start: StartInvocation) -> dict[str, str]:
+    return {
+        "content-type": w.INVOCATION_CONTENT_TYPE,
+        "accept": w.INVOCATION_CONTENT_TYPE,
+        "x-restate-invocation-id": start.invocation_id,
+    }
 
 
 async def _frames(url: str, status: int, chunks: AsyncIterator[bytes]) -> list[w.Frame]:

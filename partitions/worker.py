@@ -141,7 +141,12 @@ class Worker:
         self.directory = await asyncio.to_thread(
             ServiceDirectory, s.bootstrap, self.names.registry_topic
         )
-        remote = RemoteInvoker(self.directory, self.metrics.remote_exchanges.inc)
+        remote = RemoteInvoker(
+            self.directory,
+            self.metrics.remote_exchanges.inc,
+            s.suspend_after_s,
+            streams=s.remote_streams,
+        )
         self.invoker = Invoker(
             self.endpoint,
             self.writer,

@@ -101,8 +101,9 @@ class SdkEndpoint:
         return self
 
     def kill9(self) -> None:
+        """``kill -9`` of its whole process group (hypercorn runs its workers as children)."""
         assert self.popen is not None
-        os.kill(self.popen.pid, signal.SIGKILL)
+        os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(10)
 
     def stop(self) -> None:
@@ -145,11 +146,13 @@ def stub_calls(tmp_path: Path) -> Counter[str]:
     return Counter(log.read_text().splitlines() if log.exists() else [])
 
 
-@pytest.fixture
-def cluster(cluster_factory: Callable[..., Cluster]) -> Cluster:
-    """A worker (that hosts none of the remote services), an ingress and an admin."""
+@pytest.fixture(params=["streams", "request-response"])
+def cluster(cluster_factory: Callable[..., Cluster], request: pytest.FixtureRequest) -> Cluster:
+    """A worker (that hosts none of the remote services), an ingress and an admin; the worker
+    talks to endpoints over one bidirectional stream per attempt, or one request per step."""
     c = cluster_factory(app="examples.approvals:app", partitions=2)
     c.env["PERDURE_METRICS_PORT"] = str(free_port())
+    c.env["PERDURE_REMOTE_STREAMS"] = "1" if request.param == "streams" else "0"
     worker = c.start_worker()
     c.start_ingress()
     c.start_admin()
