@@ -154,3 +154,30 @@ def parse_awakeable_id(text: str) -> tuple[str, int]:
     invocation_id = _ID_PREFIX + body
     InvocationId.parse(invocation_id)
     return invocation_id, int(index)
+
+
+_SIGNAL_PREFIX = "sign_1"
+"""Restate's awakeable ids (service protocol V5+): ``sign_1`` and base64url, unpadded, of the
+invocation's ``Start.id`` (for Perdure, its id's UTF-8) and the signal index (u32, big-endian)."""
+
+
+def signal_awakeable_id(invocation_id: str, signal: int) -> str:
+    """The id a Restate SDK gives the awakeable of ``signal`` in ``invocation_id``."""
+    raw = invocation_id.encode() + signal.to_bytes(4, "big")
+    return _SIGNAL_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_signal_awakeable_id(text: str) -> tuple[str, int]:
+    """The invocation id and signal index of a Restate SDK's awakeable id; :class:`InvalidId`."""
+    if not text.startswith(_SIGNAL_PREFIX):
+        raise InvalidId(f"not an awakeable id: {text!r}")
+    body = text[len(_SIGNAL_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except ValueError:
+        raise InvalidId(f"not an awakeable id: {text!r}") from None
+    if len(raw) < 5:
+        raise InvalidId(f"not an awakeable id: {text!r}")
+    invocation_id = raw[:-4].decode(errors="replace")
+    InvocationId.parse(invocation_id)
+    return invocation_id, int.from_bytes(raw[-4:], "big")

@@ -30,6 +30,7 @@ INPUT = b"\x0d"
 WAITER = b"\x0e"
 RECEIPT = b"\x0f"
 TIMELINE = b"\x10"
+SIGNAL = b"\x11"
 """When each journal entry was recorded and completed, and each failed attempt (operators' view)."""
 
 SCHEDULED_START = 0xFFFFFFFF
@@ -236,3 +237,13 @@ def timeline_prefix(invocation_id: str) -> bytes:
 def timeline_key(invocation_id: str, event: bytes, number: int) -> bytes:
     """One timeline event: ``event`` is a one-byte kind (engine/timeline.py)."""
     return timeline_prefix(invocation_id) + event + (number & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+def signal_prefix(invocation_id: str) -> bytes:
+    """Every signal (a Restate SDK's awakeable) resolved before its invocation journaled it."""
+    return SIGNAL + _component(invocation_id)
+
+
+def signal_key(invocation_id: str, signal: int) -> bytes:
+    """One early signal; the value is the completed journal entry it becomes."""
+    return signal_prefix(invocation_id) + signal.to_bytes(4, "big")

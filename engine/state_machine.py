@@ -23,6 +23,7 @@ from engine import (
     keyed,
     keys,
     receipts,
+    signals,
     state_edits,
     timeline,
 )
@@ -301,7 +302,7 @@ def _propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
     if kind is EntryKind.SLEEP:
         return _propose_sleep(env, s, c.index, entry, txn)
     if kind is EntryKind.AWAKEABLE:
-        pending = replace(entry, completed=False)
+        pending = signals.take_early(txn, c.invocation_id, entry) or replace(entry, completed=False)
         put_entry(txn, c.invocation_id, c.index, pending)
         return [AckEntry(c.invocation_id, c.attempt, c.index, pending)]
     if kind is EntryKind.COMPLETE_AWAKEABLE:
@@ -428,6 +429,8 @@ def _via_outbox(
 
 
 def _complete_awakeable(env: Envelope, c: CompleteAwakeable, txn: PartitionTxn) -> list[Action]:
+    if c.index < 0:
+        return signals.complete_signal(env, c, txn)  # a Restate SDK's awakeable
     again = receipts.already_done(txn, c.invocation_id, c.caller)
     if again is not None:
         return again

@@ -132,6 +132,7 @@ def forget(txn: PartitionTxn, invocation_id: str) -> None:
         keys.receipt_prefix(invocation_id),
         keys.outbox_prefix(invocation_id),
         keys.timeline_prefix(invocation_id),
+        keys.signal_prefix(invocation_id),
     ):
         for key, _ in list(txn.scan(prefix)):
             txn.delete(key)

@@ -21,7 +21,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
 
 from engine.errors import InvalidId
-from engine.ids import InvocationId, murmur2, parse_awakeable_id, workflow_run_id
+from engine.ids import (
+    InvocationId,
+    murmur2,
+    parse_awakeable_id,
+    parse_signal_awakeable_id,
+    workflow_run_id,
+)
 from engine.model import Failure, HandlerKind, Reply
 from engine.records import (
     Attach,
@@ -419,7 +425,11 @@ def create_app(settings: IngressSettings | None = None, ingress: Ingress | None 
         if action not in ("resolve", "reject"):
             raise IngressError(404, f"no such path: {request.url.path}")
         try:
-            invocation_id, index = parse_awakeable_id(awakeable)
+            if awakeable.startswith("sign_"):  # a Restate SDK's (engine/signals.py)
+                invocation_id, signal = parse_signal_awakeable_id(awakeable)
+                index = -signal
+            else:
+                invocation_id, index = parse_awakeable_id(awakeable)
         except InvalidId as err:
             raise IngressError(404, f"awakeable {awakeable!r} not found: {err}") from err
         body = await read_body(request, settings.max_body_bytes)

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Protocol
 
+from engine import signals
 from engine.deployments import STATE_ENTRY
 from engine.model import EntryKind, Failure, JournalEntry
 from engine.records import Command, Complete, StartInvocation
@@ -84,6 +85,17 @@ async def conclude(
         marker = JournalEntry(EntryKind.RUN, STATE_ENTRY, state_ops=tuple(trailing))
         journal.append(marker)
         acks.append((index, ops.propose(index, marker)))
+    awakeables: list[int] = []
+    if answer.suspended_on is not None and complete:
+        for signal in answer.signals:
+            name = signals.entry_name(signal)
+            found = next((i for i, e in enumerate(journal) if e.name == name), None)
+            if found is None:
+                found = len(journal)
+                entry = JournalEntry(EntryKind.AWAKEABLE, name, completed=False)
+                journal.append(entry)
+                acks.append((found, ops.propose(found, entry)))
+            awakeables.append(found)
     await acknowledge(journal, acks, ops)
     if answer.error is not None:
         raise RemoteFailure(f"the handler failed: {answer.error}")
@@ -92,9 +104,10 @@ async def conclude(
     if not complete:
         return None  # exchange again at once: the SDK runs the step again
     index_of = replay(start, journal).index_of
-    waiting = tuple(sorted({index_of[c] for c in answer.suspended_on if c in index_of}))
+    awaited = {index_of[c] for c in answer.suspended_on if c in index_of} | set(awakeables)
+    waiting = tuple(sorted(awaited))
     if not waiting:
-        raise UnsupportedCommand("the handler waits for a signal (an awakeable or a named signal)")
+        raise UnsupportedCommand("the handler waits for a named signal")
     if any(journal[i].completed for i in waiting):
         return None
     for index, entry in (await ops.wait_any(waiting)).items():

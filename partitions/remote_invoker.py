@@ -155,8 +155,7 @@ class RemoteInvoker:
             raise RemoteFailure("the endpoint's answer ended without End, Suspension or Error")
         answer = reader.answer
         acks: list[tuple[int, asyncio.Future[JournalEntry | None]]] = []
-        state_entry = answer.suspended_on is not None and bool(answer.trailing_ops)
-        if not pinned and (answer.entries or state_entry):
+        if not pinned and (answer.entries or answer.journals_at_end):
             acks.append((0, ops.propose(0, journal[0])))
         complete = True
         for new in answer.entries:

@@ -4,8 +4,9 @@ The request opens with ``Start`` and the journal so far, and stays open: each co
 sends is proposed to the log as it arrives, and once journaled its notification goes back on the
 same stream (a run's result, a send's invocation id), so the SDK goes on without a new request
 and without replaying. A timer or a call that completes later is sent when it does. When the SDK
-waits for longer than ``suspend_after_s``, Perdure ends its side of the stream; the SDK answers
-with ``Suspension`` and the attempt waits like a request-response one (partitions/remote_answer.py).
+is silent for ``suspend_after_s`` (it waits, or runs a long step), Perdure ends its side of the
+stream; the SDK answers with ``Suspension`` (after the step, for a step) and the attempt waits like
+a request-response one (partitions/remote_answer.py).
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ class StreamAttempt:
                 next_frame: asyncio.Future[w.Frame] = asyncio.ensure_future(anext(frames))
                 try:
                     while True:
-                        suspending = bool(self._waits) and not ex.request_ended
+                        # Silence: the SDK waits (a timer, a call, an awakeable) or runs a long
+                        # step; either way it suspends once its request ends, as Restate's
+                        # inactivity timeout has it, and the attempt holds no stream.
+                        suspending = not ex.request_ended
                         timeout = self._suspend_after_s if suspending else IDLE_ABORT_S
                         waiting: set[asyncio.Future[object]] = {next_frame, *self._waits}  # type: ignore[arg-type]
                         done, _ = await asyncio.wait(
@@ -124,7 +128,7 @@ class StreamAttempt:
             on_exchange(-1)
         answer = reader.answer
         complete = proposed == len(answer.entries)
-        if not self.pinned and answer.suspended_on is not None and answer.trailing_ops:
+        if not self.pinned and answer.journals_at_end:
             self._pin()
         return await conclude(self.start, self.journal, self.ops, answer, self._acks, complete)
 

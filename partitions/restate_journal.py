@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine import signals
 from engine.deployments import PIN_ENTRY, STATE_ENTRY
 from engine.ids import InvocationId, call_uid, workflow_run_id
 from engine.model import (
@@ -153,6 +154,10 @@ def replay(start: StartInvocation, journal: list[JournalEntry]) -> Replay:
                 cid += 2
             else:
                 cid += 1
+        elif kind is EntryKind.AWAKEABLE and signals.signal_of(entry.name) is not None:
+            if entry.completed:  # a signal takes no completion id
+                idx = signals.signal_of(entry.name)
+                frames.append(w.frame(w.SIGNAL, [(2, idx), *_outcome_fields(entry)]))
         else:
             raise UnsupportedCommand(f"journal entry {index} ({kind.value}) has no Restate form")
     return Replay(frames, cid, index_of)
@@ -182,6 +187,20 @@ class Answer:
     output: Outcome | None = None
     suspended_on: tuple[int, ...] | None = None
     """Completion ids the SDK waits for, when it suspended."""
+    waiting_signals: tuple[int, ...] = ()
+    """Signals (awakeables, from index 17 on) the SDK waits for, when it suspended."""
+
+    @property
+    def signals(self) -> tuple[int, ...]:
+        """The awakeables among the signals it waits for (not the built-in cancel)."""
+        return tuple(i for i in self.waiting_signals if i >= w.FIRST_USER_SIGNAL)
+
+    @property
+    def journals_at_end(self) -> bool:
+        """It suspended leaving something to journal after its last entry: state changes, or
+        the awakeables it waits for."""
+        return self.suspended_on is not None and bool(self.trailing_ops or self.signals)
+
     error: str | None = None
     """The SDK's error: the attempt failed (retryable)."""
 
@@ -270,12 +289,13 @@ class ResponseReader:
             self._end()
             return True
         elif t == w.SUSPENSION:
-            waiting = m.uints(1)
-            if not waiting and m.has(4):
+            waiting, signals = m.uints(1), m.uints(2)
+            if not waiting and not signals and m.has(4):  # V7: a tree of futures
                 future = m.message(4)
-                waiting = future.uints(1) if future else []
+                waiting, signals = (future.uints(1), future.uints(2)) if future else ([], [])
             self._end()
             self.answer.suspended_on = tuple(waiting)
+            self.answer.waiting_signals = tuple(signals)
             return True
         elif t == w.ERROR:
             self.answer.error = f"{m.uint(1)} {m.string(2)}".strip()

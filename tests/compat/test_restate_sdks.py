@@ -300,6 +300,43 @@ def test_a_sleeping_handler_suspends_holding_no_request(
     assert ran["before"] == 1 and ran["after"] == 1, ran
 
 
+def test_awakeables_resolved_over_http_before_and_after_the_handler_suspends(
+    cluster: Cluster, ts_endpoint: Callable[..., SdkEndpoint], tmp_path: Path
+) -> None:
+    registered(cluster, ts_endpoint("extras.mts"))
+
+    def awakeable(name: str) -> str:
+        def published() -> str | None:
+            for line in stub_calls(tmp_path):
+                if line.startswith(f"awakeable {name} "):
+                    return line.split()[2]
+            return None
+
+        wait_until(published, 20, f"the awakeable of {name}")
+        found = published()
+        assert found is not None and found.startswith("sign_1")
+        return found
+
+    with ThreadPoolExecutor(2) as pool:
+        early = pool.submit(call, cluster, "waiter/approval", "early", 60)
+        late = pool.submit(call, cluster, "waiter/approval", "late", 60)
+        early_id, late_id = awakeable("early"), awakeable("late")
+        url = f"{cluster.url}/restate/awakeables"
+        assert httpx.post(f"{url}/{early_id}/resolve", json="yes", timeout=10).status_code == 202
+        time.sleep(2.5)  # the other one suspends first
+        assert not late.done()
+        assert _metric(cluster, "perdure_remote_exchanges_in_flight") == 0
+        assert httpx.post(f"{url}/{late_id}/resolve", json="later", timeout=10).status_code == 202
+        assert early.result(timeout=60).json() == "approved: yes"
+        assert late.result(timeout=60).json() == "approved: later"
+    twice = httpx.post(f"{url}/{late_id}/resolve", json="again", timeout=10)
+    assert twice.status_code in (404, 409), twice.text
+    bogus = httpx.post(f"{url}/sign_1AAAA/resolve", json="x", timeout=10)
+    assert bogus.status_code == 404
+    assert stub_calls(tmp_path)["publish-id"] == 0  # (the log lines carry the id)
+    assert sum(1 for line in stub_calls(tmp_path) if line.startswith("awakeable ")) == 2
+
+
 class _FakeDiscovery(http.server.BaseHTTPRequestHandler):
     """An endpoint that answers discovery with a protocol range Perdure does not speak."""
 

@@ -187,3 +187,14 @@ def test_the_deployment_record_reads_back() -> None:
     assert json.loads(DEP.to_json())["v"] == 1
     with pytest.raises(ValueError, match="not a deployment record"):
         Deployment.from_json(b'{"id": "x"}')
+
+
+def test_a_resolved_awakeable_replays_as_its_signal() -> None:
+    from engine import signals
+
+    waiting = JournalEntry(EntryKind.AWAKEABLE, signals.entry_name(17), completed=False)
+    done = JournalEntry(EntryKind.AWAKEABLE, signals.entry_name(18), value=b'"ok"')
+    frames = replay(START, [PIN, waiting, done]).frames
+    assert [f.name for f in frames] == ["INPUT", "SIGNAL"]
+    signal = frames[1].fields
+    assert signal.uint(2) == 18 and signal.message(5).raw(1) == b'"ok"'  # type: ignore[union-attr]

@@ -1,5 +1,5 @@
 // Handlers the seed's examples do not have, for the tests of issue 16: a durable sleep between
-// two steps, and a counter object (the same as the Python SDK's, for side-by-side checks).
+// two steps, a counter object, an awakeable resolved from outside, and a counter object (the same as the Python SDK's, for side-by-side checks).
 import * as restate from "@restatedev/restate-sdk";
 import { appendFileSync } from "node:fs";
 
@@ -31,4 +31,15 @@ const tsCounter = restate.object({
   },
 });
 
-restate.endpoint().bind(timers).bind(tsCounter).listen(Number(process.env.PORT ?? 9081));
+const waiter = restate.service({
+  name: "waiter",
+  handlers: {
+    async approval(ctx: restate.Context, name: string) {
+      const { id, promise } = ctx.awakeable<string>();
+      await ctx.run("publish-id", () => log(`awakeable ${name} ${id}`));
+      return `approved: ${await promise}`;
+    },
+  },
+});
+
+restate.endpoint().bind(timers).bind(tsCounter).bind(waiter).listen(Number(process.env.PORT ?? 9081));
