@@ -17,7 +17,7 @@ from engine.model import EntryKind, Failure, JournalEntry
 from engine.records import Command, Complete, StartInvocation
 from partitions.restate_journal import Answer, UnsupportedCommand, replay
 
-WAITING = frozenset({EntryKind.CALL, EntryKind.SLEEP})
+WAITING = frozenset({EntryKind.CALL, EntryKind.SLEEP, EntryKind.GET_PROMISE})
 """Entries acknowledged only when they complete (a timer fired, a call returned)."""
 
 Acks = list[tuple[int, asyncio.Future[JournalEntry | None]]]

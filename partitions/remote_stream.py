@@ -20,7 +20,14 @@ from engine.records import Command, StartInvocation
 from partitions import restate_wire as w
 from partitions.h2_client import Exchange, H2Client
 from partitions.remote_answer import WAITING, AttemptOps, RemoteFailure, conclude
-from partitions.restate_journal import CalleeKinds, NewEntry, ResponseReader, replay, start_frame
+from partitions.restate_journal import (
+    CalleeKinds,
+    NewEntry,
+    ResponseReader,
+    promise_outcome,
+    replay,
+    start_frame,
+)
 
 IDLE_ABORT_S = 600.0
 """A stream on which nothing happens for this long fails the attempt (Restate's abort timeout)."""
@@ -32,9 +39,18 @@ def _outcome(entry: JournalEntry) -> w.FieldList:
     return [(5, w.value(entry.value or b""))]
 
 
+_PROMISE_COMPLETIONS = {
+    EntryKind.GET_PROMISE: w.GET_PROMISE_COMPLETION,
+    EntryKind.PEEK_PROMISE: w.PEEK_PROMISE_COMPLETION,
+    EntryKind.COMPLETE_PROMISE: w.COMPLETE_PROMISE_COMPLETION,
+}
+
+
 def notification(entry: JournalEntry, completions: tuple[int, ...]) -> w.Frame | None:
     """What the SDK is told when ``entry`` is journaled or completes; None: nothing yet."""
     kind = entry.kind
+    if not completions:
+        return None  # an entry of Perdure's own (a command's payload): nothing to tell
     if kind is EntryKind.RUN:
         return w.frame(w.RUN_COMPLETION, [(1, completions[0]), *_outcome(entry)])
     if kind is EntryKind.SEND and entry.call is not None:
@@ -43,6 +59,9 @@ def notification(entry: JournalEntry, completions: tuple[int, ...]) -> w.Frame |
         return None
     if kind is EntryKind.SLEEP:
         return w.frame(w.SLEEP_COMPLETION, [(1, completions[0]), (4, [])])
+    if kind in (EntryKind.GET_PROMISE, EntryKind.PEEK_PROMISE, EntryKind.COMPLETE_PROMISE):
+        completion = _PROMISE_COMPLETIONS[kind]
+        return w.frame(completion, [(1, completions[0]), *promise_outcome(entry)])
     if kind is EntryKind.CALL:
         return w.frame(w.CALL_COMPLETION, [(1, completions[1]), *_outcome(entry)])
     return None

@@ -108,6 +108,7 @@ def replay(start: StartInvocation, journal: list[JournalEntry]) -> Replay:
     frames = [w.frame(w.INPUT, [*headers, (14, w.value(start.input))])]
     cid = 1
     index_of: dict[int, int] = {}
+    payload = b""
     for index, entry in enumerate(journal):
         if index == 0 and entry.name == PIN_ENTRY:
             continue
@@ -118,6 +119,9 @@ def replay(start: StartInvocation, journal: list[JournalEntry]) -> Replay:
             if op.kind in READ_KINDS:
                 cid += 1  # an eager read takes a completion id too (its result is inline)
         kind = entry.kind
+        if kind is EntryKind.RUN and entry.name == PAYLOAD_ENTRY:
+            payload = entry.value or b""  # the next entry's command, as the SDK sent it
+            continue
         if kind is EntryKind.RUN:
             if entry.name == STATE_ENTRY:
                 continue
@@ -154,6 +158,16 @@ def replay(start: StartInvocation, journal: list[JournalEntry]) -> Replay:
                 cid += 2
             else:
                 cid += 1
+        elif kind in _PROMISE_COMMANDS:
+            command, completion = _PROMISE_COMMANDS[kind]
+            if kind is EntryKind.COMPLETE_PROMISE:
+                frames.append(w.Frame(command, payload))
+            else:
+                frames.append(w.frame(command, [(1, entry.name), (11, cid), (12, "")]))
+            if entry.completed:
+                frames.append(w.frame(completion, [(1, cid), *promise_outcome(entry)]))
+            index_of[cid] = index
+            cid += 1
         elif kind is EntryKind.AWAKEABLE and signals.signal_of(entry.name) is not None:
             if entry.completed:  # a signal takes no completion id
                 idx = signals.signal_of(entry.name)
@@ -161,6 +175,26 @@ def replay(start: StartInvocation, journal: list[JournalEntry]) -> Replay:
         else:
             raise UnsupportedCommand(f"journal entry {index} ({kind.value}) has no Restate form")
     return Replay(frames, cid, index_of)
+
+
+PAYLOAD_ENTRY = "restate:command"
+"""A ``run`` entry holding the next entry's command as the SDK sent it, for what the engine
+rewrites when it journals it (a promise's completion keeps only whether it took)."""
+
+_PROMISE_COMMANDS = {
+    EntryKind.GET_PROMISE: (w.GET_PROMISE, w.GET_PROMISE_COMPLETION),
+    EntryKind.PEEK_PROMISE: (w.PEEK_PROMISE, w.PEEK_PROMISE_COMPLETION),
+    EntryKind.COMPLETE_PROMISE: (w.COMPLETE_PROMISE, w.COMPLETE_PROMISE_COMPLETION),
+}
+
+
+def promise_outcome(entry: JournalEntry) -> w.FieldList:
+    """Field 6 a failure, 5 a value, 4 void (a peek of nothing, a completion that took)."""
+    if entry.failure is not None:
+        return [(6, w.failure(entry.failure.code, entry.failure.message))]
+    if entry.kind is EntryKind.COMPLETE_PROMISE or entry.value is None:
+        return [(4, [])]
+    return [(5, w.value(entry.value))]
 
 
 CalleeKinds = Callable[[str, str], tuple[ServiceKind, HandlerKind] | None]
@@ -281,6 +315,8 @@ class ResponseReader:
                 EntryKind.SLEEP, m.string(12), str(duration).encode(), completed=False
             )
             self._add(entry, (cid,))
+        elif t in (w.GET_PROMISE, w.PEEK_PROMISE, w.COMPLETE_PROMISE):
+            self._promise(f, m)
         elif t in (w.CALL, w.ONE_WAY_CALL):
             self._call(f, m)
         elif t == w.OUTPUT:
@@ -343,6 +379,25 @@ class ResponseReader:
         kind = EntryKind.SEND if send else EntryKind.CALL
         ids = (notify,) if send else (notify, m.uint(11))
         self._add(JournalEntry(kind, m.string(12), call=spec, completed=False), ids)
+
+    def _promise(self, f: Frame, m: Fields) -> None:
+        if m.string(12):
+            raise UnsupportedCommand(f"a named {f.name} (its name is not journaled)")
+        cid = m.uint(11)
+        self._take(1, cid)
+        key = m.string(1)
+        if f.type == w.COMPLETE_PROMISE:
+            # The engine journals only whether it took: the command itself goes first.
+            self._add(JournalEntry(EntryKind.RUN, PAYLOAD_ENTRY, value=f.body), ())
+            o = Outcome.read(m, 2, 3)
+            failure = Failure(*o.failure) if o.failure else None
+            value = None if failure else o.value
+            entry = JournalEntry(EntryKind.COMPLETE_PROMISE, key, value, failure, completed=False)
+        elif f.type == w.GET_PROMISE:
+            entry = JournalEntry(EntryKind.GET_PROMISE, key, completed=False)
+        else:
+            entry = JournalEntry(EntryKind.PEEK_PROMISE, key, completed=False)
+        self._add(entry, (cid,))
 
     def _end(self) -> None:
         self._done = True

@@ -42,4 +42,20 @@ const waiter = restate.service({
   },
 });
 
-restate.endpoint().bind(timers).bind(tsCounter).bind(waiter).listen(Number(process.env.PORT ?? 9081));
+const signup = restate.workflow({
+  name: "tsSignup",
+  handlers: {
+    async run(ctx: restate.WorkflowContext, email: string) {
+      const already = await ctx.promise<string>("code").peek();
+      await ctx.run("send-code", () => log(`code sent to ${email}`));
+      const code = await ctx.promise<string>("code").get();
+      return { email, code, peeked: already ?? null };
+    },
+    async confirm(ctx: restate.WorkflowSharedContext, code: string) {
+      await ctx.promise<string>("code").resolve(code);
+      return "confirmed";
+    },
+  },
+});
+
+restate.endpoint().bind(signup).bind(timers).bind(tsCounter).bind(waiter).listen(Number(process.env.PORT ?? 9081));
