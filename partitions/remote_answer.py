@@ -17,6 +17,10 @@ from engine.model import EntryKind, Failure, JournalEntry
 from engine.records import Command, Complete, StartInvocation
 from partitions.restate_journal import Answer, UnsupportedCommand, replay
 
+ABORT_S = 600.0
+"""The longest one exchange may take, or a stream stay silent (Restate's abort timeout): a step
+that hangs for longer fails the attempt, which is retried."""
+
 WAITING = frozenset({EntryKind.CALL, EntryKind.SLEEP, EntryKind.GET_PROMISE})
 """Entries acknowledged only when they complete (a timer fired, a call returned)."""
 

@@ -29,7 +29,7 @@ from engine.model import EntryKind, Failure, JournalEntry
 from engine.records import Command, Complete, StartInvocation
 from partitions import restate_wire as w
 from partitions.h2_client import H2Client, H2Error
-from partitions.remote_answer import AttemptOps, RemoteFailure, conclude
+from partitions.remote_answer import ABORT_S, AttemptOps, RemoteFailure, conclude
 from partitions.remote_stream import StreamAttempt, stream_url
 from partitions.restate_journal import ProtocolError, ResponseReader, UnsupportedCommand, replay
 from partitions.restate_journal import start_frame as start_message
@@ -37,9 +37,6 @@ from partitions.service_directory import ServiceDirectory
 
 log = logging.getLogger("perdure.remote")
 
-ABORT_S = 600.0
-"""The longest one exchange may take (Restate's abort timeout): a handler's step that hangs for
-longer fails the attempt, which is retried."""
 CONNECT_S = 5.0
 REGISTRATION_WAIT_S = 5.0
 """How long a worker waits to read a registration it has not seen yet before it parks an
@@ -170,8 +167,7 @@ class RemoteInvoker:
     async def _post(
         self, start: StartInvocation, dep: Deployment, frames: list[w.Frame]
     ) -> list[w.Frame]:
-        t = start.target
-        url = f"{dep.uri.rstrip('/')}/invoke/{t.service}/{t.handler}"
+        url = stream_url(dep, start)
         body = start_message(start, len(frames)).to_bytes() + b"".join(f.to_bytes() for f in frames)
         headers = _headers(start)
         self._on_exchange(1)

@@ -19,25 +19,16 @@ from engine.model import EntryKind, JournalEntry
 from engine.records import Command, StartInvocation
 from partitions import restate_wire as w
 from partitions.h2_client import Exchange, H2Client
-from partitions.remote_answer import WAITING, AttemptOps, RemoteFailure, conclude
+from partitions.remote_answer import ABORT_S, WAITING, AttemptOps, RemoteFailure, conclude
 from partitions.restate_journal import (
     CalleeKinds,
     NewEntry,
     ResponseReader,
+    outcome_fields,
     promise_outcome,
     replay,
     start_frame,
 )
-
-IDLE_ABORT_S = 600.0
-"""A stream on which nothing happens for this long fails the attempt (Restate's abort timeout)."""
-
-
-def _outcome(entry: JournalEntry) -> w.FieldList:
-    if entry.failure is not None:
-        return [(6, w.failure(entry.failure.code, entry.failure.message))]
-    return [(5, w.value(entry.value or b""))]
-
 
 _PROMISE_COMPLETIONS = {
     EntryKind.GET_PROMISE: w.GET_PROMISE_COMPLETION,
@@ -52,7 +43,7 @@ def notification(entry: JournalEntry, completions: tuple[int, ...]) -> w.Frame |
     if not completions:
         return None  # an entry of Perdure's own (a command's payload): nothing to tell
     if kind is EntryKind.RUN:
-        return w.frame(w.RUN_COMPLETION, [(1, completions[0]), *_outcome(entry)])
+        return w.frame(w.RUN_COMPLETION, [(1, completions[0]), *outcome_fields(entry)])
     if kind is EntryKind.SEND and entry.call is not None:
         return w.frame(w.CALL_INVOCATION_ID, [(1, completions[0]), (16, entry.call.callee_id)])
     if not entry.completed:
@@ -63,7 +54,7 @@ def notification(entry: JournalEntry, completions: tuple[int, ...]) -> w.Frame |
         completion = _PROMISE_COMPLETIONS[kind]
         return w.frame(completion, [(1, completions[0]), *promise_outcome(entry)])
     if kind is EntryKind.CALL:
-        return w.frame(w.CALL_COMPLETION, [(1, completions[1]), *_outcome(entry)])
+        return w.frame(w.CALL_COMPLETION, [(1, completions[1]), *outcome_fields(entry)])
     return None
 
 
@@ -114,7 +105,7 @@ class StreamAttempt:
                         # step; either way it suspends once its request ends, as Restate's
                         # inactivity timeout has it, and the attempt holds no stream.
                         suspending = not ex.request_ended
-                        timeout = self._suspend_after_s if suspending else IDLE_ABORT_S
+                        timeout = self._suspend_after_s if suspending else ABORT_S
                         waiting: set[asyncio.Future[object]] = {next_frame, *self._waits}  # type: ignore[arg-type]
                         done, _ = await asyncio.wait(
                             waiting,

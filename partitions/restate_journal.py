@@ -19,7 +19,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from engine import signals
 from engine.deployments import PIN_ENTRY, STATE_ENTRY
@@ -60,7 +59,7 @@ class Replay:
     """Completion id to the index of the Perdure entry that completes it."""
 
 
-def _outcome_fields(entry: JournalEntry) -> w.FieldList:
+def outcome_fields(entry: JournalEntry) -> w.FieldList:
     """A notification's result: field 6 failure, field 5 value."""
     if entry.failure is not None:
         return [(6, w.failure(entry.failure.code, entry.failure.message))]
@@ -126,11 +125,11 @@ def replay(start: StartInvocation, journal: list[JournalEntry]) -> Replay:
             if entry.name == STATE_ENTRY:
                 continue
             frames.append(w.frame(w.RUN, [(11, cid), (12, entry.name)]))
-            frames.append(w.frame(w.RUN_COMPLETION, [(1, cid), *_outcome_fields(entry)]))
+            frames.append(w.frame(w.RUN_COMPLETION, [(1, cid), *outcome_fields(entry)]))
             index_of[cid] = index
             cid += 1
         elif kind is EntryKind.SLEEP:
-            wake = int(entry.value or b"0") if entry.completed or entry.value else 0
+            wake = int(entry.value or b"0")
             frames.append(w.frame(w.SLEEP, [(1, wake), (11, cid), (12, entry.name)]))
             if entry.completed:
                 frames.append(w.frame(w.SLEEP_COMPLETION, [(1, cid), (4, [])]))
@@ -153,7 +152,7 @@ def replay(start: StartInvocation, journal: list[JournalEntry]) -> Replay:
             if kind is EntryKind.CALL:
                 index_of[cid + 1] = index
                 if entry.completed:
-                    result = _outcome_fields(entry)
+                    result = outcome_fields(entry)
                     frames.append(w.frame(w.CALL_COMPLETION, [(1, cid + 1), *result]))
                 cid += 2
             else:
@@ -171,7 +170,7 @@ def replay(start: StartInvocation, journal: list[JournalEntry]) -> Replay:
         elif kind is EntryKind.AWAKEABLE and signals.signal_of(entry.name) is not None:
             if entry.completed:  # a signal takes no completion id
                 idx = signals.signal_of(entry.name)
-                frames.append(w.frame(w.SIGNAL, [(2, idx), *_outcome_fields(entry)]))
+                frames.append(w.frame(w.SIGNAL, [(2, idx), *outcome_fields(entry)]))
         else:
             raise UnsupportedCommand(f"journal entry {index} ({kind.value}) has no Restate form")
     return Replay(frames, cid, index_of)
@@ -303,7 +302,7 @@ class ResponseReader:
             new = self._runs.pop(cid)
             o = Outcome.read(m, 14, 15, bare_value=True)
             failure = Failure(*o.failure) if o.failure else None
-            new.entry = _replace(
+            new.entry = replace(
                 new.entry, value=o.value if failure is None else None, failure=failure
             )
             new.run_completion = None
@@ -406,11 +405,7 @@ class ResponseReader:
 
 
 def _with_ops(entry: JournalEntry, ops: list[StateOp]) -> JournalEntry:
-    return _replace(entry, state_ops=(*entry.state_ops, *ops))
-
-
-def _replace(entry: JournalEntry, **changes: Any) -> JournalEntry:
-    return replace(entry, **changes)
+    return replace(entry, state_ops=(*entry.state_ops, *ops))
 
 
 def _key(m: Fields) -> str:
