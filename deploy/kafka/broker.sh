@@ -284,7 +284,7 @@ cmd_start() {
       scram+=(--add-scram "SCRAM-SHA-256=[name=${user%%:*},password=${user#*:}]")
       scram+=(--add-scram "SCRAM-SHA-512=[name=${user%%:*},password=${user#*:}]")
     done
-    "${JAVA_ARGS[@]}" kafka.tools.StorageTool format -t "$cid" -c "$CONF/server.properties" \
+    "${JAVA_ARGS[@]}" kafka.tools.StorageTool format --cluster-id="$cid" -c "$CONF/server.properties" \
       ${scram[@]+"${scram[@]}"} >>"$LOGS/format.out" 2>&1 ||
       { cat "$LOGS/format.out" >&2; die "storage format failed"; }
     log "formatted $DATA (cluster id $cid)"

@@ -62,8 +62,12 @@ setup() {
   read -r -a CPORTS <"$ROOT/controller.ports"
   ((${#CPORTS[@]} == NODES)) || die "$ROOT/controller.ports should hold $NODES ports"
   if [[ ! -f $ROOT/cluster.id ]]; then
-    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
-    "$PYTHON" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))' >"$ROOT/cluster.id"
+    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding, and (like
+    # Kafka's own Uuid.randomUuid) never start with "-", which its tools would read as an option.
+    "$PYTHON" -c 'import base64, os
+while (cid := base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")).startswith("-"):
+    pass
+print(cid)' >"$ROOT/cluster.id"
   fi
   VOTERS=""
   local n
