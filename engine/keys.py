@@ -30,8 +30,11 @@ INPUT = b"\x0d"
 WAITER = b"\x0e"
 RECEIPT = b"\x0f"
 TIMELINE = b"\x10"
-SIGNAL = b"\x11"
 """When each journal entry was recorded and completed, and each failed attempt (operators' view)."""
+SIGNAL = b"\x11"
+"""A Restate SDK's awakeable resolved before the handler waited for it (engine/signals.py)."""
+EARLY_AWAKEABLE = b"\x12"
+"""One of Perdure's awakeables resolved before its entry reached the journal (engine/signals.py)."""
 
 SCHEDULED_START = 0xFFFFFFFF
 """The entry index of a delayed invocation's start timer."""
@@ -247,3 +250,13 @@ def signal_prefix(invocation_id: str) -> bytes:
 def signal_key(invocation_id: str, signal: int) -> bytes:
     """One early signal; the value is the completed journal entry it becomes."""
     return signal_prefix(invocation_id) + signal.to_bytes(4, "big")
+
+
+def early_awakeable_prefix(invocation_id: str) -> bytes:
+    """Every resolution of one of Perdure's awakeables that came before its entry was journaled."""
+    return EARLY_AWAKEABLE + _component(invocation_id)
+
+
+def early_awakeable_key(invocation_id: str, index: int) -> bytes:
+    """One early resolution of the awakeable at journal ``index``; the value is its entry."""
+    return early_awakeable_prefix(invocation_id) + index.to_bytes(4, "big")

@@ -1,12 +1,20 @@
-"""Signals: the awakeables of Restate's SDKs, resolved by id before or after they are journaled.
+"""Awakeables resolved by id, before or after the entry that waits for them is journaled.
 
-A Restate SDK (service protocol V5+) makes an awakeable without telling the engine: it takes a
-signal index (17, 18, ...) and builds the id from the invocation and that index
-(engine/ids.py ``signal_awakeable_id``). The remote invoker journals an ``awakeable`` entry named
-``restate:signal:{index}`` only when the SDK waits for it, which may be after the id was handed
-out and resolved. So a resolution (``CompleteAwakeable`` with ``index = -signal``) completes that
-entry if it exists, and otherwise is kept (``keys.signal_key``) until the entry is proposed, which
-then journals it completed. A second resolution of the same signal is a 409, like an awakeable's.
+An awakeable's id is handed out before the log holds the entry it completes, so a resolution
+can overtake it:
+
+* Perdure's SDK proposes the ``awakeable`` entry when it makes the id, but the proposal travels
+  through the worker's producer while the id may already have reached someone who resolves it
+  through the ingress: the two records race to the partition.
+* A Restate SDK (service protocol V5+) tells the engine nothing when it makes an awakeable: it
+  takes a signal index (17, 18, ...) and builds the id from the invocation and that index
+  (engine/ids.py ``signal_awakeable_id``). The remote invoker journals an ``awakeable`` entry
+  named ``restate:signal:{index}`` only when the SDK waits for it.
+
+So a resolution (``CompleteAwakeable``; ``index = -signal`` for a signal) of a live invocation
+completes its entry if it exists, and otherwise is kept (``keys.early_awakeable_key``,
+``keys.signal_key``) until the entry is proposed, which then journals it completed. A second
+resolution of the same awakeable is a 409; an invocation that is unknown or completed is a 404.
 """
 
 from __future__ import annotations
@@ -15,12 +23,15 @@ from dataclasses import replace
 
 from engine import codec, keys, receipts
 from engine.lifecycle import complete_entry
-from engine.model import EntryKind, Failure, JournalEntry, Phase
+from engine.model import EntryKind, Failure, InvocationStatus, JournalEntry, Phase
 from engine.records import Action, CompleteAwakeable, Envelope, ResponseStatus
 from engine.status import get_entry, get_status
 from engine.storage import PartitionTxn
 
 ENTRY_PREFIX = "restate:signal:"
+
+_NOT_FOUND = Failure(404, "awakeable not found")
+_TWICE = Failure(409, "the awakeable was already completed")
 
 
 def entry_name(signal: int) -> str:
@@ -36,54 +47,73 @@ def signal_of(name: str) -> int | None:
     return int(rest) if rest.isdigit() else None
 
 
-def complete_signal(env: Envelope, c: CompleteAwakeable, txn: PartitionTxn) -> list[Action]:
-    """Resolves or rejects signal ``-c.index`` of ``c.invocation_id``."""
+def complete_awakeable(env: Envelope, c: CompleteAwakeable, txn: PartitionTxn) -> list[Action]:
+    """Resolves or rejects an awakeable (``c.index >= 0``) or a signal (``c.index < 0``)."""
     again = receipts.already_done(txn, c.invocation_id, c.caller)
     if again is not None:
         return again
-    signal = -c.index
     s = get_status(txn, c.invocation_id)
     failure: Failure | None = None
     actions: list[Action] = []
-    name = entry_name(signal)
-    if s is None or s.phase is Phase.COMPLETED:
-        failure = Failure(404, "awakeable not found")
+    if s is None:
+        failure = _NOT_FOUND
     else:
-        index = next(
-            (
-                i
-                for i in range(s.journal_length)
-                if (e := get_entry(txn, c.invocation_id, i)) is not None
-                and e.kind is EntryKind.AWAKEABLE
-                and e.name == name
-            ),
-            None,
-        )
-        done = JournalEntry(EntryKind.AWAKEABLE, name, c.value, c.failure, completed=True)
-        if index is not None:
-            entry = get_entry(txn, c.invocation_id, index)
-            if entry is None or entry.completed:
-                failure = Failure(409, "the awakeable was already completed")
+        index, early = _slot(txn, s, c)
+        live = s.phase is not Phase.COMPLETED
+        entry = None if index is None else get_entry(txn, c.invocation_id, index)
+        if index is not None and entry is not None and entry.kind is EntryKind.AWAKEABLE:
+            if entry.completed:
+                failure = _TWICE
+            elif not live:
+                failure = _NOT_FOUND
             else:
                 done = replace(entry, value=c.value, failure=c.failure, completed=True)
                 actions.extend(complete_entry(txn, s, index, done, env.timestamp_ms))
-        elif txn.get(keys.signal_key(c.invocation_id, signal)) is not None:
-            failure = Failure(409, "the awakeable was already completed")
+        elif index is not None or not live:
+            failure = _NOT_FOUND  # journaled as something else, or too late to be waited for
+        elif txn.get(early) is not None:
+            failure = _TWICE
         else:
-            txn.put(keys.signal_key(c.invocation_id, signal), codec.encode_entry(done))
+            kept = JournalEntry(EntryKind.AWAKEABLE, "", c.value, c.failure, completed=True)
+            txn.put(early, codec.encode_entry(kept))
     return actions + receipts.answer_both(
         txn, c.invocation_id, c.reply, c.caller, failure, ResponseStatus.OK, s is not None
     )
 
 
-def take_early(txn: PartitionTxn, invocation_id: str, entry: JournalEntry) -> JournalEntry | None:
-    """The resolution that came before ``entry`` (an awakeable proposed for a signal), if any."""
+def _slot(txn: PartitionTxn, s: InvocationStatus, c: CompleteAwakeable) -> tuple[int | None, bytes]:
+    """The journal index of the awakeable ``c`` resolves (None: not journaled yet), and the key
+    its resolution is kept under until it is."""
+    if c.index >= 0:
+        index = c.index if c.index < s.journal_length else None
+        return index, keys.early_awakeable_key(c.invocation_id, c.index)
+    signal = -c.index
+    name = entry_name(signal)
+    found = next(
+        (
+            i
+            for i in range(s.journal_length)
+            if (e := get_entry(txn, c.invocation_id, i)) is not None
+            and e.kind is EntryKind.AWAKEABLE
+            and e.name == name
+        ),
+        None,
+    )
+    return found, keys.signal_key(c.invocation_id, signal)
+
+
+def take_early(
+    txn: PartitionTxn, invocation_id: str, index: int, entry: JournalEntry
+) -> JournalEntry | None:
+    """The resolution that came before ``entry``, an awakeable proposed at ``index``, if any."""
     signal = signal_of(entry.name)
-    if signal is None:
-        return None
-    key = keys.signal_key(invocation_id, signal)
+    if signal is not None:
+        key = keys.signal_key(invocation_id, signal)
+    else:
+        key = keys.early_awakeable_key(invocation_id, index)
     raw = txn.get(key)
     if raw is None:
         return None
     txn.delete(key)
-    return replace(codec.decode_entry(raw), state_ops=entry.state_ops)
+    kept = codec.decode_entry(raw)
+    return replace(entry, value=kept.value, failure=kept.failure, completed=True)

@@ -22,7 +22,6 @@ from engine import (
     invocation_commands,
     keyed,
     keys,
-    receipts,
     signals,
     state_edits,
     timeline,
@@ -302,7 +301,8 @@ def _propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
     if kind is EntryKind.SLEEP:
         return _propose_sleep(env, s, c.index, entry, txn)
     if kind is EntryKind.AWAKEABLE:
-        pending = signals.take_early(txn, c.invocation_id, entry) or replace(entry, completed=False)
+        early = signals.take_early(txn, c.invocation_id, c.index, entry)
+        pending = early or replace(entry, completed=False)
         put_entry(txn, c.invocation_id, c.index, pending)
         return [AckEntry(c.invocation_id, c.attempt, c.index, pending)]
     if kind is EntryKind.COMPLETE_AWAKEABLE:
@@ -428,29 +428,6 @@ def _via_outbox(
     return [Deliver(command.invocation_id, command)]
 
 
-def _complete_awakeable(env: Envelope, c: CompleteAwakeable, txn: PartitionTxn) -> list[Action]:
-    if c.index < 0:
-        return signals.complete_signal(env, c, txn)  # a Restate SDK's awakeable
-    again = receipts.already_done(txn, c.invocation_id, c.caller)
-    if again is not None:
-        return again
-    s = get_status(txn, c.invocation_id)
-    entry = get_entry(txn, c.invocation_id, c.index)
-    failure: Failure | None = None
-    actions: list[Action] = []
-    if s is None or entry is None or entry.kind is not EntryKind.AWAKEABLE:
-        failure = Failure(404, "awakeable not found")
-    elif entry.completed:
-        failure = Failure(409, "the awakeable was already completed")
-    else:
-        done = replace(entry, value=c.value, failure=c.failure, completed=True)
-        actions.extend(complete_entry(txn, s, c.index, done, env.timestamp_ms))
-    known = s is not None
-    return actions + receipts.answer_both(
-        txn, c.invocation_id, c.reply, c.caller, failure, ResponseStatus.OK, known
-    )
-
-
 def _call_result(env: Envelope, c: CallResult, txn: PartitionTxn) -> list[Action]:
     outbox_key = keys.outbox_key(c.invocation_id, c.index)
     if txn.get(outbox_key) is None:
@@ -568,7 +545,7 @@ _RULES: dict[type, _Rule] = {
     Attach: _attach,
     Detach: _detach,
     CallResult: _call_result,
-    CompleteAwakeable: _complete_awakeable,
+    CompleteAwakeable: signals.complete_awakeable,
     Cancel: cancellation.cancel,
     AnnounceLeader: _announce,
     ProposeEntry: _propose,

@@ -133,6 +133,7 @@ def forget(txn: PartitionTxn, invocation_id: str) -> None:
         keys.outbox_prefix(invocation_id),
         keys.timeline_prefix(invocation_id),
         keys.signal_prefix(invocation_id),
+        keys.early_awakeable_prefix(invocation_id),
     ):
         for key, _ in list(txn.scan(prefix)):
             txn.delete(key)

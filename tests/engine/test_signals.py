@@ -1,4 +1,4 @@
-"""Signals: a Restate SDK's awakeables, resolved before or after the entry that waits exists.
+"""Awakeables (Perdure's and a Restate SDK's signals), resolved before or after their entry exists.
 
 The state machine's own records, no broker: the resolution's answer, the entry it completes and
 what a replay of the log keeps (DESIGN.md invariant 1: a fold of the log).
@@ -15,6 +15,7 @@ from engine.model import EntryKind, JournalEntry, Reply, Target
 from engine.records import (
     AckEntry,
     AnnounceLeader,
+    Complete,
     CompleteAwakeable,
     Envelope,
     Invoke,
@@ -35,16 +36,17 @@ def _running() -> MemoryTxn:
     return txn
 
 
-def _resolve(txn: MemoryTxn, value: bytes, request: str = "r") -> ResponseStatus:
-    c = CompleteAwakeable("i", -17, value=value, reply=Reply(0, request))
+def _resolve(txn: MemoryTxn, value: bytes, request: str = "r", index: int = -17) -> ResponseStatus:
+    c = CompleteAwakeable("i", index, value=value, reply=Reply(0, request))
     actions = state_machine.apply(Envelope(c, 0, "", 2000), txn)
     (sent,) = [a for a in actions if isinstance(a, SendResponse)]
     assert sent.response.status is ResponseStatus.OK or sent.response.failure is not None
     return sent.response.status if sent.response.failure is None else sent.response.failure.code
 
 
-def _propose(txn: MemoryTxn) -> AckEntry:
-    actions = state_machine.apply(Envelope(ProposeEntry("i", 0, 0, WAIT), 1, "w", 3000), txn)
+def _propose(txn: MemoryTxn, entry: JournalEntry = WAIT, index: int = 0) -> AckEntry:
+    proposal = ProposeEntry("i", 0, index, entry)
+    actions = state_machine.apply(Envelope(proposal, 1, "w", 3000), txn)
     (ack,) = [a for a in actions if isinstance(a, AckEntry)]
     return ack
 
@@ -86,3 +88,39 @@ def test_signal_ids_are_restates_format() -> None:
     for bad in ("sign_1", "sign_1!!", "awk_x", "sign_1AAAA"):
         with pytest.raises(InvalidId):
             parse_signal_awakeable_id(bad)
+
+
+OWN = JournalEntry(EntryKind.AWAKEABLE, "awakeable", completed=False)
+STEP = JournalEntry(EntryKind.RUN, "publish", value=b"1")
+
+
+def test_perdures_awakeable_resolved_before_its_proposal_lands_is_kept_for_it() -> None:
+    # The SDK proposes the entry when it makes the id; a resolution through the ingress can
+    # reach the partition first. It must not be a 404.
+    txn = _running()
+    assert _resolve(txn, b'"early"', index=0) is ResponseStatus.OK
+    assert _resolve(txn, b'"again"', "r2", index=0) == 409
+    ack = _propose(txn, OWN)
+    assert ack.entry is not None and ack.entry.completed and ack.entry.value == b'"early"'
+    assert ack.entry.name == "awakeable"
+    assert txn.get(keys.early_awakeable_key("i", 0)) is None, "taken"
+    (entry,) = state_machine.journal(txn, "i")
+    assert entry.completed and entry.value == b'"early"'
+
+
+def test_an_index_journaled_as_another_kind_is_a_404_and_a_kept_one_waits_for_its_index() -> None:
+    txn = _running()
+    assert _resolve(txn, b"1", index=1) is ResponseStatus.OK, "index 1 is not journaled yet"
+    _propose(txn, STEP, 0)
+    assert _resolve(txn, b"1", "r2", index=0) == 404, "entry 0 is a step"
+    ack = _propose(txn, OWN, 1)
+    assert ack.entry is not None and ack.entry.completed and ack.entry.value == b"1"
+
+
+def test_a_completed_invocation_keeps_nothing_early() -> None:
+    txn = _running()
+    state_machine.apply(Envelope(ProposeEntry("i", 0, 0, OWN), 1, "w", 3000), txn)
+    state_machine.apply(Envelope(Complete("i", 0, b'"out"'), 1, "w", 4000), txn)
+    assert _resolve(txn, b"1", index=0) == 404, "its entry can no longer be waited for"
+    assert _resolve(txn, b"1", "r2", index=5) == 404
+    assert not list(txn.scan(keys.early_awakeable_prefix("i")))
