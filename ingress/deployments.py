@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from engine.cluster import ClusterNames, producer_settings
-from engine.deployments import Deployment, deployment_id, remote_deployment
+from engine.deployments import Deployment, RetrySettings, deployment_id, remote_deployment
 from ingress.app import Ingress
 from ingress.errors import IngressError
 from ingress.kafka import ServiceRegistry
@@ -134,6 +134,29 @@ def registry_entries(manifest: dict[str, Any], dep: Deployment) -> list[dict[str
     return entries
 
 
+def retry_policies(uri: str, manifest: dict[str, Any]) -> tuple[tuple[str, RetrySettings], ...]:
+    """The retry policies the manifest sets, by ``service`` and ``service/handler``.
+
+    Raises:
+        IngressError: 400, a retry field Perdure cannot read (named).
+    """
+    found: list[tuple[str, RetrySettings]] = []
+    try:
+        for svc in manifest["services"]:
+            own = RetrySettings.from_manifest(svc)
+            if own is not None:
+                found.append((str(svc.get("name")), own))
+            for h in svc.get("handlers", []):
+                mine = RetrySettings.from_manifest(
+                    {**h, "name": f"{svc.get('name')}/{h.get('name')}"}
+                )
+                if mine is not None:
+                    found.append((f"{svc.get('name')}/{h.get('name')}", mine))
+    except ValueError as err:
+        raise IngressError(400, f"{uri}: {err}") from None
+    return tuple(found)
+
+
 class Deployments:
     """Registers, lists and removes deployments, on the registry topic the admin reads."""
 
@@ -172,7 +195,8 @@ class Deployments:
             now_ms = int(time.time() * 1000)
             bidi = http == "2" and manifest.get("protocolMode") == "BIDI_STREAM"
             mode = "bidi" if bidi else "request_response"
-            dep = Deployment(dep_id, uri, http, PROTOCOL_RANGE[1], services, now_ms, mode)
+            retry = retry_policies(uri, manifest)
+            dep = Deployment(dep_id, uri, http, PROTOCOL_RANGE[1], services, now_ms, mode, retry)
             entries = registry_entries(manifest, dep)
             for name in services:
                 current = self._registry.services.get(name)
@@ -242,6 +266,7 @@ def describe(dep: Deployment, registry: ServiceRegistry) -> dict[str, Any]:
         "mode": dep.mode,
         "created_at_ms": dep.created_ms,
         "services": live,
+        "retry_policies": {name: policy.to_json() for name, policy in dep.retry},
     }
 
 

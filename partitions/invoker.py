@@ -36,6 +36,7 @@ from partitions.metrics import WorkerMetrics
 from partitions.publisher import Publisher, UnknownOutcome
 from partitions.remote_answer import RemoteFailure
 from partitions.remote_invoker import RemoteInvoker
+from partitions.remote_retry import PAUSED_MS, remote_retry
 from sdk import (
     Context,
     Endpoint,
@@ -470,23 +471,54 @@ class Invoker:
             deployment.id,
             deployment.uri,
         )
+        retry = remote_retry(deployment, t)
         try:
             command = await self.remote.execute(start, deployment, _RemoteOps(self, attempt))
         except RemoteFailure as err:
-            return self._failed_attempt(attempt, _REMOTE_RETRY, err)
+            return self._failed_attempt(
+                attempt, retry.policy, err, pause=retry.pause, retry_in_ms=err.retry_in_ms
+            )
         except Exception as err:  # a bug of ours or bytes we misread: retried, never silent
             log.exception("invocation %s: remote attempt failed", start.invocation_id)
-            return self._failed_attempt(attempt, _REMOTE_RETRY, err)
+            return self._failed_attempt(attempt, retry.policy, err, pause=retry.pause)
         if isinstance(command, Complete):
             outcome = "ok" if command.failure is None else "failed"
             self.metrics.invocations_completed.labels(t.service, t.handler, outcome).inc()
         return command
 
-    def _failed_attempt(self, attempt: _Attempt, retry: RetryPolicy, err: Exception) -> Command:
+    def _failed_attempt(
+        self,
+        attempt: _Attempt,
+        retry: RetryPolicy,
+        err: Exception,
+        pause: bool = False,
+        retry_in_ms: int | None = None,
+    ) -> Command:
+        """What a failed attempt becomes: a retry after the policy's delay (``retry_in_ms``
+        instead, if given), or after its last attempt a failure, or with ``pause`` a retry
+        that waits for an operator (partitions/remote_retry.py)."""
         start = attempt.start
         attempts_made = start.attempt + 1
         trace = "".join(traceback.format_exception(err))
         t = start.target
+        if attempts_made >= retry.max_attempts and pause:
+            invocation_log.event(
+                "paused",
+                start.invocation_id,
+                "attempt %d of %d failed; paused until an operator resumes it "
+                "(PATCH /invocations/%s/retry-now) or cancels it: %r",
+                attempts_made,
+                retry.max_attempts,
+                start.invocation_id,
+                err,
+                level=logging.WARNING,
+            )
+            self.metrics.attempts_failed.labels(t.service, t.handler).inc()
+            # Its last line is what operators see in lists: say how to resume.
+            note = f"\npaused after {attempts_made} attempts: PATCH /invocations/{{id}}/retry-now"
+            return AttemptFailed(
+                start.invocation_id, start.attempt, trace[-ERROR_TEXT:] + note, PAUSED_MS
+            )
         if attempts_made >= retry.max_attempts:
             self.metrics.invocations_completed.labels(t.service, t.handler, "failed").inc()
             log.error(
@@ -502,6 +534,8 @@ class Invoker:
                 failure=Failure(500, f"failed after {attempts_made} attempts: {err!r}"),
             )
         delay = retry.delay_after(attempts_made)
+        if retry_in_ms is not None:
+            delay = timedelta(milliseconds=retry_in_ms)
         retry_in = f"attempt {attempts_made} failed, retrying in {delay.total_seconds():.2f}s"
         if attempts_made == 1:
             # The first failure with its stack; later ones of the same invocation in a line.
@@ -604,9 +638,6 @@ class _RemoteOps:
             raise _Suspended(indexes[0])
         return {i: e for i, e in done.items() if e is not None}
 
-
-_REMOTE_RETRY = RetryPolicy()
-"""Deployments' attempts retry with the default policy (their discovery sets none Perdure reads)."""
 
 _CONTEXTS: dict[tuple[ServiceKind, HandlerKind], type[Context]] = {
     (ServiceKind.OBJECT, HandlerKind.EXCLUSIVE): ObjectContext,

@@ -28,7 +28,16 @@ Acks = list[tuple[int, asyncio.Future[JournalEntry | None]]]
 
 
 class RemoteFailure(Exception):
-    """An exchange with the deployment failed: the attempt is retried."""
+    """An exchange with the deployment failed: the attempt is retried.
+
+    Args:
+        message: what failed.
+        retry_in_ms: the delay the SDK asked for before the next attempt, if it did.
+    """
+
+    def __init__(self, message: str, retry_in_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_in_ms = retry_in_ms
 
 
 class AttemptOps(Protocol):
@@ -102,7 +111,7 @@ async def conclude(
             awakeables.append(found)
     await acknowledge(journal, acks, ops)
     if answer.error is not None:
-        raise RemoteFailure(f"the handler failed: {answer.error}")
+        raise RemoteFailure(f"the handler failed: {answer.error}", answer.error_retry_ms)
     if answer.suspended_on is None:
         raise RemoteFailure("the endpoint ended without an output")
     if not complete:

@@ -236,6 +236,9 @@ class Answer:
 
     error: str | None = None
     """The SDK's error: the attempt failed (retryable)."""
+    error_retry_ms: int | None = None
+    """The delay the SDK asks for before the next attempt (``next_retry_delay``: a step's own
+    retry policy), overriding the deployment's for that one retry."""
 
 
 class ResponseReader:
@@ -334,6 +337,7 @@ class ResponseReader:
             return True
         elif t == w.ERROR:
             self.answer.error = f"{m.uint(1)} {m.string(2)}".strip()
+            self.answer.error_retry_ms = m.uint(8) if m.has(8) else None
             self._end()
             return True
         elif t == w.AWAITING_ON:

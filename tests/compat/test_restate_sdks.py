@@ -365,6 +365,47 @@ def test_a_workflow_waits_for_its_durable_promise(
     assert stub_calls(tmp_path)["code sent to ann@x.org"] == 1
 
 
+def test_the_deployments_retry_policy_fails_pauses_and_takes_the_steps_delay(
+    one_cluster: Cluster, ts_endpoint: Callable[..., SdkEndpoint], tmp_path: Path
+) -> None:
+    c = one_cluster
+    dep = registered(c, ts_endpoint("extras.mts"))
+    assert dep["retry_policies"]["retrying"] == {"initial_ms": 50, "attempts": 2, "on_max": "KILL"}
+    assert dep["retry_policies"]["retrying/paused"] == {"on_max": "PAUSE"}
+
+    def attempts(name: str) -> int:
+        return sum(1 for line in stub_calls(tmp_path) if line.startswith(f"attempt {name} "))
+
+    # KILL after the service's two attempts, not Perdure's default twenty.
+    killed = call(c, "retrying/killed", "a")
+    assert killed.status_code == 500 and "after 2 attempts" in killed.text, killed.text
+    assert attempts("killed-a") == 2
+
+    # PAUSE (the handler's, over the service's two attempts): kept until an operator resumes it.
+    sent = httpx.post(f"{c.url}/retrying/paused/send", json="b", timeout=30)
+    invocation = sent.json()["invocationId"]
+    wait_until(lambda: attempts("paused-b") == 2, 20, "two attempts")
+    time.sleep(1.0)
+    assert attempts("paused-b") == 2, "no third attempt on its own"
+    row = httpx.get(f"{c.admin_url}/invocations/{invocation}", timeout=30).json()
+    assert row["status"] == "backing-off", row
+    assert "paused after 2 attempts" in row["last_error"], row
+    assert row["next_attempt_ms"] > time.time() * 1000 + 365 * 24 * 3600 * 1000
+    resumed = httpx.patch(f"{c.admin_url}/invocations/{invocation}/retry-now", timeout=30)
+    assert resumed.status_code == 202, resumed.text
+    out = httpx.get(f"{c.url}/restate/invocation/{invocation}/attach", timeout=60)
+    assert out.status_code == 200 and out.json() == "third time", out.text
+    assert attempts("paused-b") == 3
+
+    # The step's own retry interval (1.5 s, sent by the SDK as next_retry_delay) replaces the
+    # deployment's 50 ms for that retry.
+    began = time.monotonic()
+    step = call(c, "retrying/stepDelay", "c")
+    assert step.status_code == 200 and step.json() == "step done", step.text
+    assert time.monotonic() - began >= 1.4
+    assert attempts("step-c") == 2
+
+
 class _FakeDiscovery(http.server.BaseHTTPRequestHandler):
     """An endpoint that answers discovery with a protocol range Perdure does not speak."""
 
