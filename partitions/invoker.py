@@ -31,7 +31,7 @@ from engine.records import (
 )
 from partitions import invocation_log
 from partitions.errors import PublishError
-from partitions.log import LogWriter
+from partitions.log import LogAppender
 from partitions.metrics import WorkerMetrics
 from partitions.publisher import Publisher, UnknownOutcome
 from partitions.remote_answer import RemoteFailure
@@ -89,7 +89,7 @@ class Invoker:
     def __init__(
         self,
         endpoint: Endpoint,
-        writer: LogWriter,
+        writer: LogAppender,
         metrics: WorkerMetrics,
         suspend_after_s: float = 1.0,
         restart: Restart | None = None,
@@ -122,6 +122,13 @@ class Invoker:
 
     def _parked(self) -> int:
         return sum(a.parked for a in list(self.attempts.values()))
+
+    def all_waiting(self) -> bool:
+        """Whether every live handler waits for something outside its attempt (a timer, a
+        call, an awakeable, a retry): none is in a step or about to start one."""
+        return all(
+            a.task is None or a.task.done() or a.waiting or a.parked for a in self.attempts.values()
+        )
 
     async def watch_acks(self) -> None:
         """Gives up attempts whose proposal was never acknowledged (runs until cancelled).
@@ -172,6 +179,7 @@ class Invoker:
         fut = attempt.pending.pop(action.index, None)
         if fut is not None and not fut.done():
             fut.set_result(action.entry)
+            attempt.waiting = False  # runnable from now on, though its task has not run yet
         elif fut is None and action.entry is not None and action.entry.kind in _COMPLETED_LATER:
             attempt.early[action.index] = action.entry  # completed before anyone awaited it
 
@@ -286,7 +294,11 @@ class Invoker:
                 fut.exception()
 
     async def _propose(
-        self, attempt: _Attempt, index: int, entry: JournalEntry
+        self,
+        attempt: _Attempt,
+        index: int,
+        entry: JournalEntry,
+        appended: Callable[[], None] | None = None,
     ) -> JournalEntry | None:
         loop = asyncio.get_running_loop()
         acked: asyncio.Future[JournalEntry | None] = loop.create_future()
@@ -294,6 +306,8 @@ class Invoker:
         started = loop.time()
         start = attempt.start
         self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry))
+        if appended is not None:
+            appended()  # in the producer's queue, in order: the next entry may follow
         if entry.kind in _WAITING_KINDS:
             return await self._wait_or_suspend(attempt, index, acked)
         completed = await self._acknowledged(attempt, index, acked, started)
@@ -576,8 +590,10 @@ class _Driver:
         self._invoker = invoker
         self._attempt = attempt
 
-    async def propose(self, index: int, entry: JournalEntry) -> JournalEntry | None:
-        return await self._invoker._propose(self._attempt, index, entry)
+    async def propose(
+        self, index: int, entry: JournalEntry, appended: Callable[[], None] | None = None
+    ) -> JournalEntry | None:
+        return await self._invoker._propose(self._attempt, index, entry, appended)
 
     async def completion(self, index: int) -> JournalEntry:
         return await self._invoker._completion(self._attempt, index)

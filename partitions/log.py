@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -21,6 +22,18 @@ LOG_HEADERS: list[tuple[str, str | bytes | None]] = [
     (schemas.VERSION_HEADER, str(schemas.SCHEMA_VERSION).encode())
 ]
 """The headers of every log record (the publisher's transactions write log records too)."""
+
+
+class LogAppender(Protocol):
+    """What the invoker needs of the log: append one record to a partition.
+
+    Kafka (:class:`LogWriter`) in workers; an in-memory log in ``partitions.testing``.
+    ``on_delivery`` is called with None once the record is durable, or with the error.
+    """
+
+    def append(
+        self, partition: int, envelope: Envelope, on_delivery: DeliveryCallback | None = None
+    ) -> None: ...
 
 
 class LogWriter:

@@ -13,7 +13,6 @@ import contextvars
 import hashlib
 import inspect
 import random
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -36,7 +35,7 @@ from engine.model import (
     Target,
 )
 from engine.scopes import scoped_key, split_key
-from sdk import serde
+from sdk import clock, serde
 from sdk.errors import InvocationAborted, TerminalError
 from sdk.options import RetryPolicy, RunOptions
 from sdk.publishing import outgoing_record
@@ -51,11 +50,15 @@ _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 class JournalDriver(Protocol):
     """What the worker gives a context: the way to make an entry durable."""
 
-    def propose(self, index: int, entry: JournalEntry) -> Awaitable[JournalEntry | None]:
+    def propose(
+        self, index: int, entry: JournalEntry, appended: Callable[[], None] | None = None
+    ) -> Awaitable[JournalEntry | None]:
         """Appends entry ``index`` to the log; resolves once the leader has applied it.
 
         Resolves to the completed entry when its outcome came from elsewhere (a call's
-        result, a promise), or None when the proposed entry was complete already.
+        result, a promise), or None when the proposed entry was complete already. Calls
+        ``appended`` once the record is on its way to the log, before that (a sleep or a call
+        resolves only when it completes, but the next entry need not wait for that).
         """
         ...
 
@@ -623,11 +626,20 @@ class Context:
             # State changes made since the last entry are journaled with this one.
             entry = replace(entry, state_ops=tuple(self._pending_ops))
             self._pending_ops.clear()
+        mine = self._proposed[index]
+
+        def appended() -> None:
+            # The next entry may go as soon as this one is in the log's order: a sleep or a
+            # call completes much later, and waiting for that held back every entry after it
+            # (a select between an awakeable and a timeout suspended instead of going on).
+            if not mine.done():
+                mine.set_result(None)
+
         if record is None:
-            completed = await self._driver.propose(index, entry)
+            completed = await self._driver.propose(index, entry, appended)
         else:
             completed = await self._driver.publish(index, entry, record)
-        self._proposed[index].set_result(None)
+        appended()
         return entry if completed is None else completed
 
     def _read(self, kind: StateOpKind, name: str, value: bytes | None) -> bytes | None:
@@ -678,7 +690,7 @@ class SendHandle:
 
 
 def _now() -> float:
-    return time.time()
+    return clock.now()
 
 
 def _fail(fut: asyncio.Future[None], err: BaseException) -> None:

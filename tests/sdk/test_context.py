@@ -22,7 +22,7 @@ class Journal:
         self.replayed = replayed
         self.entries: list[JournalEntry] = []
 
-    async def propose(self, index: int, entry: JournalEntry) -> None:
+    async def propose(self, index: int, entry: JournalEntry, appended: object = None) -> None:
         assert index == self.replayed + len(self.entries), "proposals must arrive in index order"
         await asyncio.sleep(0)
         self.entries.append(entry)

@@ -18,7 +18,7 @@ class Journal:
         self.entries: list[JournalEntry] = []
         self.published: list[tuple[int, OutgoingRecord]] = []
 
-    async def propose(self, index: int, entry: JournalEntry) -> None:
+    async def propose(self, index: int, entry: JournalEntry, appended: object = None) -> None:
         assert index == len(self.entries), "proposals must arrive in index order"
         self.entries.append(entry)
 

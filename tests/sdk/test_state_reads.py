@@ -15,7 +15,7 @@ class Journal:
         self.replayed = replayed
         self.entries: list[JournalEntry] = []
 
-    async def propose(self, index: int, entry: JournalEntry) -> None:
+    async def propose(self, index: int, entry: JournalEntry, appended: object = None) -> None:
         assert index == self.replayed + len(self.entries)
         self.entries.append(entry)
 
