@@ -1,0 +1,73 @@
+"""MemoryLog: the log of a test runtime, one partition held in memory.
+
+Records are kept as the bytes the Kafka log would hold (the same Avro envelope), stamped with
+the virtual clock, and decoded again when applied: a test exercises the byte format too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine import codec
+from engine.records import Command, Envelope
+from partitions.log import DeliveryCallback
+from partitions.testing.clock import VirtualClock
+
+Interceptor = Callable[[Envelope], bool]
+"""Decides whether a record the invoker appends reaches the log (False: dropped, a crash)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One record of the log: its offset, virtual timestamp and command."""
+
+    offset: int
+    timestamp_ms: int
+    epoch: int
+    command: Command
+
+
+class MemoryLog:
+    """An append-only list of encoded envelopes; ``wake`` is set on every append."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self._clock = clock
+        self._records: list[tuple[int, bytes]] = []
+        self.applied = 0
+        """How many records the runtime has applied (the next offset to apply)."""
+        self.wake = asyncio.Event()
+        self.intercept: Interceptor | None = None
+
+    def append(
+        self, partition: int, envelope: Envelope, on_delivery: DeliveryCallback | None = None
+    ) -> None:
+        """Appends to the log (every partition is the one partition), as the invoker does."""
+        if self.intercept is not None and not self.intercept(envelope):
+            return
+        self.put(envelope)
+        if on_delivery is not None:
+            on_delivery(None)
+
+    def put(self, envelope: Envelope) -> None:
+        """Appends a record of the runtime's own (the ingress's, a timer's, a leader's)."""
+        self._records.append((self._clock.now_ms, codec.encode_envelope(envelope)))
+        self.wake.set()
+
+    def pending(self) -> bool:
+        return self.applied < len(self._records)
+
+    def take(self) -> list[Envelope]:
+        """The records not applied yet, decoded; they count as applied from now on."""
+        batch = self._records[self.applied :]
+        self.applied = len(self._records)
+        return [codec.decode_envelope(raw, ts) for ts, raw in batch]
+
+    def records(self) -> list[LogRecord]:
+        """Every record so far, decoded."""
+        out = []
+        for offset, (ts, raw) in enumerate(self._records):
+            env = codec.decode_envelope(raw, ts)
+            out.append(LogRecord(offset, ts, env.epoch, env.command))
+        return out

@@ -1,0 +1,275 @@
+"""TestPartition: one partition's leader in a test's process — the worker's loop, in memory.
+
+It does what a worker's processor loop does for a partition it leads, on the test's event
+loop: apply each record of the log to the store with the real state machine, carry out the
+leader's actions (start and acknowledge handlers through the real invoker, deliver between
+invocations, arm timers, answer waiters), and take over again after a crash.
+
+Time moves only here (:meth:`_move_clock`): to the next timer while the test waits for an
+outcome (auto-advance) or up to the point a test advances to, and only when every handler
+waits: a handler in a step is never overtaken by a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from engine import state_machine
+from engine.model import JournalEntry
+from engine.records import (
+    AckEntry,
+    Action,
+    AnnounceLeader,
+    Command,
+    Deliver,
+    Envelope,
+    InvocationEnded,
+    LeadershipChanged,
+    ProposeEntry,
+    RegisterTimer,
+    Response,
+    ScheduleRetry,
+    SendResponse,
+    StartInvocation,
+    TimerFired,
+)
+from engine.status import get_entry
+from engine.storage import MemoryTxn
+from partitions.invoker import Invoker
+from partitions.metrics import WorkerMetrics
+from partitions.testing.clock import RETRY, VirtualClock
+from partitions.testing.crashes import AFTER, BEFORE, Crash, CrashPlan
+from partitions.testing.memory_log import MemoryLog
+from sdk import Endpoint
+
+PARTITION = 0
+"""The one partition: every invocation and key of a test runtime lives on it."""
+_BUSY_POLL_S = 0.001
+"""How often to look again while a handler is in a step (it appends when it is done)."""
+_FOREVER_MS = 2**62
+
+
+class TestPartition:
+    """The store, log, clock and invoker of a test runtime, and the loop that drives them."""
+
+    __test__ = False
+
+    def __init__(self, app: Endpoint, clock: VirtualClock, suspend_after_s: float) -> None:
+        self.clock = clock
+        self.store = MemoryTxn()
+        self.log = MemoryLog(clock)
+        self.log.intercept = self._before_append
+        self.invoker = Invoker(
+            app,
+            self.log,
+            WorkerMetrics(),
+            suspend_after_s=suspend_after_s,
+            restart=self._restart,
+            ack_timeout_s=3600,  # nothing is lost in memory: no watchdog runs
+        )
+        self.auto_advance = True
+        self.plans: list[CrashPlan] = []
+        self.crashes: list[Crash] = []
+        self._outcomes: set[str] = set()
+        """Requests waiting on an invocation's end: auto-advance moves time for them."""
+        self.advance_to_ms: int | None = None
+        self.quiet = asyncio.Event()
+        self.failure: BaseException | None = None
+        self._waiters: dict[str, asyncio.Future[Response]] = {}
+        self._leaders = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._announce()
+        self._task = asyncio.get_running_loop().create_task(self._pump(), name="test-partition")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.invoker.shutdown()
+
+    @property
+    def epoch(self) -> int:
+        return state_machine.leader(self.store)[0]
+
+    def append(self, command: Command) -> None:
+        """Appends a record as the ingress does (epoch 0: never fenced)."""
+        self.check_alive()
+        self.log.put(Envelope(command))
+
+    def waiter(self, request_id: str, outcome: bool) -> asyncio.Future[Response]:
+        """The future the response to ``request_id`` resolves; drop it with :meth:`forget`.
+
+        ``outcome``: the response comes when an invocation ends, so until it does the test
+        waits for time to pass (auto-advance).
+        """
+        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = fut
+        if outcome:
+            self._outcomes.add(request_id)
+        return fut
+
+    def forget(self, request_id: str) -> None:
+        self._waiters.pop(request_id, None)
+        self._outcomes.discard(request_id)
+
+    def check_alive(self) -> None:
+        if self.failure is not None:
+            raise RuntimeError("the test runtime stopped") from self.failure
+
+    async def wait_quiet(self) -> None:
+        """Until every record is applied and every handler waits."""
+        while True:
+            await self.quiet.wait()
+            self.check_alive()
+            # Quiet, but a record may have come since: look once more after the loop ran.
+            await asyncio.sleep(0)
+            if self.quiet.is_set() and not self.log.pending():
+                return
+
+    def wake(self) -> None:
+        self.quiet.clear()
+        self.log.wake.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                if self.log.pending():
+                    self._apply()
+                    await asyncio.sleep(0)
+                    continue
+                if not self.invoker.all_waiting():
+                    self.quiet.clear()
+                    await self._sleep_until_woken(_BUSY_POLL_S)
+                    continue
+                if self._fire_due():
+                    continue
+                self.quiet.set()
+                if self._move_clock():
+                    continue
+                await self._sleep_until_woken(None)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as err:
+            # A bug of the runtime or the engine: every waiting test call fails with it.
+            self.failure = err
+            self.quiet.set()
+            for fut in self._waiters.values():
+                if not fut.done():
+                    fut.set_exception(RuntimeError(f"the test runtime stopped: {err!r}"))
+            raise
+
+    async def _sleep_until_woken(self, within_s: float | None) -> None:
+        self.log.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.log.wake.wait(), within_s)
+
+    def _move_clock(self) -> bool:
+        """Moves the clock to the next timer, if the test waits for time (True: it moved)."""
+        target = self.advance_to_ms
+        if target is None and self.auto_advance and self._outcomes:
+            target = _FOREVER_MS
+        if target is None:
+            return False
+        due = self.clock.next_due_ms()
+        if due is not None and due <= target:
+            self.clock.move_to(due)
+            return True
+        if self.advance_to_ms is not None and self.clock.now_ms < self.advance_to_ms:
+            self.clock.move_to(self.advance_to_ms)
+            return True
+        return False
+
+    def _fire_due(self) -> bool:
+        fired = False
+        for due in self.clock.take_due():
+            if due.is_retry:
+                start = state_machine.start_action(self.store, due.invocation_id)
+                if start is not None:
+                    self._start(start)
+                    fired = True
+            elif state_machine.timer_armed(self.store, due.at_ms, due.invocation_id, due.index):
+                self.log.put(Envelope(TimerFired(due.invocation_id, due.index), self.epoch))
+                fired = True
+        return fired
+
+    def _apply(self) -> None:
+        for env in self.log.take():
+            for action in state_machine.apply(env, self.store):
+                self._act(action)
+
+    def _act(self, action: Action) -> None:
+        if isinstance(action, StartInvocation):
+            self._start(action)
+        elif isinstance(action, AckEntry):
+            if not self._crash_at(AFTER, action.invocation_id, action.index, action.entry):
+                self.invoker.ack(PARTITION, action)
+        elif isinstance(action, SendResponse):
+            fut = self._waiters.get(action.response.request_id)
+            if fut is not None and not fut.done():
+                fut.set_result(action.response)
+            self._outcomes.discard(action.response.request_id)  # answered: time stands still
+        elif isinstance(action, ScheduleRetry):
+            self.clock.schedule(self.clock.now_ms + action.delay_ms, action.invocation_id, RETRY)
+        elif isinstance(action, InvocationEnded):
+            self.invoker.ended(action.invocation_id)
+        elif isinstance(action, Deliver):
+            self.log.put(Envelope(action.command, 0, "test-runtime"))
+        elif isinstance(action, RegisterTimer):
+            self.clock.schedule(action.wake_at_ms, action.invocation_id, action.index)
+        elif isinstance(action, LeadershipChanged):
+            self._take_over()
+        # Invoked, SweepAgain, TrimLog, AnswerQuery: nothing for a test runtime to do.
+
+    def _start(self, start: StartInvocation) -> None:
+        self.invoker.start(PARTITION, self.epoch, start)
+
+    def _restart(self, _partition: int, invocation_id: str) -> None:
+        start = state_machine.start_action(self.store, invocation_id)
+        if start is not None:
+            self._start(start)
+
+    def _announce(self) -> None:
+        self._leaders += 1
+        epoch = self.epoch + 1
+        self.log.put(Envelope(AnnounceLeader(f"test-runtime-{self._leaders}"), epoch))
+
+    def _take_over(self) -> None:
+        """What a new leader does: arm the timers the store holds, start what runs."""
+        self.clock.clear_timers()
+        for timer in state_machine.timers(self.store):
+            self.clock.schedule(timer.wake_at_ms, timer.invocation_id, timer.index)
+        for start in state_machine.running_invocations(self.store):
+            self._start(start)
+
+    # -- crashes ----------------------------------------------------------------------------
+
+    def _before_append(self, env: Envelope) -> bool:
+        c = env.command
+        crashed = isinstance(c, ProposeEntry) and self._crash_at(
+            BEFORE, c.invocation_id, c.index, c.entry
+        )
+        return not crashed  # a crash takes the record with it
+
+    def _crash_at(
+        self, point: str, invocation_id: str, index: int, entry: JournalEntry | None
+    ) -> bool:
+        if not self.plans:
+            return False
+        entry = entry or get_entry(self.store, invocation_id, index)
+        if entry is None:
+            return False
+        if not any(plan.take(point, invocation_id, index, entry) for plan in self.plans):
+            return False
+        self.crashes.append(Crash(invocation_id, index, entry.name, point))
+        asyncio.get_running_loop().call_soon(self._crash)
+        return True
+
+    def _crash(self) -> None:
+        """The worker dies: every handler stops; a new leader takes over from the store."""
+        self.invoker.release_partition(PARTITION)
+        self._announce()

@@ -1,0 +1,454 @@
+"""TestRuntime: the real engine in the test's process, over an in-memory log, on virtual time.
+
+The state machine, the invoker and the SDK's contexts are the ones workers run; what changes is
+around them: the log is a list (partitions/testing/memory_log.py), the store a dict, the clock
+the test's (partitions/testing/clock.py), and the worker can be crashed at any step
+(partitions/testing/crashes.py). A call goes through the records the ingress would append and
+is answered by the responses the partition would send, so its semantics are those of HTTP.
+
+Time: timers, delayed sends and retry back-offs wait on the virtual clock. It moves when the
+test calls :meth:`TestRuntime.advance`, or, with ``auto_advance`` (the default), to the next
+timer whenever the test waits for an outcome (``call``, ``attach``, a handle's ``result``) and
+no handler can go on without time passing. While the test does not wait (after a ``send``),
+time stands still, so a test can resolve an awakeable before a timeout races it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Generic, TypeVar, overload
+
+from engine import keyed, queries, state_machine
+from engine.ids import (
+    InvocationId,
+    awakeable_id,
+    idempotent_uid,
+    parse_awakeable_id,
+    workflow_run_id,
+)
+from engine.model import EntryKind, Failure, HandlerKind, JournalEntry, Reply, Target
+from engine.records import (
+    Attach,
+    Cancel,
+    Command,
+    CompleteAwakeable,
+    Invoke,
+    Response,
+    ResponseStatus,
+)
+from partitions.testing.clock import VirtualClock
+from partitions.testing.crashes import Crash, CrashPlan
+from partitions.testing.memory_log import LogRecord
+from partitions.testing.partition import PARTITION, TestPartition
+from sdk import Endpoint, TerminalError, clock, serde
+from sdk.service import HandlerDef
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+
+
+class StuckError(RuntimeError):
+    """The test waits for an outcome that nothing in the runtime can bring about."""
+
+
+class Invocation(Generic[OutputT]):
+    """A started invocation: its id, and its result when the test wants to wait for it."""
+
+    def __init__(self, runtime: TestRuntime, invocation_id: str, output_type: Any) -> None:
+        self.id = invocation_id
+        self._runtime = runtime
+        self._output_type = output_type
+
+    async def result(self, limit: timedelta | None = None) -> OutputT:
+        """Waits for the invocation's outcome (attach); raises its :class:`TerminalError`."""
+        value: OutputT = await self._runtime._attach(self.id, self._output_type, limit)
+        return value
+
+    def __repr__(self) -> str:
+        return f"Invocation({self.id!r})"
+
+
+class TestRuntime:
+    """Runs an endpoint's handlers on the real engine, in this process, on virtual time.
+
+    Use it as ``async with TestRuntime(app) as rt:``. Calls take the handler function itself
+    (``await rt.call(process_payment, order)``), with ``key=`` for objects and workflows, and
+    return what the handler returns, decoded by its signature; a terminal failure raises
+    :class:`TerminalError` with its status code, as over HTTP.
+
+    Args:
+        app: the services to run.
+        auto_advance: move the clock to the next timer whenever the test waits for an outcome
+            and every handler waits for time to pass.
+        start: the virtual clock's first reading (default: now).
+        suspend_after: how long (real time) a handler waiting for a timer, call or awakeable
+            keeps its task before it suspends, as ``PERDURE_SUSPEND_AFTER_S``.
+        timeout: how long (real time) a call may take before the test fails with
+            :class:`StuckError` describing where the invocation stands.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+
+    def __init__(
+        self,
+        app: Endpoint,
+        *,
+        auto_advance: bool = True,
+        start: datetime | None = None,
+        suspend_after: timedelta = timedelta(seconds=1),
+        timeout: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.app = app
+        self.clock = VirtualClock(start)
+        self._auto_advance = auto_advance
+        self._suspend_after_s = suspend_after.total_seconds()
+        self._timeout_s = timeout.total_seconds()
+        self._p: TestPartition | None = None
+        self._clock_token: Any = None
+
+    @property
+    def _part(self) -> TestPartition:
+        if self._p is None:
+            raise RuntimeError("use the runtime inside `async with TestRuntime(app) as rt:`")
+        return self._p
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> TestRuntime:
+        self._clock_token = clock.use(self.clock.time)
+        self._p = TestPartition(self.app, self.clock, self._suspend_after_s)
+        self._p.auto_advance = self._auto_advance
+        self._p.start()
+        await self.settle()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._p is not None:
+            await self._p.stop()
+        if self._clock_token is not None:
+            clock.restore(self._clock_token)
+
+    # -- calling ----------------------------------------------------------------------------
+
+    @overload
+    async def call(
+        self,
+        handler: Callable[[Any], Awaitable[OutputT]],
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> OutputT: ...
+
+    @overload
+    async def call(
+        self,
+        handler: Callable[[Any, InputT], Awaitable[OutputT]],
+        arg: InputT,
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> OutputT: ...
+
+    async def call(
+        self,
+        handler: Callable[..., Awaitable[Any]],
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Calls a handler and waits for its result, as ``POST /{service}/{key}/{handler}``.
+
+        Raises:
+            TerminalError: the invocation failed (its status code and message).
+            StuckError: it cannot finish (it waits for something only the test could do).
+        """
+        h = _handler_def(handler)
+        invoke, inv = self._invoke_record(h, arg, key, idempotency_key, headers, send=False)
+        response = await self._request(invoke, self._waiters_reply(invoke), inv)
+        return _outcome(response, h.output_type)
+
+    @overload
+    async def send(
+        self,
+        handler: Callable[[Any], Awaitable[OutputT]],
+        *,
+        key: str | None = None,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+    ) -> Invocation[OutputT]: ...
+
+    @overload
+    async def send(
+        self,
+        handler: Callable[[Any, InputT], Awaitable[OutputT]],
+        arg: InputT,
+        *,
+        key: str | None = None,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+    ) -> Invocation[OutputT]: ...
+
+    async def send(
+        self,
+        handler: Callable[..., Awaitable[Any]],
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+    ) -> Invocation[Any]:
+        """Starts a handler without waiting for it (``.../send``, ``?delay=``); returns its
+        handle once the invocation is recorded."""
+        h = _handler_def(handler)
+        delay_ms = 0 if delay is None else int(delay.total_seconds() * 1000)
+        invoke, inv = self._invoke_record(
+            h, arg, key, idempotency_key, None, send=True, delay_ms=delay_ms
+        )
+        if invoke.reply is not None:
+            response = await self._request(invoke, invoke.reply.request_id, inv, outcome=False)
+            if response.failure is not None:
+                raise TerminalError(response.failure.message, response.failure.code)
+        else:
+            self._part.append(invoke)
+            await self.settle()
+        return Invocation(self, invoke.invocation_id, h.output_type)
+
+    async def attach(self, invocation_id: str, limit: timedelta | None = None) -> Any:
+        """Waits for an invocation's outcome by its id; its result as JSON (untyped)."""
+        return await self._attach(invocation_id, None, limit)
+
+    async def resolve_awakeable(self, awakeable: str, value: Any = None) -> None:
+        """Completes an awakeable with ``value``, as ``POST /restate/awakeables/{id}/resolve``.
+
+        Raises:
+            TerminalError: 404 (unknown, or its invocation ended), 409 (completed already).
+        """
+        await self._complete_awakeable(awakeable, serde.encode(value), None)
+
+    async def reject_awakeable(self, awakeable: str, reason: str) -> None:
+        """Fails an awakeable: the handler's await raises :class:`TerminalError` (``reason``)."""
+        await self._complete_awakeable(awakeable, None, Failure(500, reason))
+
+    async def cancel(self, invocation_id: str, *, kill: bool = False) -> None:
+        """Cancels an invocation (``DELETE /restate/invocation/{id}``), or kills it."""
+        request_id = uuid.uuid4().hex
+        record = Cancel(invocation_id, kill, Reply(PARTITION, request_id))
+        response = await self._request(record, request_id, None, outcome=False)
+        if response.failure is not None:
+            raise TerminalError(response.failure.message, response.failure.code)
+
+    # -- time -------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        """The virtual clock's reading."""
+        return self.clock.now
+
+    async def advance(self, by: timedelta) -> None:
+        """Moves the clock forward by ``by``, firing each timer due on the way in time order
+        and letting handlers run to their next wait after each."""
+        target = self.clock.now_ms + int(by.total_seconds() * 1000)
+        p = self._part
+        p.advance_to_ms = target
+        p.wake()
+        try:
+            while True:
+                await p.wait_quiet()
+                if self.clock.now_ms >= target:
+                    break
+        finally:
+            p.advance_to_ms = None
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Waits until every record is applied and every handler waits (time stands still)."""
+        self._part.wake()
+        await self._part.wait_quiet()
+
+    # -- crashes ----------------------------------------------------------------------------
+
+    def crash_after(self, step: str | None = None, *, before_journal: bool = False) -> None:
+        """Crashes the worker once right after entry ``step`` (a ``ctx.run`` name, ``sleep``,
+        ...) is journaled, or with ``before_journal`` once after the step's action ran but
+        before its result was journaled; the invocation replays from its journal. ``step``
+        None: every entry."""
+        steps = None if step is None else frozenset([step])
+        self._part.plans.append(CrashPlan(steps, before_journal, not before_journal))
+
+    def crash_every_step(self, *, before_journal: bool = True) -> None:
+        """Crashes the worker at every entry of every invocation, once each: after it is
+        journaled and (``before_journal``) after each ``ctx.run`` action ran but before its
+        result is journaled. A handler that passes is deterministic on replay and its steps
+        are safe to run again."""
+        self._part.plans.append(CrashPlan(None, before_journal, True))
+
+    # -- inspection -------------------------------------------------------------------------
+
+    @property
+    def crashes(self) -> list[Crash]:
+        """Every crash the runtime made so far, in order."""
+        return list(self._part.crashes)
+
+    def journal(self, invocation_id: str) -> list[JournalEntry]:
+        """The invocation's journal as its partition holds it."""
+        return list(state_machine.journal(self._part.store, invocation_id))
+
+    def describe(self, invocation_id: str, results: bool = False) -> dict[str, Any]:
+        """The operators' view of an invocation, as ``GET /invocations/{id}`` shows it."""
+        return queries.describe(self._part.store, invocation_id, self.clock.now_ms, results)
+
+    def state(self, service: str | Callable[..., Any], key: str) -> dict[str, Any]:
+        """A virtual object's or workflow's state for ``key``, each value decoded as JSON."""
+        name = service if isinstance(service, str) else _handler_def(service).service
+        return {k: serde.decode(v, None) for k, v in keyed.read_state(self._part.store, name, key)}
+
+    def records(self) -> list[LogRecord]:
+        """Every record the log holds, in order (what Kafka would hold)."""
+        return self._part.log.records()
+
+    def awakeables(self, invocation_id: str) -> list[str]:
+        """The ids of the invocation's awakeables that are not completed yet."""
+        return [
+            awakeable_id(invocation_id, i)
+            for i, e in enumerate(self.journal(invocation_id))
+            if e.kind is EntryKind.AWAKEABLE and not e.completed
+        ]
+
+    # -- internals: records in --------------------------------------------------------------
+
+    def _invoke_record(
+        self,
+        h: HandlerDef,
+        arg: Any,
+        key: str | None,
+        idempotency_key: str | None,
+        headers: dict[str, str] | None,
+        *,
+        send: bool,
+        delay_ms: int = 0,
+    ) -> tuple[Invoke, InvocationId]:
+        kind = h.invocation_kind
+        if kind is HandlerKind.SERVICE and key is not None:
+            raise TerminalError(f"{h.service}/{h.name} is a service handler: it takes no key", 400)
+        if kind is not HandlerKind.SERVICE and key is None:
+            raise TerminalError(f"{h.service}/{h.name} needs a key", 400)
+        if idempotency_key and kind is HandlerKind.WORKFLOW:
+            raise TerminalError("a workflow run is idempotent by its key already", 400)
+        body = serde.encode(arg, h.input_type) if h.takes_input else b""
+        if kind is HandlerKind.WORKFLOW:
+            assert key is not None
+            inv = workflow_run_id(h.service, key)
+        else:
+            uid = (
+                idempotent_uid(h.service, h.name, key, idempotency_key) if idempotency_key else None
+            )
+            if key is None:
+                inv = InvocationId.new_unkeyed(uid)
+            else:
+                inv = InvocationId.for_key(key.encode(), uid or InvocationId.new_unkeyed().uid)
+        wait = not send or bool(idempotency_key) or kind is HandlerKind.WORKFLOW
+        reply = Reply(PARTITION, uuid.uuid4().hex) if wait else None
+        record = Invoke(
+            str(inv),
+            Target(h.service, h.name, key),
+            body,
+            reply,
+            idempotency_key,
+            send,
+            tuple((headers or {}).items()),
+            kind,
+            delay_ms=delay_ms,
+        )
+        return record, inv
+
+    @staticmethod
+    def _waiters_reply(invoke: Invoke) -> str:
+        assert invoke.reply is not None
+        return invoke.reply.request_id
+
+    async def _attach(self, invocation_id: str, output_type: Any, limit: timedelta | None) -> Any:
+        request_id = uuid.uuid4().hex
+        record = Attach(invocation_id, Reply(PARTITION, request_id), True)
+        seconds = None if limit is None else limit.total_seconds()
+        response = await self._request(record, request_id, invocation_id, limit_s=seconds)
+        return _outcome(response, output_type)
+
+    async def _complete_awakeable(
+        self, awakeable: str, value: bytes | None, failure: Failure | None
+    ) -> None:
+        invocation_id, index = parse_awakeable_id(awakeable)
+        request_id = uuid.uuid4().hex
+        record = CompleteAwakeable(invocation_id, index, value, failure, Reply(0, request_id))
+        response = await self._request(record, request_id, None, outcome=False)
+        if response.failure is not None:
+            raise TerminalError(response.failure.message, response.failure.code)
+
+    async def _request(
+        self,
+        record: Command,
+        request_id: str,
+        about: InvocationId | str | None,
+        *,
+        outcome: bool = True,
+        limit_s: float | None = None,
+    ) -> Response:
+        """Appends ``record`` and waits for the response to ``request_id``.
+
+        ``outcome``: the answer waits on an invocation's end, so time may be advanced for it.
+        """
+        p = self._part
+        fut = p.waiter(request_id, outcome)
+        try:
+            p.append(record)
+            limit = self._timeout_s if limit_s is None else limit_s
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), limit)
+            except TimeoutError:
+                raise StuckError(self._describe(about, limit)) from None
+        finally:
+            p.forget(request_id)
+
+    def _describe(self, about: InvocationId | str | None, limit: float) -> str:
+        if about is None:
+            return f"no answer within {limit:.0f}s"
+        invocation_id = str(about)
+        journal = self.journal(invocation_id)
+        waits = [
+            f"{i}: {e.kind.value} {e.name!r}" for i, e in enumerate(journal) if not e.completed
+        ]
+        where = (
+            f"it waits on entry {', '.join(waits)}" if waits else "it is not waiting on an entry"
+        )
+        return (
+            f"invocation {invocation_id} did not finish within {limit:.0f}s (real time); "
+            f"{where}. If it waits for an awakeable or a promise, complete it from the test "
+            "(rt.send, then rt.resolve_awakeable or a call), then wait for its result."
+        )
+
+
+def _handler_def(handler: Callable[..., Any]) -> HandlerDef:
+    h = getattr(handler, "__perdure_handler__", None)
+    if not isinstance(h, HandlerDef):
+        raise TypeError(f"{handler!r} is not a Perdure handler (decorate it with @svc.handler())")
+    return h
+
+
+def _outcome(response: Response, output_type: Any) -> Any:
+    if response.failure is not None:
+        raise TerminalError(response.failure.message, response.failure.code)
+    if response.status is ResponseStatus.NOT_FOUND:
+        raise TerminalError(f"invocation {response.invocation_id} not found", 404)
+    return serde.decode(response.result or b"null", output_type, what="the handler's result")
