@@ -1,5 +1,6 @@
 """The Perdure SDK. Only the names in ``__all__`` are public (a test pins the list)."""
 
+from sdk.client import AsyncPerdureClient, PerdureClient
 from sdk.context import Context, SendHandle
 from sdk.endpoint import Endpoint
 from sdk.errors import InvocationAborted, TerminalError
@@ -14,12 +15,14 @@ from sdk.options import RetryPolicy, RunOptions, Subscribe
 from sdk.service import Service, VirtualObject, Workflow
 
 __all__ = [
+    "AsyncPerdureClient",
     "Context",
     "DurablePromise",
     "Endpoint",
     "InvocationAborted",
     "ObjectContext",
     "ObjectSharedContext",
+    "PerdureClient",
     "RetryPolicy",
     "RunOptions",
     "SendHandle",

@@ -5,12 +5,14 @@ import sdk
 
 def test_public_names_are_pinned() -> None:
     assert sorted(sdk.__all__) == [
+        "AsyncPerdureClient",
         "Context",
         "DurablePromise",
         "Endpoint",
         "InvocationAborted",
         "ObjectContext",
         "ObjectSharedContext",
+        "PerdureClient",
         "RetryPolicy",
         "RunOptions",
         "SendHandle",

@@ -1,0 +1,137 @@
+"""The ingress's HTTP contract as the Python client speaks it: the request for each operation,
+and how an answer becomes a result or a :class:`~sdk.errors.TerminalError` (sdk/client.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from engine.model import HandlerKind
+from sdk import serde
+from sdk.errors import TerminalError
+from sdk.service import HandlerDef
+
+OutputT = TypeVar("OutputT")
+
+NOT_READY = 470
+"""The status of an output asked for while its invocation still runs (Restate's)."""
+
+
+@dataclass(frozen=True)
+class Sent(Generic[OutputT]):
+    """A send the ingress accepted: the invocation's id, and whether it was new."""
+
+    invocation_id: str
+    status: str
+    """``Accepted``, or ``PreviouslyAccepted`` for an idempotency key or workflow id seen before."""
+    output_type: Any = None
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+
+
+def handler_def(handler: Any) -> HandlerDef:
+    h = getattr(handler, "__perdure_handler__", None)
+    if not isinstance(h, HandlerDef):
+        raise TypeError(f"{handler!r} is not a Perdure handler (decorate it with @svc.handler())")
+    return h
+
+
+def target_path(h: HandlerDef, key: str | None) -> str:
+    kind = h.invocation_kind
+    if kind is HandlerKind.SERVICE:
+        if key is not None:
+            raise TerminalError(f"{h.service}/{h.name} is a service handler: it takes no key", 400)
+        return f"/{quote(h.service, safe='')}/{quote(h.name, safe='')}"
+    if key is None:
+        raise TerminalError(f"{h.service}/{h.name} needs a key", 400)
+    return "/" + "/".join(quote(p, safe="") for p in (h.service, key, h.name))
+
+
+def invoke_request(
+    h: HandlerDef,
+    arg: Any,
+    key: str | None,
+    *,
+    send: bool,
+    idempotency_key: str | None,
+    delay: timedelta | None,
+    headers: dict[str, str] | None,
+) -> Request:
+    path = target_path(h, key) + ("/send" if send else "")
+    body = serde.encode(arg, h.input_type) if h.takes_input else b""
+    extra = dict(headers or {})
+    if idempotency_key is not None:
+        extra["idempotency-key"] = idempotency_key
+    params: tuple[tuple[str, str], ...] = ()
+    if delay is not None:
+        if not send:
+            raise TerminalError("a delay applies to a send only", 400)
+        params = (("delay", f"{int(delay.total_seconds() * 1000)}ms"),)
+    return Request(
+        "POST", path, body, (("content-type", "application/json"), *extra.items()), params
+    )
+
+
+def decode(response: httpx.Response, output_type: Any) -> Any:
+    raise_for(response)
+    return serde.decode(response.content or b"null", output_type, what="the handler's result")
+
+
+def sent(response: httpx.Response, output_type: Any) -> Sent[Any]:
+    raise_for(response)
+    doc = response.json()
+    return Sent(str(doc["invocationId"]), str(doc.get("status", "Accepted")), output_type)
+
+
+def raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        doc = response.json()
+        message = str(doc.get("message", response.text))
+    except ValueError:
+        message = response.text
+    raise TerminalError(message or response.reason_phrase, response.status_code)
+
+
+def awakeable_request(awakeable: str, value: Any, reason: str | None) -> Request:
+    verb = "resolve" if reason is None else "reject"
+    body = serde.encode(value) if reason is None else reason.encode()
+    path = f"/restate/awakeables/{quote(awakeable, safe='')}/{verb}"
+    return Request("POST", path, body, (("content-type", "application/json"),))
+
+
+def call_options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - {"idempotency_key", "headers"}
+    if unknown:
+        raise TypeError(f"unknown call options: {', '.join(sorted(unknown))}")
+    return {"idempotency_key": options.get("idempotency_key"), "headers": options.get("headers")}
+
+
+def send_options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - {"idempotency_key", "headers", "delay"}
+    if unknown:
+        raise TypeError(f"unknown send options: {', '.join(sorted(unknown))}")
+    return {
+        "idempotency_key": options.get("idempotency_key"),
+        "headers": options.get("headers"),
+        "delay": options.get("delay"),
+    }
+
+
+def id_and_type(invocation: str | Sent[Any]) -> tuple[str, Any]:
+    if isinstance(invocation, Sent):
+        return invocation.invocation_id, invocation.output_type
+    return invocation, None

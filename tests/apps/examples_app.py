@@ -1,0 +1,11 @@
+"""The README's examples in one endpoint, for tests that drive several over one cluster."""
+
+from __future__ import annotations
+
+from examples.approvals import approvals
+from examples.cart import cart
+from examples.payments import payments
+from examples.signup import signup
+from sdk import Endpoint
+
+app = Endpoint([payments, cart, signup, approvals])
