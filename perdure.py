@@ -127,7 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-port", type=int, help="admin API, 0: none [PERDURE_ADMIN_PORT, else 9070]"
     )
     dev.add_argument(
-        "--state-dir", help="RocksDB stores [PERDURE_STATE_DIR, else .perdure/dev-state]"
+        "--state-dir",
+        help="RocksDB stores [PERDURE_STATE_DIR, else .perdure/dev-state]; with --embedded, "
+        "the log file [else .perdure/embedded]",
+    )
+    dev.add_argument(
+        "--embedded",
+        action="store_true",
+        help="no broker, no Java: the log and the worker in the ingress's process",
     )
     _common(dev)
     admin_cli.add_commands(sub)
@@ -318,6 +325,8 @@ def _run_dev(args: argparse.Namespace) -> int:
     if _port_taken(port):
         _say(f"port {port} is in use (another perdure dev?); stop it or pick one: --port 8081")
         return 1
+    if args.embedded:
+        return _run_embedded(args, port)
     admin_port = args.admin_port
     if admin_port is None:
         admin_port = int(os.environ.get("PERDURE_ADMIN_PORT", "9070"))
@@ -380,6 +389,29 @@ def _run_dev(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
     return code
+
+
+def _run_embedded(args: argparse.Namespace, port: int) -> int:
+    """``perdure dev --embedded``: the ingress, its log and the worker in this one process."""
+    from ingress.app import Ingress, create_app
+    from ingress.config import IngressSettings
+    from partitions.config import WorkerSettings
+    from partitions.embedded import EmbeddedLog
+
+    app = _load_app(args.app)
+    folder = Path(args.state_dir or os.environ.get("PERDURE_STATE_DIR") or ".perdure/embedded")
+    settings = IngressSettings.from_env(port=port)
+    ingress = Ingress(settings)
+    ingress.use_local_log(EmbeddedLog(app, folder, WorkerSettings.from_env().suspend_after_s))
+    _say(f"embedded log in {folder}, ingress http://127.0.0.1:{port}, app {args.app}")
+    _serve(
+        create_app(settings, ingress),
+        settings.host,
+        settings.port,
+        settings.event_loop,
+        log_format=args.log_format,
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,6 +54,7 @@ from ingress.config import IngressSettings
 from ingress.errors import IngressError
 from ingress.health import KafkaProbe
 from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
+from ingress.local_log import LocalLog, LocalProducer, LocalRegistry
 from ingress.lookups import register_lookups
 from ingress.metrics import IngressMetrics
 from ingress.openapi import document as openapi_document
@@ -78,16 +79,31 @@ class Ingress:
         self.waiters: dict[str, asyncio.Future[LogResponse]] = {}
         self.log_partitions = 0
         self.reply_partition = 0
-        self.producer: LogProducer | None = None
-        self.registry: ServiceRegistry | None = None
+        self.producer: LogProducer | LocalProducer | None = None
+        self.registry: ServiceRegistry | LocalRegistry | None = None
         self.responses: ResponseReader | None = None
         self.probe: KafkaProbe | None = None
         self.metrics = IngressMetrics()
+        self._local: LocalLog | None = None
         self.stopping = False
         """Set on SIGTERM: readiness says 503 so that load balancers send calls elsewhere,
         while this replica still serves those it gets (see ``shutdown_delay_s``)."""
 
+    def use_local_log(self, local: LocalLog) -> None:
+        """Serves over a log in this process (``perdure dev --embedded``) instead of Kafka:
+        :meth:`start` then connects to nothing."""
+        self.log_partitions = 1
+        self.reply_partition = 0
+        self.producer = LocalProducer(local)
+        self.registry = LocalRegistry(local)
+        local.on_response(self._deliver)
+        self._local = local
+
     async def start(self) -> None:
+        if self._local is not None:
+            await self._local.start()
+            log.info("ingress on http://%s:%d over the embedded log", *self._address())
+            return
         s = self.settings
         try:
             self.log_partitions, response_partitions = await asyncio.to_thread(
@@ -123,7 +139,12 @@ class Ingress:
             self.reply_partition,
         )
 
+    def _address(self) -> tuple[str, int]:
+        return self.settings.host, self.settings.port
+
     async def stop(self) -> None:
+        if self._local is not None:
+            await self._local.stop()
         for part in (self.responses, self.registry):
             if part is not None:
                 await asyncio.to_thread(part.close)

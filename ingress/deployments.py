@@ -278,6 +278,8 @@ def register_deployments(app: FastAPI, core: Ingress, bootstrap: str, names: Clu
         registry = core.registry
         if registry is None or not core.ready:
             raise IngressError(503, "the service registry is loading")
+        if not isinstance(registry, ServiceRegistry):
+            raise IngressError(501, "deployments need Kafka's registry (not the embedded log)")
         if not made:
             made.append(Deployments(bootstrap, names, registry))
         return made[0], registry

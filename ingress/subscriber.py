@@ -41,6 +41,7 @@ from engine.records import Envelope, Invoke, ResponseStatus
 from engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
 from ingress.dead_letters import DeadLetter, DeadLetters, own_headers, why_headers
 from ingress.errors import IngressError
+from ingress.kafka import LogProducer
 from ingress.offsets import OffsetTracker, TopicPart
 from ingress.subscription_metrics import SubscriptionMetrics
 
@@ -390,7 +391,8 @@ class SubscriptionRunner:
         """Appends the invocation now (in the order of the calls); the answer's waiter is in
         place before the record can be read."""
         ingress = self._ingress
-        assert ingress.producer is not None
+        # Subscriptions run in the admin, which always has Kafka (never an embedded log).
+        assert isinstance(ingress.producer, LogProducer)
         request_id = uuid.uuid4().hex
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         ingress.waiters[request_id] = answer

@@ -5,8 +5,8 @@ README's "Testing your handlers". A pytest fixture: ``pytest_plugins =
 ["partitions.testing.pytest_plugin"]`` in a conftest.py (partitions/testing/pytest_plugin.py).
 """
 
-from partitions.testing.crashes import Crash
-from partitions.testing.memory_log import LogRecord
+from partitions.local.crashes import Crash
+from partitions.local.memory_log import LogRecord
 from partitions.testing.runtime import Invocation, StuckError, TestRuntime
 
 __all__ = ["Crash", "Invocation", "LogRecord", "StuckError", "TestRuntime"]

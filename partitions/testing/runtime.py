@@ -1,9 +1,9 @@
 """TestRuntime: the real engine in the test's process, over an in-memory log, on virtual time.
 
 The state machine, the invoker and the SDK's contexts are the ones workers run; what changes is
-around them: the log is a list (partitions/testing/memory_log.py), the store a dict, the clock
-the test's (partitions/testing/clock.py), and the worker can be crashed at any step
-(partitions/testing/crashes.py). A call goes through the records the ingress would append and
+around them: the log is a list (partitions/local/memory_log.py), the store a dict, the clock
+the test's (partitions/local/clock.py), and the worker can be crashed at any step
+(partitions/local/crashes.py). A call goes through the records the ingress would append and
 is answered by the responses the partition would send, so its semantics are those of HTTP.
 
 Time: timers, delayed sends and retry back-offs wait on the virtual clock. It moves when the
@@ -40,10 +40,10 @@ from engine.records import (
     Response,
     ResponseStatus,
 )
-from partitions.testing.clock import VirtualClock
-from partitions.testing.crashes import Crash, CrashPlan
-from partitions.testing.memory_log import LogRecord
-from partitions.testing.partition import PARTITION, TestPartition
+from partitions.local.clock import VirtualClock
+from partitions.local.crashes import Crash, CrashPlan
+from partitions.local.memory_log import LogRecord
+from partitions.local.partition import PARTITION, LocalPartition
 from sdk import Endpoint, TerminalError, clock, serde
 from sdk.service import HandlerDef
 
@@ -107,11 +107,11 @@ class TestRuntime:
         self._auto_advance = auto_advance
         self._suspend_after_s = suspend_after.total_seconds()
         self._timeout_s = timeout.total_seconds()
-        self._p: TestPartition | None = None
+        self._p: LocalPartition | None = None
         self._clock_token: Any = None
 
     @property
-    def _part(self) -> TestPartition:
+    def _part(self) -> LocalPartition:
         if self._p is None:
             raise RuntimeError("use the runtime inside `async with TestRuntime(app) as rt:`")
         return self._p
@@ -120,7 +120,7 @@ class TestRuntime:
 
     async def __aenter__(self) -> TestRuntime:
         self._clock_token = clock.use(self.clock.time)
-        self._p = TestPartition(self.app, self.clock, self._suspend_after_s)
+        self._p = LocalPartition(self.app, self.clock, self._suspend_after_s)
         self._p.auto_advance = self._auto_advance
         self._p.start()
         await self.settle()

@@ -1,19 +1,22 @@
-"""TestPartition: one partition's leader in a test's process — the worker's loop, in memory.
+"""LocalPartition: one partition's leader in the process that uses it — the worker's loop, with
+no broker (a test runtime's, or ``perdure dev --embedded``'s).
 
-It does what a worker's processor loop does for a partition it leads, on the test's event
+It does what a worker's processor loop does for a partition it leads, on the process's event
 loop: apply each record of the log to the store with the real state machine, carry out the
 leader's actions (start and acknowledge handlers through the real invoker, deliver between
 invocations, arm timers, answer waiters), and take over again after a crash.
 
-Time moves only here (:meth:`_move_clock`): to the next timer while the test waits for an
-outcome (auto-advance) or up to the point a test advances to, and only when every handler
-waits: a handler in a step is never overtaken by a timer.
+On a virtual clock, time moves only here (:meth:`_move_clock`): to the next timer while the
+test waits for an outcome (auto-advance) or up to the point a test advances to, and only when
+every handler waits: a handler in a step is never overtaken by a timer. On the wall clock,
+timers fire when their time comes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from engine import state_machine
 from engine.model import JournalEntry
@@ -37,10 +40,10 @@ from engine.records import (
 from engine.status import get_entry
 from engine.storage import MemoryTxn
 from partitions.invoker import Invoker
+from partitions.local.clock import RETRY, VirtualClock
+from partitions.local.crashes import AFTER, BEFORE, Crash, CrashPlan
+from partitions.local.memory_log import MemoryLog
 from partitions.metrics import WorkerMetrics
-from partitions.testing.clock import RETRY, VirtualClock
-from partitions.testing.crashes import AFTER, BEFORE, Crash, CrashPlan
-from partitions.testing.memory_log import MemoryLog
 from sdk import Endpoint
 
 PARTITION = 0
@@ -50,15 +53,24 @@ _BUSY_POLL_S = 0.001
 _FOREVER_MS = 2**62
 
 
-class TestPartition:
+class LocalPartition:
     """The store, log, clock and invoker of a test runtime, and the loop that drives them."""
 
     __test__ = False
 
-    def __init__(self, app: Endpoint, clock: VirtualClock, suspend_after_s: float) -> None:
+    def __init__(
+        self,
+        app: Endpoint,
+        clock: VirtualClock,
+        suspend_after_s: float,
+        log: MemoryLog | None = None,
+        on_response: Callable[[Response], None] | None = None,
+    ) -> None:
         self.clock = clock
         self.store = MemoryTxn()
-        self.log = MemoryLog(clock)
+        self.log = log or MemoryLog(clock)
+        self._on_response = on_response
+        """Where responses nobody in this process waits for go (the embedded ingress)."""
         self.log.intercept = self._before_append
         self.invoker = Invoker(
             app,
@@ -81,6 +93,9 @@ class TestPartition:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Replays what the log holds (acting on nothing), then leads from there."""
+        for env in self.log.take():
+            state_machine.apply(env, self.store)  # history: its actions were carried out
         self._announce()
         self._task = asyncio.get_running_loop().create_task(self._pump(), name="test-partition")
 
@@ -151,7 +166,7 @@ class TestPartition:
                 self.quiet.set()
                 if self._move_clock():
                     continue
-                await self._sleep_until_woken(None)
+                await self._sleep_until_woken(self._until_next_timer_s())
         except asyncio.CancelledError:
             raise
         except BaseException as err:
@@ -168,12 +183,19 @@ class TestPartition:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.log.wake.wait(), within_s)
 
+    def _until_next_timer_s(self) -> float | None:
+        """On the wall clock, how long until the next timer is due (None: until woken)."""
+        due = self.clock.next_due_ms()
+        if not self.clock.wall or due is None:
+            return None
+        return max(due - self.clock.now_ms, 0) / 1000
+
     def _move_clock(self) -> bool:
         """Moves the clock to the next timer, if the test waits for time (True: it moved)."""
         target = self.advance_to_ms
         if target is None and self.auto_advance and self._outcomes:
             target = _FOREVER_MS
-        if target is None:
+        if target is None or self.clock.wall:
             return False
         due = self.clock.next_due_ms()
         if due is not None and due <= target:
@@ -212,6 +234,8 @@ class TestPartition:
             fut = self._waiters.get(action.response.request_id)
             if fut is not None and not fut.done():
                 fut.set_result(action.response)
+            elif self._on_response is not None:
+                self._on_response(action.response)
             self._outcomes.discard(action.response.request_id)  # answered: time stands still
         elif isinstance(action, ScheduleRetry):
             self.clock.schedule(self.clock.now_ms + action.delay_ms, action.invocation_id, RETRY)

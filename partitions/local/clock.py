@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,13 +34,22 @@ RETRY = -1
 
 
 class VirtualClock:
-    """Milliseconds since the epoch, moved forward only by the runtime."""
+    """Milliseconds since the epoch, moved forward only by the runtime; and what is due when.
 
-    def __init__(self, start: datetime | None = None) -> None:
+    With ``wall``, it reads the wall clock instead (``perdure dev --embedded``): timers are
+    due when their time comes, and nothing moves it.
+    """
+
+    def __init__(self, start: datetime | None = None, *, wall: bool = False) -> None:
         at = start or datetime.now(UTC)
-        self.now_ms = int(at.timestamp() * 1000)
+        self.wall = wall
+        self._now_ms = int(at.timestamp() * 1000)
         self._due: list[Due] = []
         self._seq = itertools.count()
+
+    @property
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) if self.wall else self._now_ms
 
     def time(self) -> float:
         """Seconds since the epoch (what ``ctx.time()`` reads)."""
@@ -50,7 +60,8 @@ class VirtualClock:
         return datetime.fromtimestamp(self.now_ms / 1000, UTC)
 
     def move_to(self, at_ms: int) -> None:
-        self.now_ms = max(self.now_ms, at_ms)
+        if not self.wall:
+            self._now_ms = max(self._now_ms, at_ms)
 
     def schedule(self, at_ms: int, invocation_id: str, index: int) -> None:
         heapq.heappush(self._due, Due(at_ms, next(self._seq), invocation_id, index))

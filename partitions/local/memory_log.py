@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from engine import codec
 from engine.records import Command, Envelope
+from partitions.local.clock import VirtualClock
 from partitions.log import DeliveryCallback
-from partitions.testing.clock import VirtualClock
 
 Interceptor = Callable[[Envelope], bool]
 """Decides whether a record the invoker appends reaches the log (False: dropped, a crash)."""
@@ -52,8 +52,13 @@ class MemoryLog:
 
     def put(self, envelope: Envelope) -> None:
         """Appends a record of the runtime's own (the ingress's, a timer's, a leader's)."""
-        self._records.append((self._clock.now_ms, codec.encode_envelope(envelope)))
+        record = (self._clock.now_ms, codec.encode_envelope(envelope))
+        self._keep(*record)
+        self._records.append(record)
         self.wake.set()
+
+    def _keep(self, timestamp_ms: int, raw: bytes) -> None:
+        """Makes a record durable before it counts (a file log writes it here)."""
 
     def pending(self) -> bool:
         return self.applied < len(self._records)

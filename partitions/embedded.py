@@ -1,0 +1,65 @@
+"""EmbeddedLog: the log and its partition's leader inside the ingress's process, no broker.
+
+``perdure dev --embedded MODULE:APP`` serves the HTTP ingress over it: one process, no Kafka
+and no Java, the state in a local folder (``log.v1``, partitions/local/file_log.py) that a
+restart replays. It runs the same state machine, invoker and SDK as the workers, on the wall
+clock, with one partition and one leader. For trying Perdure and for laptops: Kafka stays the
+production log, with what only it gives (replicas, several workers, subscriptions, the admin).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.records import Envelope, Response
+from partitions.local.clock import VirtualClock
+from partitions.local.file_log import FileLog
+from partitions.local.partition import LocalPartition
+from sdk import Endpoint
+
+log = logging.getLogger("perdure.embedded")
+
+
+class EmbeddedLog:
+    """The local log the ingress takes (ingress/local_log.py ``LocalLog``).
+
+    Args:
+        app: the services to run.
+        folder: where the log file lives (created if missing).
+        suspend_after_s: as ``PERDURE_SUSPEND_AFTER_S`` for workers.
+    """
+
+    def __init__(self, app: Endpoint, folder: Path, suspend_after_s: float = 1.0) -> None:
+        self.services: dict[str, dict[str, Any]] = {
+            entry["name"]: {**entry, "worker": "embedded"} for entry in app.manifest()
+        }
+        clock = VirtualClock(wall=True)
+        self._log = FileLog(clock, folder)
+        self._deliver: Callable[[Response], None] | None = None
+        self.partition = LocalPartition(
+            app, clock, suspend_after_s, self._log, on_response=self._respond
+        )
+
+    def on_response(self, deliver: Callable[[Response], None]) -> None:
+        self._deliver = deliver
+
+    def _respond(self, response: Response) -> None:
+        if self._deliver is not None:
+            self._deliver(response)
+
+    async def append(self, envelope: Envelope) -> None:
+        self.partition.append(envelope.command)
+
+    async def start(self) -> None:
+        """Replays the folder's log, then leads: what ran before the restart goes on."""
+        replayed = len(self._log.records())
+        self.partition.start()
+        await self.partition.wait_quiet()
+        log.info("embedded log %s: %d records replayed", self._log.path, replayed)
+
+    async def stop(self) -> None:
+        await self.partition.stop()
+        self._log.close()
