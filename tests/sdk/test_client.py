@@ -24,7 +24,7 @@ ORDER = {"orderId": "o-1", "userId": "u-1", "amount": 42}
 
 @pytest.fixture
 def cluster(cluster_factory: Callable[..., Cluster]) -> Cluster:
-    c = cluster_factory(app="tests.apps.examples_app:app")
+    c = cluster_factory(app="examples.everything:app")
     worker = c.start_worker()
     c.start_ingress()
     c.wait_leading(worker)

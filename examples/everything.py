@@ -1,4 +1,7 @@
-"""The README's examples in one endpoint, for tests that drive several over one cluster."""
+"""The README's examples in one endpoint: payments, cart, signup and approvals.
+
+    perdure dev --embedded examples.everything:app
+"""
 
 from __future__ import annotations
 
