@@ -1,6 +1,6 @@
 """The README's examples in one endpoint: payments, cart, signup and approvals.
 
-    perdure dev --embedded examples.everything:app
+perdure dev --embedded examples.everything:app
 """
 
 from __future__ import annotations

@@ -12,13 +12,12 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from confluent_kafka import KafkaError
 
 from engine.deployments import Deployment
-from engine.model import EntryKind, Failure, HandlerKind, JournalEntry, OutgoingRecord, ServiceKind
+from engine.model import Failure, HandlerKind, JournalEntry, OutgoingRecord, ServiceKind
 from engine.records import (
     AckEntry,
     AttemptFailed,
@@ -30,12 +29,20 @@ from engine.records import (
     Suspend,
 )
 from partitions import invocation_log
+from partitions.attempts import (
+    COMPLETED_LATER,
+    WAITING_KINDS,
+    Attempt,
+    Suspended,
+    acknowledged,
+)
 from partitions.errors import PublishError
 from partitions.log import LogAppender
 from partitions.metrics import WorkerMetrics
 from partitions.publisher import Publisher, UnknownOutcome
 from partitions.remote_answer import RemoteFailure
 from partitions.remote_invoker import RemoteInvoker
+from partitions.remote_ops import RemoteOps
 from partitions.remote_retry import PAUSED_MS, remote_retry
 from sdk import (
     Context,
@@ -55,24 +62,6 @@ _RESTART_DELAY_S = 1.0
 _MS = timedelta(milliseconds=1)
 ERROR_TEXT = 4000
 """How much of a failed attempt's traceback (its tail) goes into the log for operators."""
-
-
-@dataclass
-class _Attempt:
-    partition: int
-    epoch: int
-    start: StartInvocation
-    pending: dict[int, asyncio.Future[JournalEntry | None]] = field(default_factory=dict)
-    early: dict[int, JournalEntry] = field(default_factory=dict)
-    task: asyncio.Task[None] | None = None
-    delayed: bool = False
-    """Still waiting out its retry back-off: nothing of it has run yet."""
-    parked: bool = False
-    """No handler for it on this worker: it waits for a worker that has one to lead."""
-    unacked: dict[int, float] = field(default_factory=dict)
-    """Proposals awaiting their acknowledgement, with the loop time they were made."""
-    waiting: bool = False
-    """Waiting for an entry that completes later (a timer, a call): not in a step."""
 
 
 Restart = Callable[[int, str], None]
@@ -106,7 +95,7 @@ class Invoker:
         self.endpoint = endpoint
         self.writer = writer
         self.metrics = metrics
-        self.attempts: dict[str, _Attempt] = {}
+        self.attempts: dict[str, Attempt] = {}
         self.draining = False
         """A graceful stop began (:meth:`drain`): nothing new starts here."""
         # Counted when scraped, not on every start and end: a count over every attempt per
@@ -160,7 +149,7 @@ class Invoker:
             if same and not (current.delayed and delay_s == 0):
                 return  # it runs already (a start that only cuts a back-off short is moot)
             self._cancel(current)
-        attempt = _Attempt(partition, epoch, action, delayed=delay_s > 0)
+        attempt = Attempt(partition, epoch, action, delayed=delay_s > 0)
         self.attempts[action.invocation_id] = attempt
         attempt.task = asyncio.get_running_loop().create_task(
             self._run(attempt, delay_s), name=f"invocation {action.invocation_id}"
@@ -171,7 +160,7 @@ class Invoker:
         attempt = self.attempts.get(action.invocation_id)
         if attempt is None or attempt.start.attempt != action.attempt:
             entry = action.entry
-            if attempt is None and entry is not None and entry.kind in _COMPLETED_LATER:
+            if attempt is None and entry is not None and entry.kind in COMPLETED_LATER:
                 # What a suspended attempt waits for completed, but the partition may not know
                 # it suspended (its Suspend record was lost): start it again from the store.
                 self._request_restart(partition, action.invocation_id, 0)
@@ -180,7 +169,7 @@ class Invoker:
         if fut is not None and not fut.done():
             fut.set_result(action.entry)
             attempt.waiting = False  # runnable from now on, though its task has not run yet
-        elif fut is None and action.entry is not None and action.entry.kind in _COMPLETED_LATER:
+        elif fut is None and action.entry is not None and action.entry.kind in COMPLETED_LATER:
             attempt.early[action.index] = action.entry  # completed before anyone awaited it
 
     def ended(self, invocation_id: str) -> None:
@@ -230,7 +219,7 @@ class Invoker:
     # -- internals ----------------------------------------------------------------------------
 
     @staticmethod
-    def _cancel(attempt: _Attempt) -> None:
+    def _cancel(attempt: Attempt) -> None:
         for fut in attempt.pending.values():
             if not fut.done():
                 fut.set_exception(InvocationAborted())
@@ -248,7 +237,7 @@ class Invoker:
         else:
             asyncio.get_running_loop().call_later(after_s, restart, partition, invocation_id)
 
-    def _give_up(self, attempt: _Attempt, why: str) -> None:
+    def _give_up(self, attempt: Attempt, why: str) -> None:
         """Abandons an attempt whose records may be lost, and restarts it from the store."""
         start = attempt.start
         if self.attempts.get(start.invocation_id) is not attempt:
@@ -259,7 +248,7 @@ class Invoker:
         self._request_restart(attempt.partition, start.invocation_id, _RESTART_DELAY_S)
 
     def _append(
-        self, attempt: _Attempt, command: Command, wait: bool = False
+        self, attempt: Attempt, command: Command, wait: bool = False
     ) -> asyncio.Future[None]:
         """Appends a record of this attempt; a record Kafka refused gives the attempt up.
 
@@ -282,7 +271,7 @@ class Invoker:
         return delivered
 
     def _delivered(
-        self, attempt: _Attempt, fut: asyncio.Future[None], err: KafkaError | None
+        self, attempt: Attempt, fut: asyncio.Future[None], err: KafkaError | None
     ) -> None:
         if err is not None:
             self._give_up(attempt, f"the log refused a record: {err.str()}")
@@ -295,7 +284,7 @@ class Invoker:
 
     async def _propose(
         self,
-        attempt: _Attempt,
+        attempt: Attempt,
         index: int,
         entry: JournalEntry,
         appended: Callable[[], None] | None = None,
@@ -308,25 +297,14 @@ class Invoker:
         self._append(attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry))
         if appended is not None:
             appended()  # in the producer's queue, in order: the next entry may follow
-        if entry.kind in _WAITING_KINDS:
+        if entry.kind in WAITING_KINDS:
             return await self._wait_or_suspend(attempt, index, acked)
-        completed = await self._acknowledged(attempt, index, acked, started)
+        completed = await acknowledged(attempt, index, acked, started)
         self.metrics.step_ack_seconds.observe(loop.time() - started)
         return completed
 
-    @staticmethod
-    async def _acknowledged(
-        attempt: _Attempt, index: int, acked: asyncio.Future[JournalEntry | None], since: float
-    ) -> JournalEntry | None:
-        """Waits for entry ``index``'s acknowledgement, which the watchdog bounds."""
-        attempt.unacked[index] = since
-        try:
-            return await acked
-        finally:
-            attempt.unacked.pop(index, None)
-
     async def _publish(
-        self, attempt: _Attempt, index: int, entry: JournalEntry, record: OutgoingRecord
+        self, attempt: Attempt, index: int, entry: JournalEntry, record: OutgoingRecord
     ) -> JournalEntry | None:
         """Publishes ``record`` and proposes ``entry`` in one transaction; acknowledged like
         any proposal, once the leader read the entry back."""
@@ -350,9 +328,9 @@ class Invoker:
             attempt.pending.pop(index, None)
             raise
         self.metrics.publish_seconds.observe(loop.time() - started)
-        return await self._acknowledged(attempt, index, acked, loop.time())
+        return await acknowledged(attempt, index, acked, loop.time())
 
-    async def _completion(self, attempt: _Attempt, index: int) -> JournalEntry:
+    async def _completion(self, attempt: Attempt, index: int) -> JournalEntry:
         early = attempt.early.pop(index, None)
         if early is not None:
             return early
@@ -364,7 +342,7 @@ class Invoker:
         return entry
 
     async def _wait_or_suspend(
-        self, attempt: _Attempt, index: int, fut: asyncio.Future[JournalEntry | None]
+        self, attempt: Attempt, index: int, fut: asyncio.Future[JournalEntry | None]
     ) -> JournalEntry | None:
         """Waits for an entry that completes later (a timer, a call, a promise).
 
@@ -373,18 +351,18 @@ class Invoker:
         suspends it at once.
         """
         if self.draining and not fut.done():
-            raise _Suspended(index)
+            raise Suspended(index)
         attempt.waiting = True
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.suspend_after_s)
         except TimeoutError:
             if fut.done():
                 return fut.result()  # completed while the wait was being cancelled
-            raise _Suspended(index) from None
+            raise Suspended(index) from None
         finally:
             attempt.waiting = False
 
-    async def _run(self, attempt: _Attempt, delay_s: float) -> None:
+    async def _run(self, attempt: Attempt, delay_s: float) -> None:
         try:
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
@@ -392,12 +370,12 @@ class Invoker:
             command = await self._execute(attempt)
             if command is not None:
                 await self._append(attempt, command, wait=True)
-        except _Suspended:
+        except Suspended:
             self._suspend(attempt)
         except (asyncio.CancelledError, InvocationAborted):
             return
 
-    def _suspend(self, attempt: _Attempt) -> None:
+    def _suspend(self, attempt: Attempt) -> None:
         start = attempt.start
         waiting = tuple(sorted(i for i, f in attempt.pending.items() if not f.done()))
         if self.attempts.get(start.invocation_id) is attempt:
@@ -410,7 +388,7 @@ class Invoker:
         self.metrics.suspensions.inc()
         invocation_log.event("suspended", start.invocation_id, "waiting on entries %s", waiting)
 
-    async def _execute(self, attempt: _Attempt) -> Command | None:
+    async def _execute(self, attempt: Attempt) -> Command | None:
         start = attempt.start
         handler = self.endpoint.handler(start.target.service, start.target.handler)
         if handler is None and self.remote is not None:
@@ -472,7 +450,7 @@ class Invoker:
         except Exception as err:
             return self._failed_attempt(attempt, handler.retry, err)
 
-    async def _execute_remote(self, attempt: _Attempt, deployment: Deployment) -> Command:
+    async def _execute_remote(self, attempt: Attempt, deployment: Deployment) -> Command:
         assert self.remote is not None
         start = attempt.start
         t = start.target
@@ -487,7 +465,8 @@ class Invoker:
         )
         retry = remote_retry(deployment, t)
         try:
-            command = await self.remote.execute(start, deployment, _RemoteOps(self, attempt))
+            ops = RemoteOps(attempt, self._append, lambda: self.draining, self.suspend_after_s)
+            command = await self.remote.execute(start, deployment, ops)
         except RemoteFailure as err:
             return self._failed_attempt(
                 attempt, retry.policy, err, pause=retry.pause, retry_in_ms=err.retry_in_ms
@@ -502,7 +481,7 @@ class Invoker:
 
     def _failed_attempt(
         self,
-        attempt: _Attempt,
+        attempt: Attempt,
         retry: RetryPolicy,
         err: Exception,
         pause: bool = False,
@@ -566,27 +545,8 @@ class Invoker:
         )
 
 
-class _Suspended(InvocationAborted):
-    """The handler waits for entry ``index`` longer than the invoker keeps a task for."""
-
-
-_WAITING_KINDS = frozenset(
-    {
-        EntryKind.CALL,
-        EntryKind.SLEEP,
-        EntryKind.GET_PROMISE,
-        EntryKind.COMPLETE_AWAKEABLE,
-        EntryKind.CANCEL_INVOCATION,
-    }
-)
-"""Entries whose acknowledgement waits for something outside the attempt."""
-
-_COMPLETED_LATER = _WAITING_KINDS | {EntryKind.AWAKEABLE}
-"""Entries whose completion may come after the attempt stopped waiting (and suspended)."""
-
-
 class _Driver:
-    def __init__(self, invoker: Invoker, attempt: _Attempt) -> None:
+    def __init__(self, invoker: Invoker, attempt: Attempt) -> None:
         self._invoker = invoker
         self._attempt = attempt
 
@@ -602,57 +562,6 @@ class _Driver:
         self, index: int, entry: JournalEntry, record: OutgoingRecord
     ) -> JournalEntry | None:
         return await self._invoker._publish(self._attempt, index, entry, record)
-
-
-class _RemoteOps:
-    """The journal operations of one attempt, for :class:`RemoteInvoker`."""
-
-    def __init__(self, invoker: Invoker, attempt: _Attempt) -> None:
-        self._invoker = invoker
-        self._attempt = attempt
-
-    def propose(self, index: int, entry: JournalEntry) -> asyncio.Future[JournalEntry | None]:
-        attempt = self._attempt
-        acked: asyncio.Future[JournalEntry | None] = asyncio.get_running_loop().create_future()
-        attempt.pending[index] = acked
-        start = attempt.start
-        self._invoker._append(
-            attempt, ProposeEntry(start.invocation_id, start.attempt, index, entry)
-        )
-        return acked
-
-    async def acknowledged(
-        self, index: int, fut: asyncio.Future[JournalEntry | None]
-    ) -> JournalEntry | None:
-        loop = asyncio.get_running_loop()
-        return await self._invoker._acknowledged(self._attempt, index, fut, loop.time())
-
-    async def wait_any(self, indexes: tuple[int, ...]) -> dict[int, JournalEntry]:
-        attempt = self._attempt
-        waits: dict[int, asyncio.Future[JournalEntry | None]] = {}
-        for index in indexes:
-            early = attempt.early.pop(index, None)
-            if early is not None:
-                return {index: early}
-            fut = attempt.pending.get(index)
-            if fut is None:
-                fut = attempt.pending[index] = asyncio.get_running_loop().create_future()
-            waits[index] = fut
-        if self._invoker.draining:
-            raise _Suspended(indexes[0])
-        attempt.waiting = True
-        try:
-            await asyncio.wait(
-                waits.values(),
-                timeout=self._invoker.suspend_after_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            attempt.waiting = False
-        done = {i: f.result() for i, f in waits.items() if f.done()}
-        if not done:
-            raise _Suspended(indexes[0])
-        return {i: e for i, e in done.items() if e is not None}
 
 
 _CONTEXTS: dict[tuple[ServiceKind, HandlerKind], type[Context]] = {
