@@ -2,7 +2,8 @@
 
 ``from partitions.testing import TestRuntime``; see partitions/testing/runtime.py, and the
 README's "Testing your handlers". A pytest fixture: ``pytest_plugins =
-["partitions.testing.pytest_plugin"]`` in a conftest.py (partitions/testing/pytest_plugin.py).
+["partitions.testing.pytest_plugin"]`` in the top-level conftest.py
+(partitions/testing/pytest_plugin.py).
 """
 
 from partitions.local.crashes import Crash

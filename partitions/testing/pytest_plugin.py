@@ -1,6 +1,6 @@
 """A pytest fixture for :class:`~partitions.testing.TestRuntime` (needs pytest-asyncio).
 
-In a ``conftest.py``::
+In the top-level ``conftest.py`` (pytest takes ``pytest_plugins`` nowhere else)::
 
     pytest_plugins = ["partitions.testing.pytest_plugin"]
 
