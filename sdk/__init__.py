@@ -1,9 +1,10 @@
 """The Perdure SDK. Only the names in ``__all__`` are public (a test pins the list)."""
 
 from sdk.client import AsyncPerdureClient, PerdureClient
-from sdk.context import Context, SendHandle
+from sdk.context import Context
 from sdk.endpoint import Endpoint
 from sdk.errors import InvocationAborted, TerminalError
+from sdk.journal import SendHandle
 from sdk.keyed_context import (
     DurablePromise,
     ObjectContext,

@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
-from engine.model import HandlerKind
 from sdk import serde
+from sdk.call_targets import check_key
 from sdk.errors import TerminalError
 from sdk.service import HandlerDef
 
@@ -49,14 +49,9 @@ def handler_def(handler: Any) -> HandlerDef:
 
 
 def target_path(h: HandlerDef, key: str | None) -> str:
-    kind = h.invocation_kind
-    if kind is HandlerKind.SERVICE:
-        if key is not None:
-            raise TerminalError(f"{h.service}/{h.name} is a service handler: it takes no key", 400)
-        return f"/{quote(h.service, safe='')}/{quote(h.name, safe='')}"
-    if key is None:
-        raise TerminalError(f"{h.service}/{h.name} needs a key", 400)
-    return "/" + "/".join(quote(p, safe="") for p in (h.service, key, h.name))
+    check_key(h, key)
+    parts = (h.service, h.name) if key is None else (h.service, key, h.name)
+    return "/" + "/".join(quote(p, safe="") for p in parts)
 
 
 def invoke_request(

@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, Protocol, TypeVar, get_type_hints, overload
+from typing import Any, TypeVar, get_type_hints, overload
 
 from engine.errors import InvalidId
-from engine.ids import InvocationId, awakeable_id, call_uid, workflow_run_id
+from engine.ids import InvocationId, awakeable_id, call_uid
 from engine.model import (
     READ_KINDS,
     CallSpec,
@@ -36,7 +36,9 @@ from engine.model import (
 )
 from engine.scopes import scoped_key, split_key
 from sdk import clock, serde
+from sdk.call_targets import check_key, invocation_id_for
 from sdk.errors import InvocationAborted, TerminalError
+from sdk.journal import JournalDriver, JournalMismatchError, SendHandle
 from sdk.options import RetryPolicy, RunOptions
 from sdk.publishing import outgoing_record
 
@@ -45,44 +47,6 @@ T = TypeVar("T")
 _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "perdure_step", default=None
 )
-
-
-class JournalDriver(Protocol):
-    """What the worker gives a context: the way to make an entry durable."""
-
-    def propose(
-        self, index: int, entry: JournalEntry, appended: Callable[[], None] | None = None
-    ) -> Awaitable[JournalEntry | None]:
-        """Appends entry ``index`` to the log; resolves once the leader has applied it.
-
-        Resolves to the completed entry when its outcome came from elsewhere (a call's
-        result, a promise), or None when the proposed entry was complete already. Calls
-        ``appended`` once the record is on its way to the log, before that (a sleep or a call
-        resolves only when it completes, but the next entry need not wait for that).
-        """
-        ...
-
-    def completion(self, index: int) -> Awaitable[JournalEntry]:
-        """Resolves when journaled entry ``index``, still waiting for its outcome, completes."""
-        ...
-
-    def publish(
-        self, index: int, entry: JournalEntry, record: OutgoingRecord
-    ) -> Awaitable[JournalEntry | None]:
-        """Publishes ``record`` and appends entry ``index`` in one Kafka transaction; resolves
-        like :meth:`propose`."""
-        ...
-
-
-class JournalMismatchError(TerminalError):
-    """The handler's code no longer matches its journal (it changed while invocations ran)."""
-
-    def __init__(self, index: int, expected: JournalEntry, got_kind: EntryKind, got_name: str):
-        super().__init__(
-            f"journal mismatch at entry {index}: the journal has {expected.kind.value} "
-            f"{expected.name!r} but the handler now does {got_kind.value} {got_name!r}",
-            500,
-        )
 
 
 def _return_type(fn: Callable[..., Any]) -> Any:
@@ -524,10 +488,7 @@ class Context:
         if h is None:
             raise TerminalError(f"{handler!r} is not a Perdure handler (decorate it first)")
         kind = h.invocation_kind
-        if kind is HandlerKind.SERVICE and key is not None:
-            raise TerminalError(f"{h.service}/{h.name} is a service handler: it takes no key")
-        if kind is not HandlerKind.SERVICE and key is None:
-            raise TerminalError(f"{h.service}/{h.name} needs a key")
+        check_key(h, key, 500)
         if key is not None and self._target is not None and self._target.key is not None:
             # A call from a scoped object or workflow stays in its scope.
             key = scoped_key(split_key(self._target.key)[0], key)
@@ -544,13 +505,8 @@ class Context:
             )
         body = serde.encode(arg, h.input_type) if h.takes_input else b""
         index = self._next_index  # the entry this call is about to take
-        if kind is HandlerKind.WORKFLOW:
-            assert key is not None
-            callee = str(workflow_run_id(h.service, key))
-        elif key is not None:
-            callee = str(InvocationId.for_key(key.encode(), call_uid(self.invocation_id, index)))
-        else:
-            callee = str(InvocationId.new_unkeyed(call_uid(self.invocation_id, index)))
+        uid = call_uid(self.invocation_id, index)
+        callee = str(invocation_id_for(h, key, uid))
         return h, CallSpec(Target(h.service, h.name, key), kind, body, callee)
 
     async def _call_handler(self, handler: Callable[..., Any], key: str | None, arg: Any) -> Any:
@@ -673,20 +629,6 @@ class Context:
         ops = tuple(op for op in self._pending_ops if op.kind not in READ_KINDS)
         self._pending_ops.clear()
         return ops
-
-
-class SendHandle:
-    """A one-way invocation started by a send.
-
-    Attributes:
-        invocation_id: the callee's invocation id.
-    """
-
-    def __init__(self, invocation_id: str) -> None:
-        self.invocation_id = invocation_id
-
-    def __repr__(self) -> str:
-        return f"SendHandle({self.invocation_id!r})"
 
 
 def _now() -> float:

@@ -28,7 +28,6 @@ from engine.ids import (
     awakeable_id,
     idempotent_uid,
     parse_awakeable_id,
-    workflow_run_id,
 )
 from engine.model import EntryKind, Failure, HandlerKind, JournalEntry, Reply, Target
 from engine.records import (
@@ -45,6 +44,7 @@ from partitions.local.crashes import Crash, CrashPlan
 from partitions.local.memory_log import LogRecord
 from partitions.local.partition import PARTITION, LocalPartition
 from sdk import Endpoint, TerminalError, clock, serde
+from sdk.call_targets import check_key, invocation_id_for
 from sdk.service import HandlerDef
 
 InputT = TypeVar("InputT")
@@ -341,24 +341,12 @@ class TestRuntime:
         delay_ms: int = 0,
     ) -> tuple[Invoke, InvocationId]:
         kind = h.invocation_kind
-        if kind is HandlerKind.SERVICE and key is not None:
-            raise TerminalError(f"{h.service}/{h.name} is a service handler: it takes no key", 400)
-        if kind is not HandlerKind.SERVICE and key is None:
-            raise TerminalError(f"{h.service}/{h.name} needs a key", 400)
+        check_key(h, key)
         if idempotency_key and kind is HandlerKind.WORKFLOW:
             raise TerminalError("a workflow run is idempotent by its key already", 400)
         body = serde.encode(arg, h.input_type) if h.takes_input else b""
-        if kind is HandlerKind.WORKFLOW:
-            assert key is not None
-            inv = workflow_run_id(h.service, key)
-        else:
-            uid = (
-                idempotent_uid(h.service, h.name, key, idempotency_key) if idempotency_key else None
-            )
-            if key is None:
-                inv = InvocationId.new_unkeyed(uid)
-            else:
-                inv = InvocationId.for_key(key.encode(), uid or InvocationId.new_unkeyed().uid)
+        uid = idempotent_uid(h.service, h.name, key, idempotency_key) if idempotency_key else None
+        inv = invocation_id_for(h, key, uid)
         wait = not send or bool(idempotency_key) or kind is HandlerKind.WORKFLOW
         reply = Reply(PARTITION, uuid.uuid4().hex) if wait else None
         record = Invoke(
