@@ -65,8 +65,9 @@ class RetrySettings:
     on_max: str | None = None
 
     @classmethod
-    def from_manifest(cls, d: dict[str, Any]) -> RetrySettings | None:
-        """The retry fields of a manifest's service or handler; None if it sets none.
+    def from_manifest(cls, d: dict[str, Any], where: str | None = None) -> RetrySettings | None:
+        """The retry fields of a manifest's service or handler (``where``, for errors: its name
+        by default); None if it sets none.
 
         Raises:
             ValueError: a field of the wrong type or out of range, named.
@@ -76,7 +77,7 @@ class RetrySettings:
         }
         if not given:
             return None
-        return cls.from_json(given, where=str(d.get("name", "")))
+        return cls.from_json(given, where=str(d.get("name", "")) if where is None else where)
 
     @classmethod
     def from_json(cls, d: dict[str, Any], where: str = "") -> RetrySettings:

@@ -53,32 +53,35 @@ def complete_awakeable(env: Envelope, c: CompleteAwakeable, txn: PartitionTxn) -
     if again is not None:
         return again
     s = get_status(txn, c.invocation_id)
-    failure: Failure | None = None
-    actions: list[Action] = []
-    if s is None:
-        failure = _NOT_FOUND
-    else:
-        index, early = _slot(txn, s, c)
-        live = s.phase is not Phase.COMPLETED
-        entry = None if index is None else get_entry(txn, c.invocation_id, index)
-        if index is not None and entry is not None and entry.kind is EntryKind.AWAKEABLE:
-            if entry.completed:
-                failure = _TWICE
-            elif not live:
-                failure = _NOT_FOUND
-            else:
-                done = replace(entry, value=c.value, failure=c.failure, completed=True)
-                actions.extend(complete_entry(txn, s, index, done, env.timestamp_ms))
-        elif index is not None or not live:
-            failure = _NOT_FOUND  # journaled as something else, or too late to be waited for
-        elif txn.get(early) is not None:
-            failure = _TWICE
-        else:
-            kept = JournalEntry(EntryKind.AWAKEABLE, "", c.value, c.failure, completed=True)
-            txn.put(early, codec.encode_entry(kept))
+    failure, actions = (_NOT_FOUND, []) if s is None else _resolve(env, c, s, txn)
     return actions + receipts.answer_both(
         txn, c.invocation_id, c.reply, c.caller, failure, ResponseStatus.OK, s is not None
     )
+
+
+def _resolve(
+    env: Envelope, c: CompleteAwakeable, s: InvocationStatus, txn: PartitionTxn
+) -> tuple[Failure | None, list[Action]]:
+    """Completes the awakeable's entry, or keeps the resolution until it is journaled."""
+    index, early = _slot(txn, s, c)
+    live = s.phase is not Phase.COMPLETED
+    if index is None:
+        if not live:
+            return _NOT_FOUND, []  # too late to be waited for
+        if txn.get(early) is not None:
+            return _TWICE, []
+        kept = JournalEntry(EntryKind.AWAKEABLE, "", c.value, c.failure, completed=True)
+        txn.put(early, codec.encode_entry(kept))
+        return None, []
+    entry = get_entry(txn, c.invocation_id, index)
+    if entry is None or entry.kind is not EntryKind.AWAKEABLE:
+        return _NOT_FOUND, []  # journaled as something else
+    if entry.completed:
+        return _TWICE, []
+    if not live:
+        return _NOT_FOUND, []
+    done = replace(entry, value=c.value, failure=c.failure, completed=True)
+    return None, complete_entry(txn, s, index, done, env.timestamp_ms)
 
 
 def _slot(txn: PartitionTxn, s: InvocationStatus, c: CompleteAwakeable) -> tuple[int | None, bytes]:

@@ -102,7 +102,8 @@ class Ingress:
     async def start(self) -> None:
         if self._local is not None:
             await self._local.start()
-            log.info("ingress on http://%s:%d over the embedded log", *self._address())
+            s = self.settings
+            log.info("ingress on http://%s:%d over the embedded log", s.host, s.port)
             return
         s = self.settings
         try:
@@ -138,9 +139,6 @@ class Ingress:
             self.log_partitions,
             self.reply_partition,
         )
-
-    def _address(self) -> tuple[str, int]:
-        return self.settings.host, self.settings.port
 
     async def stop(self) -> None:
         if self._local is not None:

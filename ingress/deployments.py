@@ -143,15 +143,14 @@ def retry_policies(uri: str, manifest: dict[str, Any]) -> tuple[tuple[str, Retry
     found: list[tuple[str, RetrySettings]] = []
     try:
         for svc in manifest["services"]:
-            own = RetrySettings.from_manifest(svc)
-            if own is not None:
-                found.append((str(svc.get("name")), own))
-            for h in svc.get("handlers", []):
-                mine = RetrySettings.from_manifest(
-                    {**h, "name": f"{svc.get('name')}/{h.get('name')}"}
-                )
-                if mine is not None:
-                    found.append((f"{svc.get('name')}/{h.get('name')}", mine))
+            name = str(svc.get("name"))
+            places = [(name, svc)] + [
+                (f"{name}/{h.get('name')}", h) for h in svc.get("handlers", [])
+            ]
+            for where, fields in places:
+                settings = RetrySettings.from_manifest(fields, where)
+                if settings is not None:
+                    found.append((where, settings))
     except ValueError as err:
         raise IngressError(400, f"{uri}: {err}") from None
     return tuple(found)

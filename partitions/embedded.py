@@ -55,7 +55,7 @@ class EmbeddedLog:
 
     async def start(self) -> None:
         """Replays the folder's log, then leads: what ran before the restart goes on."""
-        replayed = len(self._log.records())
+        replayed = len(self._log)
         self.partition.start()
         await self.partition.wait_quiet()
         log.info("embedded log %s: %d records replayed", self._log.path, replayed)

@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, overload
-from urllib.parse import quote
 
 import httpx
 
@@ -43,6 +42,7 @@ from sdk.client_http import (
     raise_for,
     send_options,
     sent,
+    workflow_request,
 )
 from sdk.errors import TerminalError
 from sdk.service import HandlerDef, ServiceDefinition
@@ -106,13 +106,6 @@ class _ClientBase:
     def workflow(self, wf: ServiceDefinition, workflow_id: str) -> Any:
         """The handlers of one workflow run, and its ``submit``, ``attach`` and ``output``."""
         return _Bound(self, wf, workflow_id)
-
-    @staticmethod
-    def _workflow_request(h: HandlerDef, key: str | None, verb: str) -> Request:
-        assert key is not None
-        return Request(
-            "GET", f"/restate/workflow/{quote(h.service, safe='')}/{quote(key, safe='')}/{verb}"
-        )
 
 
 class PerdureClient(_ClientBase):
@@ -263,7 +256,7 @@ class PerdureClient(_ClientBase):
         )
 
     def _workflow(self, h: HandlerDef, key: str | None, verb: str) -> Any:
-        return decode(self._do(self._workflow_request(h, key, verb)), h.output_type)
+        return decode(self._do(workflow_request(h, key, verb)), h.output_type)
 
     def _by_id(self, invocation: str | Sent[Any], verb: str) -> Any:
         iid, output_type = id_and_type(invocation)
@@ -413,7 +406,7 @@ class AsyncPerdureClient(_ClientBase):
         )
 
     async def _workflow(self, h: HandlerDef, key: str | None, verb: str) -> Any:
-        return decode(await self._do(self._workflow_request(h, key, verb)), h.output_type)
+        return decode(await self._do(workflow_request(h, key, verb)), h.output_type)
 
     async def _by_id(self, invocation: str | Sent[Any], verb: str) -> Any:
         iid, output_type = id_and_type(invocation)

@@ -54,6 +54,13 @@ def target_path(h: HandlerDef, key: str | None) -> str:
     return "/" + "/".join(quote(p, safe="") for p in parts)
 
 
+def workflow_request(h: HandlerDef, key: str | None, verb: str) -> Request:
+    """``GET /restate/workflow/{name}/{id}/attach`` (or ``output``) of ``h``'s workflow run."""
+    assert key is not None
+    path = f"/restate/workflow/{quote(h.service, safe='')}/{quote(key, safe='')}/{verb}"
+    return Request("GET", path)
+
+
 def invoke_request(
     h: HandlerDef,
     arg: Any,

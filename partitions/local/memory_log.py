@@ -60,6 +60,9 @@ class MemoryLog:
     def _keep(self, timestamp_ms: int, raw: bytes) -> None:
         """Makes a record durable before it counts (a file log writes it here)."""
 
+    def __len__(self) -> int:
+        return len(self._records)
+
     def pending(self) -> bool:
         return self.applied < len(self._records)
 

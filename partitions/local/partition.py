@@ -68,7 +68,7 @@ class LocalPartition:
     ) -> None:
         self.clock = clock
         self.store = MemoryTxn()
-        self.log = log or MemoryLog(clock)
+        self.log = log if log is not None else MemoryLog(clock)
         self._on_response = on_response
         """Where responses nobody in this process waits for go (the embedded ingress)."""
         self.log.intercept = self._before_append

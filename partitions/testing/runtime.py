@@ -177,7 +177,8 @@ class TestRuntime:
         """
         h = _handler_def(handler)
         invoke, inv = self._invoke_record(h, arg, key, idempotency_key, headers, send=False)
-        response = await self._request(invoke, self._waiters_reply(invoke), inv)
+        assert invoke.reply is not None  # a call always waits for its answer
+        response = await self._request(invoke, invoke.reply.request_id, inv)
         return _outcome(response, h.output_type)
 
     @overload
@@ -361,11 +362,6 @@ class TestRuntime:
             delay_ms=delay_ms,
         )
         return record, inv
-
-    @staticmethod
-    def _waiters_reply(invoke: Invoke) -> str:
-        assert invoke.reply is not None
-        return invoke.reply.request_id
 
     async def _attach(self, invocation_id: str, output_type: Any, limit: timedelta | None) -> Any:
         request_id = uuid.uuid4().hex
