@@ -9,12 +9,22 @@ fastavro.
 
 from __future__ import annotations
 
+from engine.errors import CodecError
 from engine.model import Caller, CallSpec, Failure, JournalEntry, Reply, StateOp, Target
+
+_U64 = 1 << 64
 
 
 def long(out: bytearray, n: int) -> None:
-    """A zig-zag varint (Avro's ``int`` and ``long`` alike, for values in their range)."""
+    """A zig-zag varint (Avro's ``int`` and ``long`` alike, for values in their range).
+
+    Raises:
+        CodecError: for a value outside a signed 64-bit long, which zig-zag would write as
+            the bytes of another number.
+    """
     n = (n << 1) ^ (n >> 63)
+    if not 0 <= n < _U64:
+        raise CodecError("an integer outside the range of a 64-bit Avro long")
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7

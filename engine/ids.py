@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 
 from engine.errors import InvalidId
+from engine.limits import LimitExceeded, parse_u32
 
 _ID_PREFIX = "inv_"
 _M = 0x5BD1E995
@@ -81,7 +82,7 @@ class InvocationId:
     def parse(cls, text: str) -> InvocationId:
         """Parses the text form; raises :class:`InvalidId` if it is not one."""
         if not text.startswith(_ID_PREFIX) or len(text) != len(_ID_PREFIX) + 32:
-            raise InvalidId(f"not an invocation id: {text!r}")
+            raise InvalidId(f"not an invocation id: {text[:100]!r}")
         try:
             raw = base64.b32decode(text[len(_ID_PREFIX) :].upper())
         except ValueError as err:
@@ -89,7 +90,10 @@ class InvocationId:
         if len(raw) != 20:
             raise InvalidId(f"not an invocation id: {text!r}")
         h = int.from_bytes(raw[:4], "big")
-        return cls(h - (1 << 32) if h & 0x80000000 else h, raw[4:])
+        parsed = cls(h - (1 << 32) if h & 0x80000000 else h, raw[4:])
+        if str(parsed) != text:  # one spelling per id (base32 also reads upper case)
+            raise InvalidId(f"not an invocation id: {text!r}")
+        return parsed
 
     @classmethod
     def for_key(cls, partition_key: bytes, uid: bytes) -> InvocationId:
@@ -149,11 +153,15 @@ def awakeable_id(invocation_id: str, index: int) -> str:
 def parse_awakeable_id(text: str) -> tuple[str, int]:
     """The invocation id and entry index of an awakeable id; :class:`InvalidId` otherwise."""
     body, _, index = text.removeprefix(_AWAKEABLE_PREFIX).partition("_")
-    if not text.startswith(_AWAKEABLE_PREFIX) or not index.isdigit():
-        raise InvalidId(f"not an awakeable id: {text!r}")
+    if not text.startswith(_AWAKEABLE_PREFIX):
+        raise InvalidId(f"not an awakeable id: {text[:100]!r}")
+    try:
+        number = parse_u32(index, "awakeable index")
+    except LimitExceeded as err:
+        raise InvalidId(f"not an awakeable id: {text[:100]!r} ({err})") from None
     invocation_id = _ID_PREFIX + body
     InvocationId.parse(invocation_id)
-    return invocation_id, int(index)
+    return invocation_id, number
 
 
 _SIGNAL_PREFIX = "sign_1"
@@ -163,8 +171,7 @@ invocation's ``Start.id`` (for Perdure, its id's UTF-8) and the signal index (u3
 
 def signal_awakeable_id(invocation_id: str, signal: int) -> str:
     """The id a Restate SDK gives the awakeable of ``signal`` in ``invocation_id``."""
-    raw = invocation_id.encode() + signal.to_bytes(4, "big")
-    return _SIGNAL_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return signal_awakeable_id_of(invocation_id.encode() + signal.to_bytes(4, "big"))
 
 
 def parse_signal_awakeable_id(text: str) -> tuple[str, int]:
@@ -176,8 +183,17 @@ def parse_signal_awakeable_id(text: str) -> tuple[str, int]:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except ValueError:
         raise InvalidId(f"not an awakeable id: {text!r}") from None
-    if len(raw) < 5:
-        raise InvalidId(f"not an awakeable id: {text!r}")
-    invocation_id = raw[:-4].decode(errors="replace")
+    # One spelling per id: base64's unused low bits let several texts decode to one id.
+    if len(raw) < 5 or signal_awakeable_id_of(raw) != text:
+        raise InvalidId(f"not an awakeable id: {text[:100]!r}")
+    try:
+        invocation_id = raw[:-4].decode()
+    except UnicodeDecodeError:
+        raise InvalidId(f"not an awakeable id: {text[:100]!r}") from None
     InvocationId.parse(invocation_id)
     return invocation_id, int.from_bytes(raw[-4:], "big")
+
+
+def signal_awakeable_id_of(raw: bytes) -> str:
+    """The text of a ``sign_1`` id from its bytes (the invocation id's UTF-8 + u32 index)."""
+    return _SIGNAL_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -6,6 +6,8 @@ so that prefix scans return a table (or one invocation's journal) in order.
 
 from __future__ import annotations
 
+from engine.limits import MAX_COMPONENT_BYTES, LimitExceeded
+
 STORE_FORMAT_VERSION = 2
 """Written under ``META_FORMAT``; a store with another version is rebuilt from the log.
 
@@ -35,6 +37,8 @@ SIGNAL = b"\x11"
 """A Restate SDK's awakeable resolved before the handler waited for it (engine/signals.py)."""
 EARLY_AWAKEABLE = b"\x12"
 """One of Perdure's awakeables resolved before its entry reached the journal (engine/signals.py)."""
+REJECTED = b"\x13"
+"""A record whose apply raised, by offset: what it was and why (engine/rejection.py)."""
 
 SCHEDULED_START = 0xFFFFFFFF
 """The entry index of a delayed invocation's start timer."""
@@ -48,7 +52,16 @@ META_BACKUP = META + b"backup"
 
 def _component(text: str) -> bytes:
     data = text.encode()
+    if len(data) > MAX_COMPONENT_BYTES:
+        # The edges check this (engine/limits.py); a record that got past them is rejected.
+        raise LimitExceeded(f"a name of {len(data)} bytes does not fit a store key")
     return len(data).to_bytes(2, "big") + data
+
+
+def _time(ms: int) -> bytes:
+    if ms >= 2**64:
+        raise LimitExceeded(f"time {ms} ms does not fit a store key")
+    return max(ms, 0).to_bytes(8, "big")
 
 
 def status_key(invocation_id: str) -> bytes:
@@ -79,7 +92,7 @@ def expiry_key(completed_ms: int, invocation_id: str) -> bytes:
     the others without reading their statuses; empty in entries written before that (a list
     reads the status then).
     """
-    return EXPIRY + max(completed_ms, 0).to_bytes(8, "big") + _component(invocation_id)
+    return EXPIRY + _time(completed_ms) + _component(invocation_id)
 
 
 def id_of_expiry_key(key: bytes) -> tuple[int, str]:
@@ -181,7 +194,7 @@ def timer_key(wake_at_ms: int, invocation_id: str, index: int) -> bytes:
     """A timer, in wake-up order."""
     return (
         TIMER
-        + max(wake_at_ms, 0).to_bytes(8, "big")
+        + _time(wake_at_ms)
         + _component(invocation_id)
         + (index & 0xFFFFFFFF).to_bytes(4, "big")
     )
@@ -260,3 +273,15 @@ def early_awakeable_prefix(invocation_id: str) -> bytes:
 def early_awakeable_key(invocation_id: str, index: int) -> bytes:
     """One early resolution of the awakeable at journal ``index``; the value is its entry."""
     return early_awakeable_prefix(invocation_id) + index.to_bytes(4, "big")
+
+
+def rejected_key(offset: int, timestamp_ms: int) -> bytes:
+    """The mark of a record rejected at ``offset`` (a log without offsets passes -1: the
+    record's time orders its marks instead)."""
+    position = offset if offset >= 0 else -1 - max(timestamp_ms, 0)
+    return REJECTED + position.to_bytes(8, "big", signed=True)
+
+
+def offset_of_rejected_key(key: bytes) -> int:
+    """The offset in a :func:`rejected_key` (negative: a log without offsets)."""
+    return int.from_bytes(key[1:9], "big", signed=True)

@@ -399,6 +399,15 @@ class AnswerQuery:
     query: Query
 
 
+@dataclass(frozen=True, slots=True)
+class RecordRejected:
+    """A record whose apply raised was rejected (engine/rejection.py): every replica says so."""
+
+    offset: int
+    kind: str
+    reason: str
+
+
 Action = (
     StartInvocation
     | AckEntry
@@ -412,4 +421,5 @@ Action = (
     | SweepAgain
     | TrimLog
     | AnswerQuery
+    | RecordRejected
 )

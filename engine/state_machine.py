@@ -22,6 +22,7 @@ from engine import (
     invocation_commands,
     keyed,
     keys,
+    rejection,
     signals,
     state_edits,
     timeline,
@@ -175,15 +176,27 @@ def outbox(txn: PartitionReader) -> list[tuple[bytes, Deliver]]:
     return out
 
 
-def apply(env: Envelope, txn: PartitionTxn) -> list[Action]:
-    """Applies one log record to a partition's state and returns the actions it calls for."""
+def apply(env: Envelope, txn: PartitionTxn, offset: int = -1) -> list[Action]:
+    """Applies one log record to a partition's state and returns the actions it calls for.
+
+    A record whose rule raises is rejected (engine/rejection.py): its writes are undone, what
+    it belongs to ends with the error, and the rejection is kept at ``offset``. Deterministic
+    like the rule itself, so every replica and replay decides the same (DESIGN.md invariant 7).
+    """
     kind = type(env.command)
     rule = _RULES.get(kind)
     if rule is None:
         return []
     if kind in FENCED and env.epoch != leader(txn)[0]:
         return []  # a record of a deposed leader (or of none): fenced
-    return rule(env, env.command, txn)
+    txn.savepoint()
+    try:
+        return rule(env, env.command, txn)
+    except MemoryError:
+        raise  # the machine's, not the record's: replaying it may well succeed
+    except Exception as err:
+        txn.rollback()
+        return rejection.reject(env, txn, err, offset)
 
 
 # --- invocations -------------------------------------------------------------------------------

@@ -34,21 +34,75 @@ class PartitionTxn(PartitionReader, Protocol):
         """Removes ``key``."""
         ...
 
+    def savepoint(self) -> None:
+        """Remembers the state as of now: :meth:`rollback` undoes every write after it.
+
+        One savepoint at a time: a new one replaces the last (the state machine takes one
+        per record, engine/rejection.py).
+        """
+        ...
+
+    def rollback(self) -> None:
+        """Undoes every write since the last :meth:`savepoint`."""
+        ...
+
+
+_ABSENT = object()
+"""In an undo log: the key had no value (or no overlaid value) at the savepoint."""
+
+
+class UndoLog:
+    """The values keys had at a savepoint, taken at each key's first write after it.
+
+    Cheap enough for every record: one dict lookup per write, no read of the store.
+    """
+
+    __slots__ = ("before",)
+
+    def __init__(self) -> None:
+        self.before: dict[bytes, object] = {}
+
+    def note(self, key: bytes, current: dict[bytes, object]) -> None:
+        """Remembers ``key``'s value in ``current`` unless it was remembered already."""
+        if key not in self.before:
+            self.before[key] = current.get(key, _ABSENT)
+
+    def undo(self, current: dict[bytes, object]) -> list[bytes]:
+        """Puts ``current`` back as it was; returns the keys it had not held then."""
+        gone = []
+        for key, value in self.before.items():
+            if value is _ABSENT:
+                current.pop(key, None)
+                gone.append(key)
+            else:
+                current[key] = value
+        self.before.clear()
+        return gone
+
 
 class MemoryTxn:
     """A sorted in-memory store: the reference implementation used by the engine's tests."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
+        self._undo = UndoLog()
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
+        self._undo.note(key, self.data)  # type: ignore[arg-type]
         self.data[key] = value
 
     def delete(self, key: bytes) -> None:
+        self._undo.note(key, self.data)  # type: ignore[arg-type]
         self.data.pop(key, None)
+
+    def savepoint(self) -> None:
+        self._undo.before.clear()
+
+    def rollback(self) -> None:
+        self._undo.undo(self.data)  # type: ignore[arg-type]
 
     def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         keys = sorted(self.data)

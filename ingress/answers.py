@@ -25,7 +25,15 @@ NOT_READY = 470
 
 
 def error_answer(status: int, message: str, invocation_id: str | None = None) -> JSONResponse:
-    """An error in the ingress's one shape."""
+    """An error in the ingress's one shape.
+
+    A failure's code comes from a handler (``TerminalError(code)``) or a Restate SDK, and
+    may be anything: one outside 400-599 is no error status (0, 1000 and 2**32-1 make no
+    valid status line at all), so it is answered as 500 with the original code in the message.
+    """
+    if not 400 <= status <= 599:
+        message = f"{message} (code {status})"
+        status = 500
     headers = {ID_HEADER: invocation_id} if invocation_id else None
     return JSONResponse({"code": status, "message": message}, status_code=status, headers=headers)
 

@@ -9,10 +9,16 @@ from fastapi import Request
 from ingress.errors import IngressError
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def check_json(body: bytes, what: str) -> None:
-    """Raises a 400 unless ``body`` is JSON (too deep a nesting is not JSON we take)."""
+    """Raises a 400 unless ``body`` is strict JSON (RFC 8259: no ``NaN`` or ``Infinity``,
+    which Python's reader takes and most other languages' readers refuse), not nested too
+    deeply to be read."""
     try:
-        json.loads(body)
+        json.loads(body, parse_constant=_no_constant)
     except ValueError as err:
         raise IngressError(400, f"{what} is not valid JSON: {err}") from err
     except RecursionError:

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from engine.ids import InvocationId, idempotent_uid, workflow_run_id
+from engine.limits import LimitExceeded, check_delay_ms, check_name
 from engine.model import HandlerKind, Target
 from engine.scopes import check_scope, scoped_key
 from ingress.errors import IngressError
@@ -52,11 +53,18 @@ def split_path(raw_path: bytes) -> list[str]:
 
     Decoding after splitting keeps ``a%2Fb`` one segment (a key with a slash, as Restate's
     clients encode it), and an empty segment stays (``/counter//add``: the empty key).
+
+    Raises:
+        IngressError: 400 for a segment that is not UTF-8 once decoded (``x%FFy``): replacing
+            the bad bytes would make distinct paths name one key.
     """
     parts = raw_path.decode("ascii", errors="replace").split("/")[1:]
     if len(parts) > 1 and parts[-1] == "":
         parts = parts[:-1]  # a trailing slash
-    return [unquote(p) for p in parts]
+    try:
+        return [unquote(p, errors="strict") for p in parts]
+    except UnicodeDecodeError:
+        raise IngressError(400, "the path is not valid UTF-8 once URL-decoded") from None
 
 
 def route(segments: list[str], services: dict[str, dict[str, Any]]) -> Route:
@@ -123,6 +131,10 @@ def _target(
         raise IngressError(404, f"handler {handler!r} not found in service {service!r}")
     if key is not None:
         key = scoped_key(scope, key)
+        try:
+            check_name(key, "the key")
+        except LimitExceeded as err:
+            raise IngressError(400, str(err)) from None
     kind_of = _kind(kind, spec.get("kind"))
     return Route(Target(service, handler, key), kind_of, send, scope, bool(spec.get("raw_input")))
 
@@ -137,10 +149,12 @@ def _kind(service_kind: str, handler_kind: str | None) -> HandlerKind:
     return HandlerKind.EXCLUSIVE
 
 
-_HUMAN = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+# ASCII digits only: \d also takes other scripts' digits ("٣s" would be read as 3 s).
+_HUMAN = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)")
 _ISO = re.compile(
-    r"P(?:(?P<d>\d+(?:\.\d+)?)D)?"
-    r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+    r"P(?:(?P<d>[0-9]+(?:\.[0-9]+)?)D)?"
+    r"(?:T(?:(?P<h>[0-9]+(?:\.[0-9]+)?)H)?(?:(?P<m>[0-9]+(?:\.[0-9]+)?)M)?"
+    r"(?:(?P<s>[0-9]+(?:\.[0-9]+)?)S)?)?"
 )
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -150,10 +164,17 @@ def parse_delay(text: str) -> int:
     number of milliseconds (``1000``, as Restate's Python client sends it).
 
     Raises:
-        IngressError: 400, for anything else.
+        IngressError: 400, for anything else, and for a delay over
+            :data:`engine.limits.MAX_DELAY_MS` (what the log's times can hold).
     """
-    text = text.strip()
-    if text.isdigit():
+    try:
+        return check_delay_ms(_delay_ms(text.strip()))
+    except (LimitExceeded, OverflowError, ValueError) as err:
+        raise IngressError(400, f"bad delay {text[:60]!r}: {err}") from None
+
+
+def _delay_ms(text: str) -> int:
+    if text.isascii() and text.isdigit():
         return int(text)
     iso = _ISO.fullmatch(text.upper()) if text.upper().startswith("P") else None
     if iso is not None and any(iso.groupdict().values()):
@@ -167,4 +188,4 @@ def parse_delay(text: str) -> int:
     pieces = _HUMAN.findall(text)
     if text and pieces and "".join(f"{n}{u}" for n, u in pieces) == text.replace(" ", ""):
         return int(sum(float(n) * _UNIT_MS[u] for n, u in pieces))
-    raise IngressError(400, f"bad delay {text!r}: use e.g. 10s, 1m30s, 500ms or PT10S")
+    raise IngressError(400, f"bad delay {text[:60]!r}: use e.g. 10s, 1m30s, 500ms or PT10S")

@@ -54,11 +54,20 @@ class EmbeddedLog:
         self.partition.append(envelope.command)
 
     async def start(self) -> None:
-        """Replays the folder's log, then leads: what ran before the restart goes on."""
+        """Replays the folder's log, then leads: what ran before the restart goes on.
+
+        It returns once the log is replayed, not once what was running has reached its next
+        wait: the ingress listens at once, and calls that come meanwhile are appended and
+        answered in turn (a step interrupted by the restart may take its time to run again).
+        """
         replayed = len(self._log)
         self.partition.start()
-        await self.partition.wait_quiet()
-        log.info("embedded log %s: %d records replayed", self._log.path, replayed)
+        log.info(
+            "embedded log %s: %d records replayed; %d invocations go on",
+            self._log.path,
+            replayed,
+            len(self.partition.invoker.attempts),
+        )
 
     async def stop(self) -> None:
         await self.partition.stop()

@@ -103,7 +103,14 @@ class WorkerMetrics:
         )
         self.partitions_blocked = Gauge(
             "perdure_partitions_blocked",
-            "Partitions stopped at a record this worker cannot apply (see the worker's log)",
+            "Partitions stopped at a record this worker cannot read: an unknown version or bytes "
+            "that do not decode (see the worker's log)",
+            registry=r,
+        )
+        self.records_rejected = Counter(
+            "perdure_records_rejected",
+            "Records whose apply raised, rejected so that the partition goes on: what they "
+            "belonged to failed with the error (engine/rejection.py; the log says which)",
             registry=r,
         )
         self.action_errors = Counter(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from engine import codec, schemas, state_machine
-from engine.records import Action, LeadershipChanged
+from engine.records import Action, LeadershipChanged, RecordRejected
 from partitions.store import PartitionStore
 
 log = logging.getLogger("perdure.processor")
@@ -39,6 +39,8 @@ class Applied:
     """The outcome of applying a batch: actions for the leader, and leadership changes."""
 
     actions: list[Action] = field(default_factory=list)
+    rejected: int = 0
+    """Records rejected in this batch (engine/rejection.py), led or not."""
     became_leader: bool = False
     lost_leadership: bool = False
 
@@ -98,7 +100,8 @@ class PartitionProcessor:
     def apply(self, messages: list[Message]) -> Applied:
         """Applies records in offset order, commits them with the last offset, sorts actions.
 
-        A record this worker cannot read or apply blocks the partition at its offset: nothing
+        A record whose apply raises is rejected and the partition goes on (engine/rejection.py).
+        A record this worker cannot read (its version or bytes) blocks the partition: nothing
         from there on is applied or committed (so nothing is lost, DESIGN.md invariant 6), the
         worker steps down as its leader, and says so in its log and ``perdure_partitions_blocked``.
         """
@@ -138,9 +141,9 @@ class PartitionProcessor:
                 return pending, (offset, f"record version {version!r} is not known here")
             try:
                 env = codec.decode_envelope(value, msg.timestamp()[1])
-                pending.extend(state_machine.apply(env, batch))
+                pending.extend(state_machine.apply(env, batch, offset))
             except Exception as err:
-                log.exception("partition %d offset %d cannot be applied", self.partition, offset)
+                log.exception("partition %d offset %d cannot be read", self.partition, offset)
                 return pending, (offset, f"{type(err).__name__}: {err}")
             last = offset
         if last >= self.next_offset:
@@ -150,7 +153,16 @@ class PartitionProcessor:
 
     def _sort(self, pending: list[Action], out: Applied) -> None:
         for action in pending:
-            if isinstance(action, LeadershipChanged):
+            if isinstance(action, RecordRejected):
+                out.rejected += 1
+                log.error(
+                    "partition %d offset %d: %s record rejected, the partition goes on: %s",
+                    self.partition,
+                    action.offset,
+                    action.kind,
+                    action.reason,
+                )
+            elif isinstance(action, LeadershipChanged):
                 # Only a claim made by this assignment after it caught up is ours: one of an
                 # earlier assignment of this process, read during replay, is history.
                 mine = action.leader_id == self.leader_id and self.restored

@@ -29,6 +29,7 @@ from rocksdict import (
 from sortedcontainers import SortedList
 
 from engine import keys
+from engine.storage import UndoLog
 from partitions.errors import StoreError, StoreFormatError
 
 log = logging.getLogger("perdure.store")
@@ -326,6 +327,7 @@ class StoreBatch:
         self._store = store
         self.overlay: dict[bytes, bytes | None] = {}
         self._sorted: SortedList | None = None
+        self._undo = UndoLog()
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.overlay:
@@ -339,9 +341,18 @@ class StoreBatch:
         self._set(key, _DELETED)
 
     def _set(self, key: bytes, value: bytes | None) -> None:
+        self._undo.note(key, self.overlay)  # type: ignore[arg-type]
         if self._sorted is not None and key not in self.overlay:
             self._sorted.add(key)
         self.overlay[key] = value
+
+    def savepoint(self) -> None:
+        self._undo.before.clear()
+
+    def rollback(self) -> None:
+        for key in self._undo.undo(self.overlay):  # type: ignore[arg-type]
+            if self._sorted is not None:
+                self._sorted.discard(key)
 
     def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         overlaid = self._overlay_range(prefix, end)

@@ -308,6 +308,8 @@ class Worker:
     def _apply(self, proc: PartitionProcessor, batch: list[Message]) -> None:
         applied = proc.apply(batch)
         self.metrics.records_applied.inc(len(batch))
+        if applied.rejected:
+            self.metrics.records_rejected.inc(applied.rejected)
         if proc.blocked is not None:
             self._block(proc)
         if applied.lost_leadership:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar, get_type_hints, overload
 
 from engine.errors import InvalidId
 from engine.ids import InvocationId, awakeable_id, call_uid
+from engine.limits import failure_code
 from engine.model import (
     READ_KINDS,
     CallSpec,
@@ -37,7 +38,7 @@ from engine.model import (
 from engine.scopes import scoped_key, split_key
 from sdk import clock, serde
 from sdk.call_targets import check_key, invocation_id_for
-from sdk.errors import InvocationAborted, TerminalError
+from sdk.errors import InvocationAborted, TerminalError, checked_delay_ms, checked_name
 from sdk.journal import JournalDriver, JournalMismatchError, SendHandle
 from sdk.options import RetryPolicy, RunOptions
 from sdk.publishing import outgoing_record
@@ -279,7 +280,7 @@ class Context:
         A worker crash or restart does not reset it; a long sleep holds no task while it waits
         (the invocation suspends and resumes when the timer fires).
         """
-        ms = max(int(delay.total_seconds() * 1000), 0)
+        ms = checked_delay_ms(max(int(delay.total_seconds() * 1000), 0), "a sleep")
         entry = JournalEntry(EntryKind.SLEEP, name, value=str(ms).encode(), completed=False)
         done = await self._record(EntryKind.SLEEP, name, entry)
         if done.failure is not None:  # cancelled while it slept
@@ -401,7 +402,7 @@ class Context:
 
     async def reject_awakeable(self, awakeable: str, reason: str, status_code: int = 500) -> None:
         """Rejects another invocation's awakeable: its waiter gets a :class:`TerminalError`."""
-        failure = Failure(status_code, reason)
+        failure = Failure(*failure_code(status_code, reason))
         entry = JournalEntry(
             EntryKind.COMPLETE_AWAKEABLE, awakeable, failure=failure, completed=False
         )
@@ -492,6 +493,8 @@ class Context:
         if key is not None and self._target is not None and self._target.key is not None:
             # A call from a scoped object or workflow stays in its scope.
             key = scoped_key(split_key(self._target.key)[0], key)
+        if key is not None:
+            checked_name(key, f"the key of a call to {h.service}/{h.name}")
         if (
             kind is HandlerKind.EXCLUSIVE
             and self._handler_kind is HandlerKind.EXCLUSIVE
@@ -526,7 +529,8 @@ class Context:
     ) -> SendHandle:
         _, spec = self._call_spec(handler, key, arg)
         if delay is not None:
-            spec = replace(spec, delay_ms=max(int(delay.total_seconds() * 1000), 0))
+            ms = max(int(delay.total_seconds() * 1000), 0)
+            spec = replace(spec, delay_ms=checked_delay_ms(ms, "a send's delay"))
         name = str(spec.target)
         entry = await self._record(
             EntryKind.SEND, name, JournalEntry(EntryKind.SEND, name, call=spec, completed=False)

@@ -7,6 +7,8 @@ derive from ``BaseException`` so that a handler's ``except Exception`` cannot sw
 
 from __future__ import annotations
 
+from engine.limits import LimitExceeded, check_delay_ms, check_name, failure_code
+
 
 class SdkError(Exception):
     """Root of the SDK's errors."""
@@ -17,10 +19,13 @@ class TerminalError(SdkError):
 
     Args:
         message: what went wrong, for people.
-        status_code: the HTTP status the ingress answers with (default 500).
+        status_code: the HTTP status the ingress answers with (default 500). The ingress
+            answers a code outside 400-599 with 500, the code in the message; one outside a
+            signed 32-bit integer becomes 500 here already (the log's format holds no more).
     """
 
     def __init__(self, message: str, status_code: int = 500) -> None:
+        status_code, message = failure_code(int(status_code), str(message))
         super().__init__(message)
         self.message = message
         self.status_code = status_code
@@ -39,3 +44,20 @@ class InvocationAborted(BaseException):
     Raised at the handler's next await; never catch it. The invocation itself goes on, on the
     worker that leads its partition now.
     """
+
+
+def checked_name(value: str, what: str) -> str:
+    """``value`` if a store key can hold it (engine/limits.py); a 400 :class:`TerminalError`
+    otherwise, raised in the handler before anything is journaled."""
+    try:
+        return check_name(value, what)
+    except LimitExceeded as err:
+        raise TerminalError(str(err), 400) from None
+
+
+def checked_delay_ms(value: int, what: str) -> int:
+    """``value`` if the log's times can hold it; a 400 :class:`TerminalError` otherwise."""
+    try:
+        return check_delay_ms(value, what)
+    except LimitExceeded as err:
+        raise TerminalError(str(err), 400) from None

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from engine.limits import failure_code
 from engine.model import EntryKind, Failure, JournalEntry, StateOp, StateOpKind
 from engine.scopes import split_key
 from sdk import serde
 from sdk.context import Context
-from sdk.errors import TerminalError
+from sdk.errors import TerminalError, checked_name
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ class ObjectSharedContext(Context):
         The read is journaled (with the next entry): a replay returns the same value even if
         the state changed since.
         """
-        raw = self._read(StateOpKind.READ, name, self._state.get(name))
+        raw = self._read(StateOpKind.READ, checked_name(name, "state name"), self._state.get(name))
         return None if raw is None else serde.decode(raw, type_hint, what=f"state {name!r}")
 
     async def state_keys(self) -> list[str]:
@@ -61,6 +62,7 @@ class ObjectSharedContext(Context):
         )
 
     def _change(self, op: StateOp) -> None:
+        checked_name(op.name, "state name")
         if op.kind is StateOpKind.SET and op.value is not None:
             self._state[op.name] = op.value
         elif op.kind is StateOpKind.CLEAR:
@@ -94,7 +96,7 @@ class DurablePromise(Generic[T]):
 
     def __init__(self, ctx: Context, name: str, type_hint: Any = None) -> None:
         self._ctx = ctx
-        self.name = name
+        self.name = checked_name(name, "promise name")
         self._type = type_hint
 
     async def value(self) -> T:
@@ -123,7 +125,7 @@ class DurablePromise(Generic[T]):
 
     async def reject(self, message: str, status_code: int = 500) -> None:
         """Rejects the promise: readers get a :class:`TerminalError` with ``message``."""
-        failure = Failure(status_code, message)
+        failure = Failure(*failure_code(status_code, message))
         await self._complete(JournalEntry(EntryKind.COMPLETE_PROMISE, self.name, failure=failure))
 
     async def _complete(self, entry: JournalEntry) -> None:

@@ -66,11 +66,13 @@ class MemoryLog:
     def pending(self) -> bool:
         return self.applied < len(self._records)
 
-    def take(self) -> list[Envelope]:
-        """The records not applied yet, decoded; they count as applied from now on."""
-        batch = self._records[self.applied :]
+    def take(self) -> list[tuple[int, Envelope]]:
+        """The records not applied yet, decoded, with their offsets; they count as applied
+        from now on."""
+        first = self.applied
+        batch = self._records[first:]
         self.applied = len(self._records)
-        return [codec.decode_envelope(raw, ts) for ts, raw in batch]
+        return [(first + i, codec.decode_envelope(raw, ts)) for i, (ts, raw) in enumerate(batch)]
 
     def records(self) -> list[LogRecord]:
         """Every record so far, decoded."""

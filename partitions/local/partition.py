@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 
 from engine import state_machine
@@ -30,6 +31,7 @@ from engine.records import (
     InvocationEnded,
     LeadershipChanged,
     ProposeEntry,
+    RecordRejected,
     RegisterTimer,
     Response,
     ScheduleRetry,
@@ -45,6 +47,8 @@ from partitions.local.crashes import AFTER, BEFORE, Crash, CrashPlan
 from partitions.local.memory_log import MemoryLog
 from partitions.metrics import WorkerMetrics
 from sdk import Endpoint
+
+log = logging.getLogger("perdure.partition")
 
 PARTITION = 0
 """The one partition: every invocation and key of a test runtime lives on it."""
@@ -94,8 +98,8 @@ class LocalPartition:
 
     def start(self) -> None:
         """Replays what the log holds (acting on nothing), then leads from there."""
-        for env in self.log.take():
-            state_machine.apply(env, self.store)  # history: its actions were carried out
+        for offset, env in self.log.take():
+            state_machine.apply(env, self.store, offset)  # history: its actions were carried out
         self._announce()
         self._task = asyncio.get_running_loop().create_task(self._pump(), name="test-partition")
 
@@ -220,8 +224,8 @@ class LocalPartition:
         return fired
 
     def _apply(self) -> None:
-        for env in self.log.take():
-            for action in state_machine.apply(env, self.store):
+        for offset, env in self.log.take():
+            for action in state_machine.apply(env, self.store, offset):
                 self._act(action)
 
     def _act(self, action: Action) -> None:
@@ -247,6 +251,13 @@ class LocalPartition:
             self.clock.schedule(action.wake_at_ms, action.invocation_id, action.index)
         elif isinstance(action, LeadershipChanged):
             self._take_over()
+        elif isinstance(action, RecordRejected):
+            log.error(
+                "offset %d: %s record rejected, the partition goes on: %s",
+                action.offset,
+                action.kind,
+                action.reason,
+            )
         # Invoked, SweepAgain, TrimLog, AnswerQuery: nothing for a test runtime to do.
 
     def _start(self, start: StartInvocation) -> None:

@@ -16,13 +16,14 @@ time stands still, so a test can resolve an awakeable before a timeout races it.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
-from engine import keyed, queries, state_machine
+from engine import keyed, keys, queries, state_machine
 from engine.ids import (
     InvocationId,
     awakeable_id,
@@ -319,6 +320,16 @@ class TestRuntime:
     def records(self) -> list[LogRecord]:
         """Every record the log holds, in order (what Kafka would hold)."""
         return self._part.log.records()
+
+    def rejected(self) -> dict[int, str]:
+        """The records the partition rejected (engine/rejection.py), by offset: why each was.
+
+        An edge should have refused each of them first: a test can assert this is empty.
+        """
+        return {
+            keys.offset_of_rejected_key(k): json.loads(v)["reason"]
+            for k, v in self._part.store.scan(keys.REJECTED)
+        }
 
     def awakeables(self, invocation_id: str) -> list[str]:
         """The ids of the invocation's awakeables that are not completed yet."""

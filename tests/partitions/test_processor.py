@@ -14,7 +14,7 @@ import pytest
 
 from engine import codec, keys, schemas, state_machine
 from engine.ids import InvocationId
-from engine.model import Target
+from engine.model import HandlerKind, Target
 from engine.records import (
     AnnounceLeader,
     Command,
@@ -29,7 +29,7 @@ from partitions.processor import PartitionProcessor
 from partitions.store import PartitionStore
 
 VERSION = str(schemas.SCHEMA_VERSION).encode()
-A, B = (str(InvocationId.new_unkeyed(bytes([i]) * 16)) for i in (1, 2))
+A, B, C = (str(InvocationId.new_unkeyed(bytes([i]) * 16)) for i in (1, 2, 3))
 
 
 @dataclass
@@ -78,6 +78,32 @@ def test_an_unreadable_record_blocks_the_partition_and_nothing_after_it_is_appli
     proc.apply([rec(3, Invoke(B, Target("svc", "h"), b""))])  # type: ignore[list-item]
     assert proc.store.applied_offset() == 0
     assert not proc.should_announce(1e9, 0), "a blocked partition is never led"
+
+
+def test_a_record_whose_apply_raises_is_rejected_and_the_partition_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Issue 31: a 70,000-byte object key blocked the partition at this record on Kafka."""
+    long_key = Target("obj", "add", "k" * 70_000)
+    batch = [
+        rec(0, Invoke(A, Target("svc", "h"), b"")),
+        rec(1, Invoke(B, long_key, b"", handler_kind=HandlerKind.EXCLUSIVE)),
+        rec(2, Invoke(C, Target("svc", "h"), b"")),
+    ]
+    proc = processor(tmp_path / "p")
+    applied = proc.apply(batch)  # type: ignore[arg-type]
+    assert proc.blocked is None and applied.rejected == 1
+    assert proc.store.applied_offset() == 2
+    view = proc.store.begin()
+    assert state_machine.get_status(view, A) is not None
+    assert state_machine.get_status(view, B) is None, "nothing of the rejected record stays"
+    assert state_machine.get_status(view, C) is not None
+    marks = [keys.offset_of_rejected_key(k) for k, _ in proc.store.scan(keys.REJECTED)]
+    assert marks == [1]
+    # A replay from an empty store (a new owner, a standby) decides the same.
+    again = processor(tmp_path / "q")
+    again.apply(batch)  # type: ignore[arg-type]
+    assert list(again.store.scan(b"")) == list(proc.store.scan(b""))
 
 
 def test_an_unknown_record_version_blocks_the_partition(tmp_path: Path) -> None:

@@ -70,3 +70,27 @@ def test_a_range_read_does_not_see_writes_made_after_it_began(tmp_path: Path) ->
         assert list(batch.scan(b"w")) == []
     finally:
         store.close()
+
+
+def test_a_rollback_undoes_a_records_writes_and_keeps_the_batchs_earlier_ones(
+    tmp_path: Path,
+) -> None:
+    """engine/rejection.py: a rejected record leaves nothing in the batch it shared."""
+    store = PartitionStore(tmp_path / "p0")
+    try:
+        committed = store.begin()
+        committed.put(b"a1", b"stored")
+        store.commit(committed, 0)
+        batch = store.begin()
+        batch.put(b"a2", b"earlier record")
+        list(batch.scan(b"a"))  # builds the sorted index, which a rollback must keep right
+        batch.savepoint()
+        batch.put(b"a2", b"rejected")
+        batch.put(b"a3", b"rejected")
+        batch.delete(b"a1")
+        batch.rollback()
+        assert list(batch.scan(b"a")) == [(b"a1", b"stored"), (b"a2", b"earlier record")]
+        store.commit(batch, 1)
+        assert list(store.scan(b"a")) == [(b"a1", b"stored"), (b"a2", b"earlier record")]
+    finally:
+        store.close()
