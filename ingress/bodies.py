@@ -13,12 +13,17 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def strict_loads(body: bytes | str) -> object:
+    """JSON as RFC 8259 has it: ``NaN`` and ``Infinity`` raise ValueError (Python takes them)."""
+    return json.loads(body, parse_constant=_no_constant)
+
+
 def check_json(body: bytes, what: str) -> None:
     """Raises a 400 unless ``body`` is strict JSON (RFC 8259: no ``NaN`` or ``Infinity``,
     which Python's reader takes and most other languages' readers refuse), not nested too
     deeply to be read."""
     try:
-        json.loads(body, parse_constant=_no_constant)
+        strict_loads(body)
     except ValueError as err:
         raise IngressError(400, f"{what} is not valid JSON: {err}") from err
     except RecursionError:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -39,6 +38,7 @@ from engine.kafka_settings import heartbeat_interval_ms
 from engine.model import HandlerKind, Reply
 from engine.records import Envelope, Invoke, ResponseStatus
 from engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
+from ingress.bodies import strict_loads
 from ingress.dead_letters import DeadLetter, DeadLetters, own_headers, why_headers
 from ingress.errors import IngressError
 from ingress.kafka import LogProducer
@@ -372,7 +372,7 @@ class SubscriptionRunner:
             body = b""  # the handler takes no input
         elif body and not spec.get("raw_input"):
             try:
-                json.loads(body)
+                strict_loads(body)
             except (ValueError, RecursionError) as err:
                 raise DeadLetter("bad_json", f"the payload is not valid JSON: {err}") from None
         workflow = where.handler_kind is HandlerKind.WORKFLOW

@@ -76,10 +76,7 @@ app = Endpoint([counter, flow, edges])
 
 async def _fails(rt: TestRuntime, handler: Any, arg: Any, key: str | None = None) -> TerminalError:
     with pytest.raises(TerminalError) as err:
-        if key is None:
-            await rt.call(handler, arg)
-        else:
-            await rt.call(handler, arg, key=key)
+        await rt.call(handler, arg, key=key)
     return err.value
 
 
@@ -114,6 +111,5 @@ async def test_an_awakeable_index_past_u32_fails_the_entry_and_the_partition_goe
 @pytest.mark.asyncio
 async def test_a_delayed_send_within_the_limit_is_scheduled() -> None:
     async with TestRuntime(app) as rt:
-        rt.auto_advance = False
         callee = await rt.call(send_later, 999_999_999)  # timedelta's largest day count
         assert callee.startswith("inv_")
