@@ -37,6 +37,7 @@ from partitions.attempts import (
     acknowledged,
 )
 from partitions.errors import PublishError
+from partitions.lease import Lease
 from partitions.log import LogAppender
 from partitions.metrics import WorkerMetrics
 from partitions.publisher import Publisher, UnknownOutcome
@@ -85,7 +86,10 @@ class Invoker:
         ack_timeout_s: float = 30.0,
         publisher: Publisher | None = None,
         remote: RemoteInvoker | None = None,
+        lease: Lease | None = None,
     ) -> None:
+        self.lease = lease if lease is not None else Lease.always()
+        """Checked before every effect: an attempt's start, a step, an acknowledgement."""
         self.publisher = publisher
         self.remote = remote
         """Runs the services of registered deployments (Restate SDKs), which no handler here has."""
@@ -141,7 +145,7 @@ class Invoker:
     ) -> None:
         """Starts attempt ``action.attempt`` unless that attempt already runs here (or the
         worker is draining: the partition's next leader starts it)."""
-        if self.draining:
+        if self.draining or not self.lease.current():
             return
         current = self.attempts.get(action.invocation_id)
         if current is not None:
@@ -157,6 +161,8 @@ class Invoker:
 
     def ack(self, partition: int, action: AckEntry) -> None:
         """Entry ``action.index`` is durable: wake the handler waiting on it."""
+        if not self.lease.current():
+            return  # a deposed leader wakes no handler: the next leader resumes it
         attempt = self.attempts.get(action.invocation_id)
         if attempt is None or attempt.start.attempt != action.attempt:
             entry = action.entry
@@ -366,6 +372,8 @@ class Invoker:
         try:
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
+            if not self.lease.current():
+                return  # queued or backing off when the lease lapsed: the next leader starts it
             attempt.delayed = False
             command = await self._execute(attempt)
             if command is not None:
@@ -557,6 +565,12 @@ class _Driver:
 
     async def completion(self, index: int) -> JournalEntry:
         return await self._invoker._completion(self._attempt, index)
+
+    def may_act(self) -> bool:
+        invoker, attempt = self._invoker, self._attempt
+        return (
+            invoker.lease.current() and invoker.attempts.get(attempt.start.invocation_id) is attempt
+        )
 
     async def publish(
         self, index: int, entry: JournalEntry, record: OutgoingRecord

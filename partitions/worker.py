@@ -53,6 +53,7 @@ from partitions import heap, invocation_log, leader_duties
 from partitions.config import WorkerSettings
 from partitions.invoker import Invoker
 from partitions.leader_duties import LoopCrossing, Outbox
+from partitions.lease import Lease, LeaseKeeper
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
@@ -107,6 +108,11 @@ class Worker:
         self.partition_count = settings.partitions
         self._restarts: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
         self._claims = itertools.count(1)
+        self.lease = Lease.for_session(
+            settings.session_timeout_ms, heartbeat_interval_ms(settings.session_timeout_ms)
+        )
+        """Whether the group still counts this worker in (partitions/lease.py)."""
+        self.lease_keeper = LeaseKeeper(self.lease)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Runs until ``stop`` is set (or forever), then leaves the group cleanly."""
@@ -156,6 +162,7 @@ class Worker:
             ack_timeout_s=s.ack_timeout_s,
             publisher=self.publisher,
             remote=remote,
+            lease=self.lease,
         )
         watchdog = asyncio.get_running_loop().create_task(self.invoker.watch_acks())
         if s.metrics_port:
@@ -249,6 +256,7 @@ class Worker:
                 "fetch.wait.max.ms": 100,
                 "enable.partition.eof": False,
                 "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
+                "on_commit": self.lease_keeper.answered,
             }
         )
         self._consumer = consumer
@@ -284,6 +292,10 @@ class Worker:
                             log.warning("consumer: %s", err)
                         continue
                     by_partition.setdefault(msg.partition() or 0, []).append(msg)
+                # Before anything fetched or queued is acted on: a worker that was stopped
+                # past its session finds its lease lapsed here and leads nothing any more.
+                if self.lease.lapsed_now():
+                    self._step_down("its lease lapsed (no word from the group coordinator)")
                 self.crossing.gather()
                 try:
                     for partition, batch in by_partition.items():
@@ -331,6 +343,20 @@ class Worker:
                 self.metrics.action_errors.inc()
                 log.exception("partition %d: action %r failed", proc.partition, action)
 
+    def _step_down(self, why: str) -> None:
+        """Stops leading every partition (they stay assigned); each is claimed again, with a
+        new epoch, once the lease is current again (see :meth:`_housekeeping`)."""
+        led = [p for p, proc in self.processors.items() if proc.is_leader]
+        for partition in led:
+            proc = self.processors[partition]
+            proc.is_leader = False
+            proc.timers = []
+            proc.announced_at = None
+            self.metrics.not_leading(partition)
+            self.crossing.call(self._release, partition)
+        if led:
+            log.warning("stepping down from partitions %s: %s", sorted(led), why)
+
     def _block(self, proc: PartitionProcessor) -> None:
         """Stops fetching a partition that cannot go on (it stays assigned, and says so)."""
         assert self._consumer is not None
@@ -342,6 +368,9 @@ class Worker:
 
     def _take_over(self, proc: PartitionProcessor) -> None:
         """What a new leader does first: start what runs, arm timers, deliver the outbox."""
+        if not self.lease.current():
+            self._step_down("its lease lapsed while it claimed the partition")
+            return
         epoch = proc.epoch
         self.metrics.leading(proc.partition, epoch)
         for start in state_machine.running_invocations(proc.store):
@@ -407,6 +436,9 @@ class Worker:
             if proc.is_leader and proc.timers:
                 leader_duties.fire_timers(proc, self.writer)
         now = time.monotonic()
+        if self._consumer is not None:
+            offsets = {p: proc.next_offset for p, proc in self.processors.items()}
+            self.lease_keeper.renew(self._consumer, self.names.log_topic, offsets, now)
         if self._consumer is not None and now - self._lag_measured >= 1.0:
             self._lag_measured = now
             self.metrics.measure_lag(self._consumer, self.processors, self.names.log_topic)
@@ -418,7 +450,7 @@ class Worker:
                     self.queries.count(proc.partition, snapshot, self.metrics.counted)
         retry_s = self.settings.session_timeout_ms / 1000
         for proc in self.processors.values():
-            if proc.should_announce(now, retry_s) and self._fenced(proc):
+            if proc.should_announce(now, retry_s) and self._fenced(proc) and self.lease.current():
                 proc.announced_at = now
                 epoch = proc.epoch + 1
                 log.debug("partition %d: claiming leadership at epoch %d", proc.partition, epoch)
@@ -452,6 +484,7 @@ class Worker:
         for proc in procs:
             if proc.blocked is not None:
                 self._block(proc)
+        self.lease_keeper.renew_soon()  # a lease before the first claim, without waiting
         self.metrics.partitions_owned.set(len(self.processors))
 
     def _open_partition(self, consumer: Consumer, partition: int) -> PartitionProcessor:
@@ -510,6 +543,7 @@ class Worker:
         self.metrics.partitions_owned.set(len(self.processors))
 
     def _on_lost(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        self.lease.lapse()  # out of the group: nothing it heard before counts
         for tp in parts:
             self._drop(tp.partition, "lost (this worker was out of the group)")
         self.metrics.partitions_owned.set(len(self.processors))
@@ -540,11 +574,14 @@ class Worker:
         proc = self.processors.get(partition)
         if proc is None or not proc.is_leader:
             return
-        self.invoker.start(partition, epoch, start, delay_s)
+        self.invoker.start(partition, epoch, start, delay_s)  # checks the lease itself
 
     def _ack(self, partition: int, action: AckEntry) -> None:
         assert self.invoker is not None
-        self.invoker.ack(partition, action)
+        proc = self.processors.get(partition)
+        if proc is None or not proc.is_leader:
+            return  # queued before this worker stepped down: the next leader acknowledges
+        self.invoker.ack(partition, action)  # checks the lease itself
 
     def _request_restart(self, partition: int, invocation_id: str) -> None:
         """From the invoker's loop: start an invocation again from its partition's store."""

@@ -248,6 +248,10 @@ class Context:
         attempt = 0
         while True:
             attempt += 1
+            if not self._driver.may_act():
+                # A deposed leader (stopped past its session, say) resumes here: the step may
+                # be journaled by the new leader already, and must not run again.
+                raise InvocationAborted()
             try:
                 value = await self._call(step_key, fn, args, kwargs)
                 entry = JournalEntry(EntryKind.RUN, name, value=serde.encode(value, result_type))

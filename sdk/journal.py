@@ -30,6 +30,12 @@ class JournalDriver(Protocol):
         """Resolves when journaled entry ``index``, still waiting for its outcome, completes."""
         ...
 
+    def may_act(self) -> bool:
+        """Whether the attempt may run a step now: it is still the attempt its worker runs,
+        and that worker still holds the lease of the partition's leader (DESIGN.md
+        invariant 8). Asked at the moment a step's function would begin."""
+        ...
+
     def publish(
         self, index: int, entry: JournalEntry, record: OutgoingRecord
     ) -> Awaitable[JournalEntry | None]:

@@ -119,10 +119,16 @@ async def no_input(ctx: Context) -> str:
 @tests.handler()
 async def slow_steps(ctx: Context, key: str) -> int:
     """Two steps with a pause between them, for killing workers mid-invocation."""
-    await ctx.run("one", record, "slow-one", key)
-    await asyncio.sleep(float(os.environ.get("PERDURE_TEST_PAUSE", "0.5")))
-    await ctx.run("two", record, "slow-two", key)
+    pause = float(os.environ.get("PERDURE_TEST_PAUSE", "0.5"))
+    await ctx.run("one", _step, "slow-one", key, ctx.invocation_id)
+    await asyncio.sleep(pause * 4 if key.startswith("long") else pause)
+    await ctx.run("two", _step, "slow-two", key, ctx.invocation_id)
     return 2
+
+
+def _step(name: str, key: str, invocation_id: str) -> None:
+    """Records a step's execution with the process that ran it and when (wall clock, ns)."""
+    record(name, key, os.getpid(), time.time_ns(), invocation_id)
 
 
 counter = VirtualObject("counter")
