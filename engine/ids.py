@@ -197,3 +197,13 @@ def parse_signal_awakeable_id(text: str) -> tuple[str, int]:
 def signal_awakeable_id_of(raw: bytes) -> str:
     """The text of a ``sign_1`` id from its bytes (the invocation id's UTF-8 + u32 index)."""
     return _SIGNAL_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_any_awakeable_id(text: str) -> tuple[str, int]:
+    """The invocation id and index of either kind of awakeable id: Perdure's ``awk_`` (the
+    entry's index) or a Restate SDK's ``sign_1`` (the signal's index, negated: how the
+    partition tells them apart, engine/signals.py); :class:`InvalidId` otherwise."""
+    if text.startswith(_SIGNAL_PREFIX):
+        invocation_id, signal = parse_signal_awakeable_id(text)
+        return invocation_id, -signal
+    return parse_awakeable_id(text)

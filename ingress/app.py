@@ -24,8 +24,7 @@ from engine.errors import InvalidId
 from engine.ids import (
     InvocationId,
     murmur2,
-    parse_awakeable_id,
-    parse_signal_awakeable_id,
+    parse_any_awakeable_id,
     workflow_run_id,
 )
 from engine.model import Failure, HandlerKind, Reply
@@ -444,13 +443,9 @@ def create_app(settings: IngressSettings | None = None, ingress: Ingress | None 
         if action not in ("resolve", "reject"):
             raise IngressError(404, f"no such path: {request.url.path}")
         try:
-            if awakeable.startswith("sign_"):  # a Restate SDK's (engine/signals.py)
-                invocation_id, signal = parse_signal_awakeable_id(awakeable)
-                index = -signal
-            else:
-                invocation_id, index = parse_awakeable_id(awakeable)
+            invocation_id, index = parse_any_awakeable_id(awakeable)
         except InvalidId as err:
-            raise IngressError(404, f"awakeable {awakeable!r} not found: {err}") from err
+            raise IngressError(404, f"awakeable {awakeable[:100]!r} not found: {err}") from None
         body = await read_body(request, settings.max_body_bytes)
         value: bytes | None = None
         failure: Failure | None = None

@@ -34,6 +34,11 @@ class Attempt:
     """Proposals awaiting their acknowledgement, with the loop time they were made."""
     waiting: bool = False
     """Waiting for an entry that completes later (a timer, a call): not in a step."""
+    appended: int = 0
+    """Records of this attempt handed to the log writer so far."""
+    delivered: int = 0
+    """...and of those, how many the log has taken or refused (counted on the writer's
+    thread: a publish waits until the two meet, see Invoker._publish)."""
 
 
 class Suspended(InvocationAborted):

@@ -38,9 +38,9 @@ from partitions.attempts import (
 )
 from partitions.errors import PublishError
 from partitions.lease import Lease
-from partitions.log import LogAppender
+from partitions.log import LogAppender, RecordPublisher
 from partitions.metrics import WorkerMetrics
-from partitions.publisher import Publisher, UnknownOutcome
+from partitions.publisher import UnknownOutcome
 from partitions.remote_answer import RemoteFailure
 from partitions.remote_invoker import RemoteInvoker
 from partitions.remote_ops import RemoteOps
@@ -84,7 +84,7 @@ class Invoker:
         suspend_after_s: float = 1.0,
         restart: Restart | None = None,
         ack_timeout_s: float = 30.0,
-        publisher: Publisher | None = None,
+        publisher: RecordPublisher | None = None,
         remote: RemoteInvoker | None = None,
         lease: Lease | None = None,
     ) -> None:
@@ -266,9 +266,11 @@ class Invoker:
         delivered: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None) -> None:
+            attempt.delivered += 1  # only the writer's thread counts: no lock needed
             if err is not None or wait:
                 loop.call_soon_threadsafe(self._delivered, attempt, delivered, err)
 
+        attempt.appended += 1
         self.writer.append(
             attempt.partition,
             Envelope(command, attempt.epoch),
@@ -317,6 +319,11 @@ class Invoker:
         if self.publisher is None:
             raise PublishError("this worker cannot publish (no publisher)")
         loop = asyncio.get_running_loop()
+        # The transaction goes through another producer than the entries before it, and Kafka
+        # orders records only within one producer: a publish that overtook its predecessor
+        # would be dropped as out of turn after its record was committed, and published
+        # again by the replay. So it waits until every earlier record of the attempt is in.
+        await _until_delivered(attempt, self.ack_timeout_s)
         acked: asyncio.Future[JournalEntry | None] = loop.create_future()
         attempt.pending[index] = acked
         start = attempt.start
@@ -551,6 +558,16 @@ class Invoker:
         return AttemptFailed(
             start.invocation_id, start.attempt, trace[-ERROR_TEXT:], int(delay / _MS)
         )
+
+
+async def _until_delivered(attempt: Attempt, timeout_s: float) -> None:
+    """Until the log has taken (or refused) every record the attempt appended so far."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout_s
+    while attempt.delivered < attempt.appended:
+        if loop.time() > give_up:
+            raise InvocationAborted()  # the watchdog restarts it from the journal
+        await asyncio.sleep(0.001)
 
 
 class _Driver:

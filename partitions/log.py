@@ -14,6 +14,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from engine import codec, schemas
 from engine.cluster import ClusterNames, producer_settings
+from engine.model import OutgoingRecord
 from engine.records import Envelope, Response
 
 DeliveryCallback = Callable[[KafkaError | None], None]
@@ -34,6 +35,17 @@ class LogAppender(Protocol):
     def append(
         self, partition: int, envelope: Envelope, on_delivery: DeliveryCallback | None = None
     ) -> None: ...
+
+
+class RecordPublisher(Protocol):
+    """What the invoker needs for ``ctx.publish``: a user's record and the log record of its
+    journal entry, written both or neither.
+
+    Kafka transactions in workers (partitions/publisher.py); in memory in a test runtime
+    (partitions/local/memory_publisher.py).
+    """
+
+    async def publish(self, partition: int, envelope: Envelope, record: OutgoingRecord) -> None: ...
 
 
 class LogWriter:

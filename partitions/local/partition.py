@@ -45,6 +45,7 @@ from partitions.invoker import Invoker
 from partitions.local.clock import RETRY, VirtualClock
 from partitions.local.crashes import AFTER, BEFORE, Crash, CrashPlan
 from partitions.local.memory_log import MemoryLog
+from partitions.local.memory_publisher import MemoryPublisher
 from partitions.metrics import WorkerMetrics
 from sdk import Endpoint
 
@@ -69,6 +70,7 @@ class LocalPartition:
         suspend_after_s: float,
         log: MemoryLog | None = None,
         on_response: Callable[[Response], None] | None = None,
+        publish: bool = False,
     ) -> None:
         self.clock = clock
         self.store = MemoryTxn()
@@ -76,6 +78,8 @@ class LocalPartition:
         self._on_response = on_response
         """Where responses nobody in this process waits for go (the embedded ingress)."""
         self.log.intercept = self._before_append
+        self.publisher = MemoryPublisher(self.log) if publish else None
+        """Where ``ctx.publish`` goes (a test runtime's; the embedded log has no Kafka)."""
         self.invoker = Invoker(
             app,
             self.log,
@@ -83,6 +87,7 @@ class LocalPartition:
             suspend_after_s=suspend_after_s,
             restart=self._restart,
             ack_timeout_s=3600,  # nothing is lost in memory: no watchdog runs
+            publisher=self.publisher,
         )
         self.auto_advance = True
         self.plans: list[CrashPlan] = []

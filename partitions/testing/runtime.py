@@ -24,13 +24,22 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from engine import keyed, keys, queries, state_machine
+from engine.errors import InvalidId
 from engine.ids import (
     InvocationId,
     awakeable_id,
     idempotent_uid,
-    parse_awakeable_id,
+    parse_any_awakeable_id,
 )
-from engine.model import EntryKind, Failure, HandlerKind, JournalEntry, Reply, Target
+from engine.model import (
+    EntryKind,
+    Failure,
+    HandlerKind,
+    JournalEntry,
+    OutgoingRecord,
+    Reply,
+    Target,
+)
 from engine.records import (
     Attach,
     Cancel,
@@ -121,7 +130,7 @@ class TestRuntime:
 
     async def __aenter__(self) -> TestRuntime:
         self._clock_token = clock.use(self.clock.time)
-        self._p = LocalPartition(self.app, self.clock, self._suspend_after_s)
+        self._p = LocalPartition(self.app, self.clock, self._suspend_after_s, publish=True)
         self._p.auto_advance = self._auto_advance
         self._p.start()
         await self.settle()
@@ -331,6 +340,13 @@ class TestRuntime:
             for k, v in self._part.store.scan(keys.REJECTED)
         }
 
+    def published(self, topic: str | None = None) -> list[OutgoingRecord]:
+        """The records handlers published with ``ctx.publish`` (to ``topic``, if given), in
+        order: what a ``read_committed`` consumer would read, each exactly once."""
+        publisher = self._part.publisher
+        assert publisher is not None
+        return [r for r in publisher.records if topic is None or r.topic == topic]
+
     def awakeables(self, invocation_id: str) -> list[str]:
         """The ids of the invocation's awakeables that are not completed yet."""
         return [
@@ -384,7 +400,10 @@ class TestRuntime:
     async def _complete_awakeable(
         self, awakeable: str, value: bytes | None, failure: Failure | None
     ) -> None:
-        invocation_id, index = parse_awakeable_id(awakeable)
+        try:
+            invocation_id, index = parse_any_awakeable_id(awakeable)
+        except InvalidId as err:
+            raise TerminalError(f"awakeable {awakeable[:100]!r} not found: {err}", 404) from None
         request_id = uuid.uuid4().hex
         record = CompleteAwakeable(invocation_id, index, value, failure, Reply(0, request_id))
         response = await self._request(record, request_id, None, outcome=False)

@@ -1,0 +1,75 @@
+"""A publish waits until every earlier record of its attempt is in the log (issue 31, fault 4).
+
+The invoker on its own, with a log writer that delivers only when the test says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from engine.model import Target
+from engine.records import Envelope, StartInvocation
+from partitions.invoker import Invoker
+from partitions.metrics import WorkerMetrics
+from sdk import Context, Endpoint, Service
+
+pub = Service("pub")
+
+
+@pub.handler()
+async def awakeable_then_publish(ctx: Context) -> None:
+    ctx.awakeable()
+    await ctx.publish("t", "v")
+
+
+class SlowWriter:
+    """Delivers only when told: Kafka taking its time with the entry before a publish."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.undelivered: list[Callable[..., None]] = []
+
+    def append(self, partition: int, env: Envelope, on_delivery: Callable[..., None]) -> None:
+        self.records.append(env.command)
+        self.undelivered.append(on_delivery)
+
+
+class Publisher:
+    def __init__(self, writer: SlowWriter) -> None:
+        self.writer = writer
+        self.undelivered_at_publish: list[int] = []
+
+    async def publish(self, partition: int, envelope: Envelope, record: object) -> None:
+        self.undelivered_at_publish.append(len(self.writer.undelivered))
+        raise asyncio.CancelledError  # the test needs no more of it
+
+
+@pytest.mark.asyncio
+async def test_a_publish_waits_until_the_entry_before_it_is_in_the_log() -> None:
+    """Issue 31, fault 4: the transaction goes through another producer than the awakeable's
+    entry before it, so it could land first; the entry was then dropped as out of turn and
+    the replay published again."""
+    writer = SlowWriter()
+    publisher = Publisher(writer)
+    inv = Invoker(
+        Endpoint([pub]),
+        writer,  # type: ignore[arg-type]
+        WorkerMetrics(),
+        publisher=publisher,  # type: ignore[arg-type]
+    )
+    inv.start(0, 1, StartInvocation("inv_1", Target("pub", "awakeable_then_publish"), b"", (), 0))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert [type(r).__name__ for r in writer.records] == ["ProposeEntry"]
+    assert publisher.undelivered_at_publish == [], "it published before its predecessor landed"
+    writer.undelivered.pop()(None)
+    for _ in range(50):
+        await asyncio.sleep(0.001)
+        if publisher.undelivered_at_publish:
+            break
+    assert publisher.undelivered_at_publish == [0]
+    await inv.shutdown()
