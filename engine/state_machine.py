@@ -31,6 +31,7 @@ from engine.errors import InvalidId
 from engine.ids import InvocationId, parse_awakeable_id
 from engine.lifecycle import begin, complete_entry, finish
 from engine.model import (
+    READ_KINDS,
     Caller,
     EntryKind,
     Failure,
@@ -91,6 +92,9 @@ from engine.storage import PartitionReader, PartitionTxn
 
 CANCELLED = cancellation.CANCELLED
 KILLED = cancellation.KILLED
+
+WRITERS = frozenset({HandlerKind.EXCLUSIVE, HandlerKind.WORKFLOW})
+"""The handler kinds that may change their key's state (one at a time per key)."""
 
 PURGE_BATCH = 500
 """Invocations one retention sweep record forgets at most: a sweep never stalls the processor."""
@@ -299,6 +303,12 @@ def _propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
     timeline.entry_journaled(txn, c.invocation_id, c.index, env.timestamp_ms)
     entry = c.entry
     if entry.state_ops and s.target.key is not None:
+        if s.handler_kind not in WRITERS and any(
+            op.kind not in READ_KINDS for op in entry.state_ops
+        ):
+            # A shared handler runs beside the key's exclusive one: its writes would race it.
+            failure = Failure(400, "a shared handler may not change state")
+            return finish(txn, s, env.timestamp_ms, None, failure)
         # Durable in the journal, so visible to shared handlers from now on (as in Restate).
         keyed.apply_state_ops(txn, s.target.service, s.target.key, entry.state_ops)
     kind = entry.kind
@@ -512,8 +522,7 @@ def _complete(env: Envelope, c: Complete, txn: PartitionTxn) -> list[Action]:
     s = _current_attempt(txn, c.invocation_id, c.attempt)
     if s is None:
         return []
-    writes = s.handler_kind in (HandlerKind.EXCLUSIVE, HandlerKind.WORKFLOW)
-    if c.state_ops and writes and s.target.key is not None:
+    if c.state_ops and s.handler_kind in WRITERS and s.target.key is not None:
         keyed.apply_state_ops(txn, s.target.service, s.target.key, c.state_ops)
     return finish(txn, s, env.timestamp_ms, c.result, c.failure)
 

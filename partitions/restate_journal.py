@@ -248,6 +248,7 @@ class ResponseReader:
         self, start: StartInvocation, base_index: int, next_completion: int, kinds: CalleeKinds
     ) -> None:
         self._start = start
+        self._writes_state = start.handler_kind in (HandlerKind.EXCLUSIVE, HandlerKind.WORKFLOW)
         self._base = base_index
         self._cid = next_completion
         self._kinds = kinds
@@ -276,6 +277,12 @@ class ResponseReader:
         """Reads one frame; True once the answer ended (End, Suspension or Error)."""
         m = f.fields
         t = f.type
+        if t in (w.SET_STATE, w.CLEAR_STATE, w.CLEAR_ALL_STATE) and not self._writes_state:
+            # A shared handler runs beside the key's exclusive one: it may only read.
+            raise ProtocolError(
+                f"a {self._start.handler_kind.value or 'service'} handler may not change state "
+                "(only exclusive and workflow handlers write it)"
+            )
         if t == w.SET_STATE:
             v = m.message(3)
             self._ops.append(StateOp(StateOpKind.SET, _key(m), v.raw(1) if v else b""))

@@ -1,4 +1,5 @@
-"""A record whose apply raises is rejected, not blocked on (issue 31, engine/rejection.py).
+"""A record whose apply raises is rejected, not blocked on (issue 31, engine/rejection.py);
+and a shared handler's state changes are refused.
 
 Each case is a record that stopped a partition on the main this issue started from (the
 processor blocked on the exception): a delay, an awakeable index or a name outside the byte
@@ -192,3 +193,23 @@ def test_a_rollback_undoes_only_the_failed_record() -> None:
     txn.delete(b"a")
     txn.rollback()
     assert txn.data == {b"a": b"1"}
+
+
+def test_a_shared_handlers_entry_that_changes_state_fails_it_and_writes_nothing() -> None:
+    """Issue 31, fault 5: the state machine applied any keyed invocation's state ops."""
+    txn = fresh()
+    _running_object(txn)  # the key's exclusive handler runs
+    state_machine.apply(ext(Invoke(B, OBJ, b"", handler_kind=HandlerKind.SHARED)), txn, 2)
+    read = StateOp(StateOpKind.READ, "total", b"1")
+    write = StateOp(StateOpKind.SET, "total", b"2")
+    ok = JournalEntry(EntryKind.RUN, "s", b"1", state_ops=(read,))
+    assert any(
+        isinstance(a, AckEntry)
+        for a in state_machine.apply(lead(ProposeEntry(B, 0, 0, ok)), txn, 3)
+    )
+    bad = JournalEntry(EntryKind.RUN, "t", b"1", state_ops=(read, write))
+    state_machine.apply(lead(ProposeEntry(B, 0, 1, bad)), txn, 4)
+    s = get_status(txn, B)
+    assert s is not None and s.phase is Phase.COMPLETED and s.failure is not None
+    assert s.failure.code == 400 and "shared" in s.failure.message
+    assert list(txn.scan(keys.state_prefix(OBJ.service, "k"))) == []

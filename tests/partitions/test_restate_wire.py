@@ -8,6 +8,7 @@ state read, two per call).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -198,3 +199,21 @@ def test_a_resolved_awakeable_replays_as_its_signal() -> None:
     assert [f.name for f in frames] == ["INPUT", "SIGNAL"]
     signal = frames[1].fields
     assert signal.uint(2) == 18 and signal.message(5).raw(1) == b'"ok"'  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        w.frame(w.SET_STATE, [(1, b"items"), (3, w.value(b"[1,2]"))]),
+        w.frame(w.CLEAR_STATE, [(1, b"items")]),
+        w.frame(w.CLEAR_ALL_STATE, []),
+    ],
+    ids=["set", "clear", "clear all"],
+)
+def test_a_shared_handler_that_changes_state_is_a_protocol_error(frame: w.Frame) -> None:
+    """Issue 31, fault 5: a Restate SDK's shared handler wrote beside the key's exclusive one."""
+    shared = replace(START, handler_kind=HandlerKind.SHARED)
+    reader = ResponseReader(shared, 1, 1, kinds)
+    reader.feed(w.frame(w.GET_EAGER_STATE, [(1, b"items"), (14, w.value(b"[1]"))]))
+    with pytest.raises(ProtocolError, match="may not change state"):
+        reader.feed(frame)
