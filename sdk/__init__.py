@@ -3,7 +3,7 @@
 from sdk.client import AsyncPerdureClient, PerdureClient
 from sdk.context import Context
 from sdk.endpoint import Endpoint
-from sdk.errors import InvocationAborted, TerminalError
+from sdk.errors import CallTimeoutError, InvocationAborted, TerminalError
 from sdk.journal import SendHandle
 from sdk.keyed_context import (
     DurablePromise,
@@ -17,6 +17,7 @@ from sdk.service import Service, VirtualObject, Workflow
 
 __all__ = [
     "AsyncPerdureClient",
+    "CallTimeoutError",
     "Context",
     "DurablePromise",
     "Endpoint",

@@ -34,6 +34,7 @@ from sdk.client_http import (
     Request,
     Sent,
     awakeable_request,
+    by_id_request,
     call_options,
     decode,
     handler_def,
@@ -42,6 +43,7 @@ from sdk.client_http import (
     raise_for,
     send_options,
     sent,
+    timed_out,
     workflow_request,
 )
 from sdk.errors import TerminalError
@@ -140,6 +142,8 @@ class PerdureClient(_ClientBase):
             return self._http.request(
                 r.method, r.path, content=r.body, headers=dict(r.headers), params=dict(r.params)
             )
+        except httpx.TimeoutException as err:
+            raise timed_out(r, err) from err
         except httpx.TransportError as err:
             raise TerminalError(f"cannot reach the ingress: {err}", 503) from err
 
@@ -260,7 +264,10 @@ class PerdureClient(_ClientBase):
 
     def _by_id(self, invocation: str | Sent[Any], verb: str) -> Any:
         iid, output_type = id_and_type(invocation)
-        return decode(self._do(Request("GET", f"/restate/invocation/{iid}/{verb}")), output_type)
+        return decode(
+            self._do(by_id_request(iid, verb)),
+            output_type,
+        )
 
 
 class AsyncPerdureClient(_ClientBase):
@@ -289,6 +296,8 @@ class AsyncPerdureClient(_ClientBase):
             return await self._http.request(
                 r.method, r.path, content=r.body, headers=dict(r.headers), params=dict(r.params)
             )
+        except httpx.TimeoutException as err:
+            raise timed_out(r, err) from err
         except httpx.TransportError as err:
             raise TerminalError(f"cannot reach the ingress: {err}", 503) from err
 
@@ -411,5 +420,6 @@ class AsyncPerdureClient(_ClientBase):
     async def _by_id(self, invocation: str | Sent[Any], verb: str) -> Any:
         iid, output_type = id_and_type(invocation)
         return decode(
-            await self._do(Request("GET", f"/restate/invocation/{iid}/{verb}")), output_type
+            await self._do(by_id_request(iid, verb)),
+            output_type,
         )

@@ -4,6 +4,7 @@ and how an answer becomes a result or a :class:`~sdk.errors.TerminalError` (sdk/
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -11,9 +12,11 @@ from urllib.parse import quote
 
 import httpx
 
+from engine.ids import idempotent_uid, workflow_run_id
+from engine.model import HandlerKind
 from sdk import serde
-from sdk.call_targets import check_key
-from sdk.errors import TerminalError
+from sdk.call_targets import check_key, invocation_id_for
+from sdk.errors import CallTimeoutError, TerminalError
 from sdk.service import HandlerDef
 
 OutputT = TypeVar("OutputT")
@@ -39,6 +42,12 @@ class Request:
     body: bytes | None = None
     headers: tuple[tuple[str, str], ...] = ()
     params: tuple[tuple[str, str], ...] = ()
+    invocation_id: str | None = None
+    """The invocation the request is about, when the client knows it before the answer."""
+
+
+CLIENT_KEY_PREFIX = "perdure-client-"
+"""The idempotency keys the typed client gives calls that have none of their caller's."""
 
 
 def handler_def(handler: Any) -> HandlerDef:
@@ -58,7 +67,13 @@ def workflow_request(h: HandlerDef, key: str | None, verb: str) -> Request:
     """``GET /restate/workflow/{name}/{id}/attach`` (or ``output``) of ``h``'s workflow run."""
     assert key is not None
     path = f"/restate/workflow/{quote(h.service, safe='')}/{quote(key, safe='')}/{verb}"
-    return Request("GET", path)
+    return Request("GET", path, invocation_id=str(workflow_run_id(h.service, key)))
+
+
+def by_id_request(invocation_id: str, verb: str) -> Request:
+    """``GET /restate/invocation/{id}/attach`` (or ``output``)."""
+    path = f"/restate/invocation/{invocation_id}/{verb}"
+    return Request("GET", path, invocation_id=invocation_id)
 
 
 def invoke_request(
@@ -74,15 +89,30 @@ def invoke_request(
     path = target_path(h, key) + ("/send" if send else "")
     body = serde.encode(arg, h.input_type) if h.takes_input else b""
     extra = dict(headers or {})
+    if idempotency_key is None and not send and h.invocation_kind is not HandlerKind.WORKFLOW:
+        # A key of the client's own names the invocation before the ingress answers, so a
+        # call that times out can say which invocation goes on (CallTimeoutError), and the
+        # caller can attach to it (or call again with the key: the same invocation).
+        idempotency_key = f"{CLIENT_KEY_PREFIX}{uuid.uuid4().hex}"
+    invocation_id = None
     if idempotency_key is not None:
         extra["idempotency-key"] = idempotency_key
+        uid = idempotent_uid(h.service, h.name, key, idempotency_key)
+        invocation_id = str(invocation_id_for(h, key, uid))
+    elif h.invocation_kind is HandlerKind.WORKFLOW:
+        invocation_id = str(invocation_id_for(h, key, None))
     params: tuple[tuple[str, str], ...] = ()
     if delay is not None:
         if not send:
             raise TerminalError("a delay applies to a send only", 400)
         params = (("delay", f"{int(delay.total_seconds() * 1000)}ms"),)
     return Request(
-        "POST", path, body, (("content-type", "application/json"), *extra.items()), params
+        "POST",
+        path,
+        body,
+        (("content-type", "application/json"), *extra.items()),
+        params,
+        invocation_id,
     )
 
 
@@ -137,3 +167,11 @@ def id_and_type(invocation: str | Sent[Any]) -> tuple[str, Any]:
     if isinstance(invocation, Sent):
         return invocation.invocation_id, invocation.output_type
     return invocation, None
+
+
+def timed_out(r: Request, err: Exception) -> CallTimeoutError:
+    """The error of a request that timed out: it names the invocation, which goes on."""
+    about = f"; invocation {r.invocation_id} goes on" if r.invocation_id else ""
+    return CallTimeoutError(
+        f"no answer from the ingress in time ({type(err).__name__}){about}", r.invocation_id
+    )

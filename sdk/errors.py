@@ -34,6 +34,19 @@ class TerminalError(SdkError):
         return f"TerminalError({self.message!r}, status_code={self.status_code})"
 
 
+class CallTimeoutError(SdkError, TimeoutError):
+    """The typed client gave up waiting; the invocation goes on (it is not a failure).
+
+    Attributes:
+        invocation_id: the invocation that goes on, when the client knew it (attach to it
+            with ``client.attach(invocation_id)``), else None.
+    """
+
+    def __init__(self, message: str, invocation_id: str | None) -> None:
+        super().__init__(message)
+        self.invocation_id = invocation_id
+
+
 class HandlerDefinitionError(SdkError, TypeError):
     """A handler's signature cannot be served (raised when the decorator runs)."""
 

@@ -6,6 +6,7 @@ import sdk
 def test_public_names_are_pinned() -> None:
     assert sorted(sdk.__all__) == [
         "AsyncPerdureClient",
+        "CallTimeoutError",
         "Context",
         "DurablePromise",
         "Endpoint",
