@@ -17,6 +17,12 @@ log before the new leader's announcement, under the epoch that was current there
 accepted. A fenced producer never publishes again; its partition publishes after its next
 takeover.
 
+Outages: a commit that fails past its deadline (the brokers gone for longer), or an abort that
+fails, leaves the producer in a state it cannot leave. The partition's owner then makes a new
+producer with the same ``transactional.id`` and initialises it, which aborts whatever the old
+one left open: publishing goes on without waiting for a rebalance. It does so only while its
+lease is current (partitions/lease.py), so a zombie never fences its successor's producer.
+
 Publishes of one partition that arrive while a transaction commits go into the next one
 together (group commit): a transaction costs a few round trips, and the partition's readers wait
 for it (they read up to the last stable offset).
@@ -41,6 +47,7 @@ from engine.kafka_clusters import DEFAULT, KafkaClusters, UnknownCluster
 from engine.model import OutgoingRecord
 from engine.records import Envelope
 from partitions.errors import PublishError
+from partitions.lease import Lease
 from partitions.log import LOG_HEADERS
 from sdk import InvocationAborted, TerminalError
 
@@ -77,8 +84,8 @@ class _Partition:
     ready: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
     dead: str = ""
-    """Why this producer publishes no more (fenced, or a fatal error) until the next takeover:
-    re-initialising it could fence the rightful owner's producer if this worker is a zombie."""
+    """Why this producer publishes no more: fenced (until the next takeover), or an error it
+    cannot leave (until :meth:`Publisher._revive` made a new one)."""
     fenced: bool = False
     waiting: list[_Publish] = field(default_factory=list)
     committing: bool = False
@@ -97,7 +104,9 @@ class Publisher:
         names: ClusterNames,
         timeout_s: float = 10.0,
         clusters: KafkaClusters | None = None,
+        lease: Lease | None = None,
     ) -> None:
+        self._lease = lease if lease is not None else Lease.always()
         self._bootstrap = bootstrap
         self._names = names
         self._timeout_s = timeout_s
@@ -139,8 +148,8 @@ class Publisher:
         for partition in list(self._partitions):
             self.release(partition)
 
-    def _initialise(self, part: _Partition) -> None:
-        settings = dict(producer_settings(self._bootstrap))
+    def _settings(self, part: _Partition) -> dict[str, object]:
+        settings: dict[str, object] = dict(producer_settings(self._bootstrap))
         settings.update(
             {
                 "transactional.id": self._names.publish_transactional_id(part.partition),
@@ -150,25 +159,37 @@ class Publisher:
                 "logger": logging.getLogger("perdure.librdkafka"),
             }
         )
-        while not part.released.is_set():
+        return settings
+
+    def _initialise(self, part: _Partition, revive: bool = False) -> None:
+        """Makes the partition's producer and initialises its transactions, retrying until it
+        works or the partition goes. ``revive``: only while the lease is current."""
+        settings = self._settings(part)
+        while not part.released.is_set() and not part.fenced:
+            if revive and not self._lease.current():
+                part.released.wait(_INIT_RETRY_S / 4)
+                continue
             started = time.monotonic()
             try:
                 producer = Producer(settings)
                 producer.init_transactions(self._timeout_s)
             except KafkaException as err:
                 log.warning(
-                    "partition %d: cannot initialise its publish transactions yet (%s); it does "
-                    "not lead until it can",
+                    "partition %d: cannot initialise its publish transactions yet (%s); it %s",
                     part.partition,
                     err.args[0].str(),
+                    "does not publish until it can" if revive else "does not lead until it can",
                 )
                 part.released.wait(_INIT_RETRY_S)
                 continue
             part.producer = producer
+            part.dead = ""
             part.ready.set()
-            log.debug(
-                "partition %d: publish producer ready in %.3fs",
+            log.log(
+                logging.INFO if revive else logging.DEBUG,
+                "partition %d: publish producer %s in %.3fs",
                 part.partition,
+                "made anew" if revive else "ready",
                 time.monotonic() - started,
             )
             return
@@ -295,10 +316,11 @@ class Publisher:
                     raise PublishError(f"the publish transaction was aborted: {err.str()}") from exc
                 if err.retriable() and time.monotonic() < deadline and not part.released.is_set():
                     continue
-                self._kill(part, exc)
                 if err.code() in _FENCED:
                     part.fenced = True
+                    self._kill(part, exc)
                     raise InvocationAborted() from exc
+                self._kill(part, exc)
                 raise UnknownOutcome(err.str()) from exc
 
     def _abort(self, part: _Partition, why: BaseException) -> None:
@@ -314,15 +336,40 @@ class Publisher:
                 "partition %d: publish transaction not aborted (%s): %s", part.partition, why, err
             )
 
-    @staticmethod
-    def _kill(part: _Partition, why: BaseException) -> None:
+    def _kill(self, part: _Partition, why: BaseException) -> None:
+        """The producer publishes no more: a fenced one until the next takeover; any other is
+        replaced at once (:meth:`_revive`)."""
         part.dead = str(why)
-        log.error(
-            "partition %d: its publish producer stops (%s); the partition publishes again "
-            "after its next takeover",
+        if part.fenced or part.released.is_set():
+            log.error(
+                "partition %d: its publish producer stops (%s); the partition publishes again "
+                "after its next takeover",
+                part.partition,
+                why,
+            )
+            return
+        self._revive(part, why)
+
+    def _revive(self, part: _Partition, why: BaseException) -> None:
+        log.warning(
+            "partition %d: its publish producer cannot go on (%s); making a new one",
             part.partition,
             why,
         )
+        old, part.producer = part.producer, None
+        if old is not None:
+            threading.Thread(target=_destroy, args=(old,), daemon=True).start()
+        threading.Thread(
+            target=self._initialise,
+            args=(part, True),
+            name=f"publisher-{part.partition}",
+            daemon=True,
+        ).start()
+
+
+def _destroy(producer: Producer) -> None:
+    with contextlib.suppress(KafkaException):
+        producer.flush(0)
 
 
 def _close(part: _Partition) -> None:

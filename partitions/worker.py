@@ -143,7 +143,9 @@ class Worker:
         self.queries = QueryAnswerer(self.writer)
         self.recovery = Recovery(s, self.metrics, self.writer.append)
         clusters = KafkaClusters.from_env(s.bootstrap, s.kafka_clusters)
-        self.publisher = Publisher(s.bootstrap, self.names, s.produce_timeout_s, clusters)
+        self.publisher = Publisher(
+            s.bootstrap, self.names, s.produce_timeout_s, clusters, lease=self.lease
+        )
         self.directory = await asyncio.to_thread(
             ServiceDirectory, s.bootstrap, self.names.registry_topic
         )
