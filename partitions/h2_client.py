@@ -5,6 +5,12 @@ invocation: httpx's HTTP/2 (httpcore) spent 1.7 ms of CPU on each on this machin
 (``python -m bench.remote_sdk``). One connection per endpoint carries every stream (up to the
 peer's ``max_concurrent_streams``; more wait); a connection that fails fails its open streams,
 and the next request opens a new one.
+
+Nothing waits for ever: every connection sends a PING every ``ping_interval_s`` and is failed
+(with its streams) when no answer comes within ``ping_timeout_s`` — a paused SDK process, or a
+connection left half-open by a lost node, answers nothing and would otherwise hold its attempts
+and every new stream on it — and each wait for an answer's headers or next chunk is bounded by
+``answer_timeout_s`` (Restate's abort timeout: a step that runs longer fails its attempt).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 import h2.config
@@ -22,7 +28,13 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+T = TypeVar("T")
+
 CONNECT_TIMEOUT_S = 5.0
+PING_INTERVAL_S = 10.0
+"""How often an open connection checks that its peer still answers."""
+PING_TIMEOUT_S = 10.0
+"""How long a PING may go unanswered before the connection counts as dead."""
 
 
 class H2Error(Exception):
@@ -36,7 +48,11 @@ class _Stream:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, ping_interval_s: float, ping_timeout_s: float) -> None:
+        self._ping_interval_s = ping_interval_s
+        self._ping_timeout_s = ping_timeout_s
+        self._pinger: asyncio.Task[None] | None = None
+        self._pong: asyncio.Event = asyncio.Event()
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
         self.h2 = h2.connection.H2Connection(config)
         self.transport: asyncio.Transport | None = None
@@ -54,6 +70,24 @@ class _Connection(asyncio.Protocol):
         self.h2.increment_flow_control_window(2**24)
         self.h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**24})
         self._flush()
+        self._pinger = asyncio.get_running_loop().create_task(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(self._ping_interval_s)
+            if self.closed:
+                return
+            self._pong.clear()
+            with contextlib.suppress(h2.exceptions.H2Error):
+                self.h2.ping(b"perdure!")
+                self._flush()
+            try:
+                await asyncio.wait_for(self._pong.wait(), self._ping_timeout_s)
+            except TimeoutError:
+                self._fail(
+                    H2Error(f"the peer did not answer a PING within {self._ping_timeout_s:.0f}s")
+                )
+                return
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -86,6 +120,8 @@ class _Connection(asyncio.Protocol):
             self._end(event.stream_id, H2Error(f"stream reset by the peer ({event.error_code})"))
         elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
             self._window.set()
+        elif isinstance(event, h2.events.PingAckReceived):
+            self._pong.set()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._fail(H2Error(f"the peer closed the connection ({event.error_code})"))
 
@@ -105,6 +141,8 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, err: BaseException) -> None:
         self.closed = True
+        if self._pinger is not None and self._pinger is not asyncio.current_task():
+            self._pinger.cancel()
         for stream_id in list(self.streams):
             self._end(stream_id, err)
         self._window.set()
@@ -172,9 +210,22 @@ class _Connection(asyncio.Protocol):
 
 
 class H2Client:
-    """Requests over one h2c connection per ``host:port``."""
+    """Requests over one h2c connection per ``host:port``.
 
-    def __init__(self) -> None:
+    Args:
+        answer_timeout_s: the longest wait for an answer's headers or its next chunk.
+        ping_interval_s: how often each connection checks that its peer answers.
+        ping_timeout_s: how long a PING may go unanswered before the connection is failed.
+    """
+
+    def __init__(
+        self,
+        answer_timeout_s: float,
+        ping_interval_s: float = PING_INTERVAL_S,
+        ping_timeout_s: float = PING_TIMEOUT_S,
+    ) -> None:
+        self._answer_timeout_s = answer_timeout_s
+        self._ping = (ping_interval_s, ping_timeout_s)
         self._connections: dict[tuple[str, int], _Connection] = {}
         self._connecting: dict[tuple[str, int], asyncio.Lock] = {}
 
@@ -188,7 +239,8 @@ class H2Client:
             loop = asyncio.get_running_loop()
             try:
                 _, made = await asyncio.wait_for(
-                    loop.create_connection(_Connection, host, port), CONNECT_TIMEOUT_S
+                    loop.create_connection(lambda: _Connection(*self._ping), host, port),
+                    CONNECT_TIMEOUT_S,
                 )
             except (OSError, TimeoutError) as err:
                 raise H2Error(f"cannot connect to {host}:{port}: {err or 'timed out'}") from None
@@ -203,9 +255,9 @@ class H2Client:
         conn, request = await self._request(url, headers)
         stream_id, stream = await conn.open(request, body)
         try:
-            response = await stream.headers
+            response = await _within(stream.headers, self._answer_timeout_s)
             status = next((int(v) for k, v in response if k == b":status"), 0)
-            yield status, _chunks(stream)
+            yield status, _chunks(stream, self._answer_timeout_s)
         finally:
             if stream_id in conn.streams:  # left before its end: cancel it
                 conn.streams.pop(stream_id, None)
@@ -220,7 +272,7 @@ class H2Client:
         """Opens a POST whose body goes on being written while its answer is read."""
         conn, request = await self._request(url, headers)
         stream_id, stream = await conn.open(request, first, end=False)
-        exchange = Exchange(conn, stream_id, stream)
+        exchange = Exchange(conn, stream_id, stream, self._answer_timeout_s)
         try:
             yield exchange
         finally:
@@ -249,9 +301,19 @@ class H2Client:
         self._connections.clear()
 
 
-async def _chunks(stream: _Stream) -> AsyncIterator[bytes]:
+async def _within(fut: asyncio.Future[T], timeout_s: float) -> T:
+    try:
+        return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+    except TimeoutError:
+        raise H2Error(f"no answer within {timeout_s:.0f}s") from None
+
+
+async def _chunks(stream: _Stream, timeout_s: float) -> AsyncIterator[bytes]:
     while True:
-        item = await stream.chunks.get()
+        try:
+            item = await asyncio.wait_for(stream.chunks.get(), timeout_s)
+        except TimeoutError:
+            raise H2Error(f"nothing more of the answer within {timeout_s:.0f}s") from None
         if item is None:
             return
         if isinstance(item, BaseException):
@@ -262,18 +324,21 @@ async def _chunks(stream: _Stream) -> AsyncIterator[bytes]:
 class Exchange:
     """One open bidirectional stream: write more of the request, read the answer."""
 
-    def __init__(self, conn: _Connection, stream_id: int, stream: _Stream) -> None:
+    def __init__(
+        self, conn: _Connection, stream_id: int, stream: _Stream, timeout_s: float
+    ) -> None:
         self._conn = conn
         self._id = stream_id
         self._stream = stream
+        self._timeout_s = timeout_s
         self.request_ended = False
 
     async def status(self) -> int:
-        response = await self._stream.headers
+        response = await _within(self._stream.headers, self._timeout_s)
         return next((int(v) for k, v in response if k == b":status"), 0)
 
     def chunks(self) -> AsyncIterator[bytes]:
-        return _chunks(self._stream)
+        return _chunks(self._stream, self._timeout_s)
 
     async def send(self, data: bytes) -> None:
         await self._conn.send(self._id, data)

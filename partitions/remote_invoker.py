@@ -58,7 +58,7 @@ class RemoteInvoker:
         self.streams = streams
         """Bidirectional streams with endpoints that offer them (else a request per step)."""
         self._clients: dict[str, httpx.AsyncClient] = {}
-        self._h2 = H2Client()
+        self._h2 = H2Client(ABORT_S)
         self._on_exchange = on_exchange
         """Called with +1 when an exchange starts and -1 when it ends (a gauge)."""
 
