@@ -160,6 +160,8 @@ class Ingress:
             return "this replica is shutting down; send calls to another one"
         if self.probe is not None and (why := self.probe.unreachable()) is not None:
             return why
+        if self._local is not None and (why := self._local.problem()) is not None:
+            return why
         if not self.ready:
             return "the service registry is loading"
         return None

@@ -34,6 +34,10 @@ class LocalLog(Protocol):
         """Runs its partition (on the ingress's event loop)."""
         ...
 
+    def problem(self) -> str | None:
+        """Why its partition cannot go on, in words (None: it goes on): readiness fails."""
+        ...
+
     async def stop(self) -> None: ...
 
 

@@ -69,6 +69,10 @@ class EmbeddedLog:
             len(self.partition.invoker.attempts),
         )
 
+    def problem(self) -> str | None:
+        failure = self.partition.failure
+        return None if failure is None else f"partition 0 stopped: {failure!r}"
+
     async def stop(self) -> None:
         await self.partition.stop()
         self._log.close()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import (
@@ -14,7 +17,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     ProcessCollector,
-    start_http_server,
+    make_wsgi_app,
 )
 
 from engine import census
@@ -174,9 +177,26 @@ class WorkerMetrics:
         # RSS, CPU and open files of the worker (process_*), on this registry like the rest.
         ProcessCollector(registry=r)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Serves ``/metrics`` over HTTP on ``port``."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(
+        self, port: int, host: str = "127.0.0.1", problem: Callable[[], str | None] = lambda: None
+    ) -> None:
+        """Serves ``/metrics`` over HTTP on ``port``, and the worker's health: ``/health/live``
+        (200 while it answers) and ``/health/ready`` (503 with ``problem()`` in JSON while
+        there is one, such as a partition blocked at a record it cannot read)."""
+        metrics = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], respond: Callable[..., Any]) -> Iterable[bytes]:
+            path = environ.get("PATH_INFO", "")
+            if path in ("/health", "/health/ready", "/health/live"):
+                why = None if path == "/health/live" else problem()
+                status = "200 OK" if why is None else "503 Service Unavailable"
+                body = {"status": "ok"} if why is None else {"code": 503, "message": why}
+                respond(status, [("Content-Type", "application/json")])
+                return [json.dumps(body).encode()]
+            return metrics(environ, respond)  # type: ignore[no-any-return]
+
+        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
 
     def watch(self, processors: Mapping[int, PartitionProcessor]) -> None:
         """Gauges read at scrape time from the worker's partitions: the timers they armed."""
@@ -234,3 +254,14 @@ class WorkerMetrics:
         for status in census.IN_FLIGHT:
             total = sum(c.get(status, 0) for c in self._census.values())
             self.invocations_in_flight.labels(status).set(total)
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """One thread per scrape: a slow client holds up no other."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not news: no line per request."""

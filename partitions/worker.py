@@ -168,7 +168,7 @@ class Worker:
         )
         watchdog = asyncio.get_running_loop().create_task(self.invoker.watch_acks())
         if s.metrics_port:
-            self.metrics.serve(s.metrics_port)
+            self.metrics.serve(s.metrics_port, problem=self.problem)
         await asyncio.to_thread(self._publish_services)
         thread = threading.Thread(target=self._consume, name="processor", daemon=True)
         thread.start()
@@ -192,6 +192,15 @@ class Worker:
             self.publisher.close()
             self.writer.close()
             log.info("worker %s stopped", self.leader_id)
+
+    def problem(self) -> str | None:
+        """Why this worker is not ready, naming each blocked partition (None: it is)."""
+        blocked = [
+            f"partition {p} blocked at offset {proc.blocked[0]}: {proc.blocked[1]}"
+            for p, proc in sorted(list(self.processors.items()))
+            if proc.blocked is not None
+        ]
+        return "; ".join(blocked) or None
 
     async def _drain(self) -> None:
         """Lets handlers in a step finish it before the partitions go (see Invoker.drain):
