@@ -40,8 +40,12 @@ def _resolve(txn: MemoryTxn, value: bytes, request: str = "r", index: int = -17)
     c = CompleteAwakeable("i", index, value=value, reply=Reply(0, request))
     actions = state_machine.apply(Envelope(c, 0, "", 2000), txn)
     (sent,) = [a for a in actions if isinstance(a, SendResponse)]
-    assert sent.response.status is ResponseStatus.OK or sent.response.failure is not None
-    return sent.response.status if sent.response.failure is None else sent.response.failure.code
+    r = sent.response
+    if r.status is ResponseStatus.OK:
+        assert r.failure is None, "a taken resolution carries no failure"
+        return r.status
+    assert r.status is ResponseStatus.FAILED and r.failure is not None, r
+    return r.failure.code
 
 
 def _propose(txn: MemoryTxn, entry: JournalEntry = WAIT, index: int = 0) -> AckEntry:
@@ -120,7 +124,12 @@ def test_an_index_journaled_as_another_kind_is_a_404_and_a_kept_one_waits_for_it
 def test_a_completed_invocation_keeps_nothing_early() -> None:
     txn = _running()
     state_machine.apply(Envelope(ProposeEntry("i", 0, 0, OWN), 1, "w", 3000), txn)
+    # Kept while the invocation is live (its entry 3 is not journaled yet)...
+    assert _resolve(txn, b"1", "r0", index=3) is ResponseStatus.OK
+    assert list(txn.scan(keys.early_awakeable_prefix("i"))), "kept for entry 3"
+    # ...and gone with it when it ends.
     state_machine.apply(Envelope(Complete("i", 0, b'"out"'), 1, "w", 4000), txn)
+    assert not list(txn.scan(keys.early_awakeable_prefix("i"))), "deleted with the invocation"
     assert _resolve(txn, b"1", index=0) == 404, "its entry can no longer be waited for"
     assert _resolve(txn, b"1", "r2", index=5) == 404
     assert not list(txn.scan(keys.early_awakeable_prefix("i")))

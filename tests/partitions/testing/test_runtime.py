@@ -165,11 +165,14 @@ async def test_an_awakeable_resolved_by_the_test_before_its_timeout(ledger: Path
         await rt.settle()  # time stands still: the test is not waiting for an outcome
         (awakeable,) = rt.awakeables(sent.id)
         await rt.resolve_awakeable(awakeable, "yes")
+        with pytest.raises(TerminalError) as twice:  # it still runs (a durable second's pause)
+            await rt.resolve_awakeable(awakeable, "no")
+        assert twice.value.status_code == 409, "completed already"
         out = await sent.result()
         assert out["approved"] is True and out["answer"] == "yes"
-        with pytest.raises(TerminalError) as twice:
+        with pytest.raises(TerminalError) as after:
             await rt.resolve_awakeable(awakeable, "no")
-    assert twice.value.status_code in (404, 409)
+        assert after.value.status_code == 409, "its journal is kept (until retention ends)"
 
 
 # -- time -----------------------------------------------------------------------------------------
