@@ -189,10 +189,12 @@ def _serve(
     grace_s: int = 5,
     on_term: Callable[[], None] | None = None,
     delay_s: float = 0.0,
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
     """Runs ``app`` under uvicorn. On the first SIGTERM (or Ctrl-C), ``on_term`` runs and the
     server goes on for ``delay_s`` before uvicorn's own shutdown (stop listening, answer what
-    it holds for up to ``grace_s``); a second signal skips the delay."""
+    it holds for up to ``grace_s``); a second signal skips the delay. ``on_listening`` runs on
+    the server's loop once its socket accepts connections."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
@@ -211,6 +213,11 @@ def _serve(
 
     class Server(uvicorn.Server):
         delayed: threading.Timer | None = None
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if on_listening is not None and not self.should_exit:
+                on_listening()
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             if self.delayed is None and delay_s > 0 and not self.should_exit:
@@ -402,7 +409,8 @@ def _run_embedded(args: argparse.Namespace, port: int) -> int:
     folder = Path(args.state_dir or os.environ.get("PERDURE_STATE_DIR") or ".perdure/embedded")
     settings = IngressSettings.from_env(port=port)
     ingress = Ingress(settings)
-    ingress.use_local_log(EmbeddedLog(app, folder, WorkerSettings.from_env().suspend_after_s))
+    local = EmbeddedLog(app, folder, WorkerSettings.from_env().suspend_after_s)
+    ingress.use_local_log(local)
     _say(f"embedded log in {folder}, ingress http://127.0.0.1:{port}, app {args.app}")
     _serve(
         create_app(settings, ingress),
@@ -410,6 +418,9 @@ def _run_embedded(args: argparse.Namespace, port: int) -> int:
         settings.port,
         settings.event_loop,
         log_format=args.log_format,
+        # It leads once the socket listens: a step that blocks the loop when it runs again
+        # then holds calls in the backlog (they wait) instead of refusing connections.
+        on_listening=local.lead,
     )
     return 0
 

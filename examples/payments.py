@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 
 from sdk import Context, Endpoint, Service, TerminalError
@@ -28,12 +27,14 @@ def _record(api: str, *fields: object) -> None:
         os.fsync(f.fileno())
 
 
-def _pause(step: str) -> None:
-    """Lets fault tests hold a step open: PERDURE_EXAMPLE_SLOW=charge:3 sleeps 3 s in charge."""
+async def _pause(step: str) -> None:
+    """Lets fault tests hold a step open: PERDURE_EXAMPLE_SLOW=charge:3 waits 3 s in charge
+    (awaiting, as an async API call would: a blocking sleep would stop the whole event loop)."""
     spec = os.environ.get("PERDURE_EXAMPLE_SLOW", "")
     name, _, seconds = spec.partition(":")
     if name == step and seconds:
-        time.sleep(float(seconds))
+        _record("slow", step)  # the test knows the step has begun
+        await asyncio.sleep(float(seconds))
 
 
 class inventory:
@@ -46,9 +47,8 @@ class inventory:
 class stripe:
     @staticmethod
     async def charge(user_id: str, amount: float) -> dict[str, object]:
-        _pause("charge")
+        await _pause("charge")
         _record("charge", user_id, amount)
-        await asyncio.sleep(0)
         return {"id": f"ch-{user_id}-{amount}", "amount": amount}
 
 

@@ -31,7 +31,11 @@ class LocalLog(Protocol):
         ...
 
     async def start(self) -> None:
-        """Runs its partition (on the ingress's event loop)."""
+        """Reads the log it has (on the ingress's event loop); it leads from :meth:`lead`."""
+        ...
+
+    def lead(self) -> None:
+        """Runs its partition from now on (once the ingress takes calls)."""
         ...
 
     def problem(self) -> str | None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine import state_machine
 from engine.records import Envelope, Response
 from partitions.local.clock import VirtualClock
 from partitions.local.file_log import FileLog
@@ -54,20 +55,24 @@ class EmbeddedLog:
         self.partition.append(envelope.command)
 
     async def start(self) -> None:
-        """Replays the folder's log, then leads: what ran before the restart goes on.
+        """Replays the folder's log (acting on nothing: its actions were carried out).
 
-        It returns once the log is replayed, not once what was running has reached its next
-        wait: the ingress listens at once, and calls that come meanwhile are appended and
-        answered in turn (a step interrupted by the restart may take its time to run again).
+        What ran before the restart goes on once :meth:`lead` is called: ``perdure dev
+        --embedded`` calls it when its socket listens, so that calls are taken at once and
+        wait for their answers, even while a step interrupted by the restart runs again.
         """
         replayed = len(self._log)
-        self.partition.start()
+        self.partition.replay()
         log.info(
             "embedded log %s: %d records replayed; %d invocations go on",
             self._log.path,
             replayed,
-            len(self.partition.invoker.attempts),
+            len(state_machine.running_invocations(self.partition.store)),
         )
+
+    def lead(self) -> None:
+        """Leads the partition from here on: starts what runs, arms the timers."""
+        self.partition.lead()
 
     def problem(self) -> str | None:
         failure = self.partition.failure

@@ -103,8 +103,18 @@ class LocalPartition:
 
     def start(self) -> None:
         """Replays what the log holds (acting on nothing), then leads from there."""
+        self.replay()
+        self.lead()
+
+    def replay(self) -> None:
+        """Applies what the log holds, acting on nothing: its actions were carried out."""
         for offset, env in self.log.take():
-            state_machine.apply(env, self.store, offset)  # history: its actions were carried out
+            state_machine.apply(env, self.store, offset)
+
+    def lead(self) -> None:
+        """Claims the partition and runs its loop: what runs goes on, timers are armed."""
+        if self._task is not None:
+            return
         self._announce()
         self._task = asyncio.get_running_loop().create_task(self._pump(), name="test-partition")
 

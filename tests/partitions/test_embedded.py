@@ -118,21 +118,39 @@ def test_killed_mid_step_it_resumes_from_its_log_and_keeps_state_and_timers(
     embedded.start(PERDURE_EXAMPLE_SLOW="charge:5")
     with httpx.Client(base_url=embedded.url, timeout=30) as h:
         h.post("/cart/ann/add_item", json={"sku": "tea", "price": 3}).raise_for_status()
-        # A workflow that sleeps past the restart: signup waits for its promise; approvals
-        # waits an hour for its awakeable, with a reminder sent a minute later.
+        # Waiting across the restart: signup on its promise; approvals on its awakeable, with
+        # an hour's timeout armed and a reminder sent to run a minute later (two timers).
+        h.post("/signup/ann/run/send", json={"email": "ann@example.com"}).raise_for_status()
+        asking = h.post("/approvals/request/send", json={"item": "desk"}).json()["invocationId"]
         paying = h.post("/payments/process_payment/send", json=ORDER).json()["invocationId"]
-    wait_until(lambda: ["reserve", "o-1"] in embedded.lines(), 20, "step 1")
-    time.sleep(0.5)  # inside step 2 (charge sleeps 5 s before it records)
+    wait_until(lambda: ["slow", "charge"] in embedded.lines(), 20, "step 2 to begin")
+    wait_until(lambda: any(x[:2] == ["approval", "desk"] for x in embedded.lines()), 20, "ask")
+    wait_until(lambda: any(x[0] == "mail" for x in embedded.lines()), 20, "the mail")
     embedded.kill9()
     assert ["charge", "u-1", "42"] not in embedded.lines()
 
-    embedded.start()
+    # It listens at once: the interrupted step runs again (5 s) while calls wait for it.
+    seconds = embedded.start(PERDURE_EXAMPLE_SLOW="charge:5")
+    assert seconds < 4, f"the restart served only after {seconds:.1f}s"
+    assert "invocations go on" in embedded.log()
+    awakeable = next(x[2] for x in embedded.lines() if x[:2] == ["approval", "desk"])
+    code = next(x[2] for x in embedded.lines() if x[0] == "mail")
     with httpx.Client(base_url=embedded.url, timeout=60) as h:
         out = h.get(f"/restate/invocation/{paying}/attach")
         assert out.status_code == 200 and out.json()["status"] == "completed", out.text
         assert h.post("/cart/ann/get_items").json() == [{"sku": "tea", "price": 3}]
+        # The promise and the awakeable were kept, and the timers with them.
+        assert h.post("/signup/ann/status").json() == "waiting for verification"
+        assert h.post("/signup/ann/verify", json=code).status_code == 200
+        verified = h.get("/restate/workflow/signup/ann/attach").json()
+        assert verified["verified"] is True, verified
+        r = h.post(f"/restate/awakeables/{awakeable}/resolve", json="yes")
+        assert r.status_code == 202, r.text
+        approved = h.get(f"/restate/invocation/{asking}/attach").json()
+        assert approved["approved"] is True and approved["answer"] == "yes"
     assert embedded.lines().count(["reserve", "o-1"]) == 1, "journaled: not run again"
     assert embedded.lines().count(["charge", "u-1", "42"]) == 1
+    assert embedded.lines().count(["mail", "ann@example.com", code]) == 1
 
 
 def test_a_waiting_invocation_survives_a_restart(embedded: Embedded) -> None:
@@ -141,7 +159,10 @@ def test_a_waiting_invocation_survives_a_restart(embedded: Embedded) -> None:
         sent = h.post("/approvals/request/send", json={"item": "desk"}).json()["invocationId"]
     wait_until(lambda: any(x[:2] == ["approval", "desk"] for x in embedded.lines()), 20, "ask")
     embedded.kill9()
-    embedded.start()
+    # It listens at once: the interrupted step runs again (5 s) while calls wait for it.
+    seconds = embedded.start(PERDURE_EXAMPLE_SLOW="charge:5")
+    assert seconds < 4, f"the restart served only after {seconds:.1f}s"
+    assert "invocations go on" in embedded.log()
     awakeable = next(x[2] for x in embedded.lines() if x[:2] == ["approval", "desk"])
     with httpx.Client(base_url=embedded.url, timeout=30) as h:
         r = h.post(f"/restate/awakeables/{awakeable}/resolve", json="yes")
