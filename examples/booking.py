@@ -25,11 +25,19 @@ def _ledger() -> Path:
     return Path(os.environ.get("PERDURE_EXAMPLE_LEDGER", ".perdure/ledger.txt"))
 
 
+def _note(line: str) -> None:
+    ledger = _ledger()
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    with ledger.open("a") as f:
+        f.write(line + "\n")
+
+
 def _api(name: str) -> Callable[..., bool]:
     def call(trip_id: str, idempotency_key: str, fail: bool = False) -> bool:
         spec = os.environ.get("PERDURE_EXAMPLE_SLOW", "")
         slow_step, _, seconds = spec.partition(":")
         if slow_step == name and seconds:
+            _note(f"slow:{name}\t{trip_id}")  # a fault test knows the step has begun
             time.sleep(float(seconds))
         if fail:
             raise TerminalError(f"{name}: no availability for {trip_id}", status_code=409)

@@ -145,6 +145,7 @@ async def add(ctx: ObjectContext, delta: int) -> int:
 async def slow_add(ctx: ObjectContext, delta: int) -> int:
     """Holds the key for a while, so that others queue behind it."""
     value: int = await ctx.get("value") or 0
+    record("holding", ctx.key())  # a test knows the key is held from here on
     await asyncio.sleep(float(os.environ.get("PERDURE_TEST_PAUSE", "2")))
     ctx.set("value", value + delta)
     return value + delta

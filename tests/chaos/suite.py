@@ -31,8 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import json
+import math
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -97,6 +100,9 @@ class Outcome:
     doubled: int
     wrong: int
     early: int
+    zombie: int
+    """Steps a worker stopped past its session timeout began after it was stopped and before
+    it led a partition again (DESIGN.md invariant 8: none)."""
     reruns: int
     retries: int
     p50_s: float
@@ -108,7 +114,8 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        bad = self.lost or self.doubled or self.wrong or self.early or self.injection_error
+        counts = (self.lost, self.doubled, self.wrong, self.early, self.zombie)
+        bad = any(counts) or bool(self.injection_error)
         return not bad
 
     def line(self) -> str:
@@ -118,6 +125,7 @@ class Outcome:
         return (
             f"chaos: invocations {self.invocations}, faults {len(self.faults)} ({kinds}){missing},"
             f" lost {self.lost}, doubled {self.doubled}, wrong {self.wrong}, early {self.early},"
+            f" zombie {self.zombie},"
             f" re-runs {self.reruns}, client retries {self.retries},"
             f" p50 {self.p50_s * 1000:.0f} ms, p99 {self.p99_s * 1000:.0f} ms,"
             f" wall {self.wall_s:.0f} s"
@@ -135,6 +143,32 @@ def _percentile(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclasses.dataclass
+class _Stop:
+    """A worker stopped past its session timeout: when, and when it was let go on."""
+
+    proc: Proc
+    stopped_at: float
+    resumed_at: float
+
+
+_LEADING = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+ \S+ \[(\d+)\] partition \d+: leading"
+)
+
+
+def _first_lead_after(stop: _Stop) -> float:
+    """When the stopped worker led a partition again after it resumed (its log; inf: never)."""
+    for line in stop.proc.log().splitlines():
+        m = _LEADING.match(line)
+        if m is None or int(m.group(2)) != stop.proc.pid:
+            continue
+        at = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if at > stop.resumed_at:
+            return at
+    return math.inf
 
 
 class _Call:
@@ -199,6 +233,7 @@ class Chaos:
         self.ingresses: dict[str, Proc] = {}
         self.ports: dict[str, int] = {}
         self.faults: list[Fault] = []
+        self.stops: list[_Stop] = []
         self.unavailable: list[str] = []
         self.faults_done = threading.Event()
         self.faults_ended_at = 0.0
@@ -303,9 +338,11 @@ class Chaos:
     def _worker_stop(self) -> str:
         name = self._pick(self.workers)
         proc = self.workers[name]
+        stopped_at = time.time()
         proc.signal(signal.SIGSTOP)
         time.sleep(self.plan.session_timeout_ms / 1000 * 1.5 + 1)
         proc.signal(signal.SIGCONT)
+        self.stops.append(_Stop(proc, stopped_at, time.time()))
         return name
 
     def _ingress_kill(self) -> str:
@@ -488,6 +525,11 @@ class Chaos:
                 doubled += 1
                 problems.append(f"tally {c.key}: two adds both answered {value}")
             seen[c.key].add(value)
+        zombie = self._zombie_runs()
+        if zombie:
+            problems.append(
+                f"{len(zombie)} steps began in a stopped worker before it led again: {zombie[:3]}"
+            )
         reruns, after_journaled, unknown = self._reruns(answered)
         doubled += after_journaled
         wrong += unknown
@@ -505,6 +547,7 @@ class Chaos:
             doubled=doubled,
             wrong=wrong,
             early=early,
+            zombie=len(zombie),
             reruns=reruns,
             retries=retries,
             p50_s=_percentile(latencies, 0.5),
@@ -520,6 +563,24 @@ class Chaos:
             return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def _zombie_runs(self) -> list[str]:
+        """Step runs (ledger lines) that a stopped worker began after its SIGSTOP and before
+        it led a partition again: each stop's window is [stopped, first "leading" after the
+        SIGCONT). A step it was running at the stop began before it, and may finish."""
+        if not self.ledger.exists() or not self.stops:
+            return []
+        windows = [(s.proc.pid, s.stopped_at, _first_lead_after(s)) for s in self.stops]
+        found = []
+        for line in self.ledger.read_text().splitlines():
+            fields = line.split("\t")
+            if fields[0] == "ack" or len(fields) < 4:
+                continue
+            at, _, pid = fields[3].partition("/")
+            for w_pid, since, until in windows:
+                if int(pid) == w_pid and since < float(at) < until:
+                    found.append(line)
+        return found
 
     def _reruns(self, answered: list[_Call]) -> tuple[int, int, int]:
         """Steps that ran more than once, from the ledger and the answers: (re-runs, runs after

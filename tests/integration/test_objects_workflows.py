@@ -41,7 +41,7 @@ def test_concurrent_adds_to_one_cart_keep_arrival_order_and_shared_reads_do_not_
     # A slow exclusive call holds the key while the adds queue up behind it.
     blocker = threading.Thread(target=post, args=(c, "/counter/busy/slow_add", 1), daemon=True)
     blocker.start()
-    time.sleep(0.5)
+    wait_until(lambda: ["holding", "busy"] in c.ledger_lines(), 30, "the key to be held")
     started = time.monotonic()
     assert post(c, "/counter/busy/get").json() == 0
     assert time.monotonic() - started < 1.5, "a shared read waited behind the exclusive queue"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import httpx
@@ -23,7 +22,13 @@ def start(cluster_factory: Callable[..., Cluster], **env: str) -> Cluster:
 
 
 def steps(c: Cluster, trip: str) -> list[str]:
-    return [line[0] for line in c.ledger_lines() if line[1] == trip]
+    lines = c.ledger_lines()
+    return [line[0] for line in lines if line[1] == trip and not line[0].startswith("slow:")]
+
+
+def inside(c: Cluster, trip: str, step: str) -> bool:
+    """Whether the (slowed) step has begun: examples/booking.py notes it."""
+    return [f"slow:{step}", trip] in [line[:2] for line in c.ledger_lines()]
 
 
 def book_in_background(c: Cluster, trip: dict) -> tuple[threading.Thread, list[httpx.Response]]:
@@ -42,7 +47,7 @@ def test_cancel_during_step_two_runs_compensations_once(
     c = start(cluster_factory, PERDURE_EXAMPLE_SLOW="book-hotel:2")
     t, out = book_in_background(c, {"tripId": "t1"})
     wait_until(lambda: steps(c, "t1") == ["book-flight"], 30, "step 1")
-    time.sleep(0.3)  # inside step 2
+    wait_until(lambda: inside(c, "t1", "book-hotel"), 30, "step 2 to begin")
     inv = _invocation_of(c, "t1")
     r = httpx.delete(f"{c.url}/restate/invocation/{inv}", timeout=30)
     assert r.status_code == 202
@@ -82,7 +87,7 @@ def test_failed_car_compensates_exactly_once_through_a_kill(
     c = start(cluster_factory, PERDURE_EXAMPLE_SLOW="cancel-hotel:3")
     t, out = book_in_background(c, {"tripId": "t3", "failCar": True})
     wait_until(lambda: "cancel-car" in steps(c, "t3"), 30, "the compensation to start")
-    time.sleep(0.5)  # inside cancel-hotel
+    wait_until(lambda: inside(c, "t3", "cancel-hotel"), 30, "cancel-hotel to begin")
     c.procs[0].kill9()
     restarted = c.start_worker("w")
     c.wait_leading(restarted)
@@ -99,7 +104,9 @@ def test_failed_car_compensates_exactly_once_through_a_kill(
 
 def _invocation_of(c: Cluster, trip: str) -> str:
     """From the idempotency key the first step passed to the booking API."""
-    line = next(line for line in c.ledger_lines() if line[1] == trip)
+    line = next(
+        line for line in c.ledger_lines() if line[1] == trip and not line[0].startswith("slow:")
+    )
     return line[2].split(":")[0]
 
 

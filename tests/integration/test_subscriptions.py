@@ -18,7 +18,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from engine.records import Invoke
 from tests.cluster import Cluster, Proc, wait_until
+from tests.logfold import read_log
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
 
@@ -84,6 +86,17 @@ def status(c: Cluster, sub_id: str) -> dict[str, object]:
     r = httpx.get(f"{c.admin_url}/subscriptions/{sub_id}", timeout=10)
     assert r.status_code == 200, r.text
     return dict(r.json()["status"])
+
+
+def _appended(c: Cluster, sub_id: str, topic: str) -> set[str]:
+    """The invocations the subscription appended for ``topic``'s records, as the log has them."""
+    prefix = f"{sub_id}/{topic}/"
+    return {
+        env.command.invocation_id
+        for env in read_log(c.bootstrap, f"{c.name}.log", c.partitions)
+        if isinstance(env.command, Invoke)
+        and (env.command.idempotency_key or "").startswith(prefix)
+    }
 
 
 def ledger(c: Cluster, kind: str) -> list[list[str]]:
@@ -236,13 +249,16 @@ def test_a_subscription_made_late_deleted_mid_stream_and_made_again(
     wait_until(lambda: len(ledger(c, "tally")) >= 50, 60, "some records to run")
     r = httpx.delete(f"{c.admin_url}/subscriptions/{sub_id}", timeout=30)
     assert r.status_code == 202
-    # Invocations already appended finish; nothing new starts once the delete is answered.
-    time.sleep(3)
-    settled = {line[2] for line in ledger(c, "tally")}
-    time.sleep(3)
-    after = {line[2] for line in ledger(c, "tally")}
-    assert after == settled, "invocations started after the delete was acknowledged"
-    assert len(after) < 300
+    # Invocations already appended finish; nothing new is appended once the delete is
+    # answered: read from the log itself, once they all ran.
+    appended = _appended(c, sub_id, topic)
+    wait_until(
+        lambda: appended <= {line[2] for line in ledger(c, "tally")},
+        60,
+        "the invocations appended before the delete to finish",
+    )
+    assert _appended(c, sub_id, topic) == appended, "appended after the delete was acknowledged"
+    assert len(appended) < 300
     produce(c.bootstrap, topic, records[:50])  # more while it is gone
     assert subscribe(c, topic, "service://tally/add") == sub_id  # the same pair, the same id
 
@@ -310,8 +326,8 @@ def test_the_orders_example_pays_each_order_event_once(
 
     wait_until(paid, 60, "the order's payment workflow")
     assert answers[-1].json()["chargeId"] == f"ch-{order}-42"
+    # The workflow completed (its attach answered): nothing of it runs any more.
     wait_until(lambda: worker.log().count(f"charged 42 for {order}") >= 1, 30, "the charge")
-    time.sleep(2)
     assert worker.log().count(f"charged 42 for {order}") == 1
     # One payments.completed record for the order (the topic holds other runs' orders too).
     completed = subprocess.run(
