@@ -31,7 +31,13 @@ from partitions import restate_wire as w
 from partitions.h2_client import H2Client, H2Error
 from partitions.remote_answer import ABORT_S, AttemptOps, RemoteFailure, conclude
 from partitions.remote_stream import StreamAttempt, stream_url
-from partitions.restate_journal import ProtocolError, ResponseReader, UnsupportedCommand, replay
+from partitions.restate_journal import (
+    ProtocolError,
+    RefusedCommand,
+    ResponseReader,
+    UnsupportedCommand,
+    replay,
+)
 from partitions.restate_journal import start_frame as start_message
 from partitions.service_directory import ServiceDirectory
 
@@ -108,6 +114,8 @@ class RemoteInvoker:
                 pinned = pinned or len(journal) > 1
                 if command is not None:
                     return command
+        except RefusedCommand as err:
+            return Complete(start.invocation_id, start.attempt, failure=Failure(400, str(err)))
         except UnsupportedCommand as err:
             return Complete(
                 start.invocation_id, start.attempt, failure=Failure(501, f"unsupported: {err}")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from engine import signals
 from engine.deployments import PIN_ENTRY, STATE_ENTRY
 from engine.ids import InvocationId, call_uid, workflow_run_id
+from engine.limits import LimitExceeded, check_delay_ms, check_name
 from engine.model import (
     READ_KINDS,
     CallSpec,
@@ -42,6 +43,11 @@ from partitions.restate_wire import Fields, Frame, Outcome
 
 class UnsupportedCommand(Exception):
     """The SDK used a command Perdure cannot run yet: the invocation fails terminally."""
+
+
+class RefusedCommand(UnsupportedCommand):
+    """A command outside the byte formats' limits (engine/limits.py): the invocation fails
+    terminally with a 400, before anything of it is journaled."""
 
 
 class ProtocolError(Exception):
@@ -364,7 +370,7 @@ class ResponseReader:
             raise UnsupportedCommand(
                 f"a call to {service}/{handler} with headers or an idempotency key"
             )
-        key = m.string(6 if send else 5)
+        key = _checked(m.string(6 if send else 5), f"the key of a call to {service}/{handler}")
         notify = m.uint(10)
         self._take(1, notify)
         if not send:
@@ -385,6 +391,10 @@ class ResponseReader:
         delay_ms = 0
         if send and m.uint(4):
             delay_ms = max(m.uint(4) - int(time.time() * 1000), 0)
+            try:
+                check_delay_ms(delay_ms, f"the delay of a send to {service}/{handler}")
+            except LimitExceeded as err:
+                raise RefusedCommand(str(err)) from None
         spec = CallSpec(Target(service, handler, target_key), handler_kind, param, callee, delay_ms)
         kind = EntryKind.SEND if send else EntryKind.CALL
         ids = (notify,) if send else (notify, m.uint(11))
@@ -395,7 +405,7 @@ class ResponseReader:
             raise UnsupportedCommand(f"a named {f.name} (its name is not journaled)")
         cid = m.uint(11)
         self._take(1, cid)
-        key = m.string(1)
+        key = _checked(m.string(1), "a promise name")
         if f.type == w.COMPLETE_PROMISE:
             # The engine journals only whether it took: the command itself goes first.
             self._add(JournalEntry(EntryKind.RUN, PAYLOAD_ENTRY, value=f.body), ())
@@ -420,7 +430,18 @@ def _with_ops(entry: JournalEntry, ops: list[StateOp]) -> JournalEntry:
 
 
 def _key(m: Fields) -> str:
-    return m.raw(1).decode(errors="replace")
+    try:
+        return _checked(m.raw(1).decode(), "a state key")
+    except UnicodeDecodeError:
+        # Replacing the bad bytes would make distinct keys one.
+        raise RefusedCommand("a state key that is not UTF-8") from None
+
+
+def _checked(name: str, what: str) -> str:
+    try:
+        return check_name(name, what)
+    except LimitExceeded as err:
+        raise RefusedCommand(str(err)) from None
 
 
 def _raws(m: Fields, number: int) -> list[bytes]:

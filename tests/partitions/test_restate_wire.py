@@ -28,6 +28,7 @@ from engine.records import StartInvocation
 from partitions import restate_wire as w
 from partitions.restate_journal import (
     ProtocolError,
+    RefusedCommand,
     ResponseReader,
     UnsupportedCommand,
     replay,
@@ -217,3 +218,21 @@ def test_a_shared_handler_that_changes_state_is_a_protocol_error(frame: w.Frame)
     reader.feed(w.frame(w.GET_EAGER_STATE, [(1, b"items"), (14, w.value(b"[1]"))]))
     with pytest.raises(ProtocolError, match="may not change state"):
         reader.feed(frame)
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (w.frame(w.SET_STATE, [(1, b"k" * 70_000), (3, w.value(b"1"))]), "70000 bytes"),
+        (w.frame(w.GET_EAGER_STATE, [(1, b"\xff\xfe"), (13, [])]), "not UTF-8"),
+        (
+            w.frame(w.CALL, [(1, "payments"), (2, "p"), (5, "k" * 70_000), (10, 1), (11, 2)]),
+            "the key of a call",
+        ),
+    ],
+    ids=["a long state key", "a state key not UTF-8", "a long call key"],
+)
+def test_a_command_outside_the_byte_formats_is_refused(frame: w.Frame, message: str) -> None:
+    """Issue 31: a Restate SDK's command is an edge too; it fails the invocation with a 400."""
+    with pytest.raises(RefusedCommand, match=message):
+        _answer(frame)
