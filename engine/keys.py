@@ -37,6 +37,8 @@ SIGNAL = b"\x11"
 """A Restate SDK's awakeable resolved before the handler waited for it (engine/signals.py)."""
 EARLY_AWAKEABLE = b"\x12"
 """One of Perdure's awakeables resolved before its entry reached the journal (engine/signals.py)."""
+NOTIFIED = b"\x14"
+"""The order in which an invocation's pending entries completed (engine/notifications.py)."""
 REJECTED = b"\x13"
 """A record whose apply raised, by offset: what it was and why (engine/rejection.py)."""
 
@@ -285,3 +287,14 @@ def rejected_key(offset: int, timestamp_ms: int) -> bytes:
 def offset_of_rejected_key(key: bytes) -> int:
     """The offset in a :func:`rejected_key` (negative: a log without offsets)."""
     return int.from_bytes(key[1:9], "big", signed=True)
+
+
+def notified_prefix(invocation_id: str) -> bytes:
+    """Every completion of one invocation, in the order they came; the key itself holds the
+    count so far (it sorts before them)."""
+    return NOTIFIED + _component(invocation_id)
+
+
+def notified_key(invocation_id: str, seq: int) -> bytes:
+    """The ``seq``-th completion of a pending entry of ``invocation_id``."""
+    return notified_prefix(invocation_id) + seq.to_bytes(4, "big")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine import keyed, keys, queries, timeline
+from engine import keyed, keys, notifications, queries, timeline
 from engine.model import EntryKind, Failure, HandlerKind, InvocationStatus, JournalEntry, Phase
 from engine.records import AckEntry, Action, InvocationEnded
 from engine.status import (
@@ -45,6 +45,7 @@ def complete_entry(
     """Records the outcome of a pending entry (got at ``at_ms``) and wakes its invocation."""
     put_entry(txn, s.invocation_id, index, done)
     timeline.entry_completed(txn, s.invocation_id, index, at_ms)
+    notifications.record(txn, s.invocation_id, index, s.journal_length)
     if s.phase is not Phase.RUNNING:
         return []
     ack = AckEntry(s.invocation_id, s.retry_count, index, done)

@@ -300,6 +300,9 @@ class StartInvocation:
     handler_kind: HandlerKind = HandlerKind.SERVICE
     state: tuple[tuple[str, bytes], ...] = ()
     """The key's state as it was before this invocation (keyed targets only)."""
+    notified: tuple[tuple[int, int], ...] = ()
+    """(entry index, journal length then) of each pending entry's completion, in the order
+    they came (engine/notifications.py): a replay tells the handler in that order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ waiter is added or removed without rewriting anything else.
 
 from __future__ import annotations
 
-from engine import codec, keyed, keys
+from engine import codec, keyed, keys, notifications
 from engine.model import Caller, Failure, InvocationStatus, JournalEntry, Reply
 from engine.records import (
     CallResult,
@@ -98,6 +98,7 @@ def start_of(txn: PartitionReader, s: InvocationStatus) -> StartInvocation:
         s.headers,
         s.handler_kind,
         state,
+        notifications.order(txn, s.invocation_id) if s.journal_length else (),
     )
 
 
@@ -134,6 +135,7 @@ def forget(txn: PartitionTxn, invocation_id: str) -> None:
         keys.timeline_prefix(invocation_id),
         keys.signal_prefix(invocation_id),
         keys.early_awakeable_prefix(invocation_id),
+        keys.notified_prefix(invocation_id),
     ):
         for key, _ in list(txn.scan(prefix)):
             txn.delete(key)

@@ -108,78 +108,128 @@ def start_frame(start: StartInvocation, known: int) -> Frame:
 
 
 def replay(start: StartInvocation, journal: list[JournalEntry]) -> Replay:
-    """The frames an attempt sends: Input, then each entry's state ops, command, notifications."""
+    """The frames an attempt sends: Input, then each entry's state ops and command, and the
+    notifications in the order they came.
+
+    A notification the partition recorded the order of (``start.notified``: a timer, a call's
+    result, a promise, a signal that completed while pending) goes after the last command the
+    journal held when it came, in the order they came, as in Restate's own journal: a race the
+    handler ran takes the same branch on replay. Any other completion (a step's result; one
+    recorded by a worker older than that record) follows its command.
+    """
     headers = [(1, [(1, k), (2, v)]) for k, v in start.headers]
     frames = [w.frame(w.INPUT, [*headers, (14, w.value(start.input))])]
     cid = 1
     index_of: dict[int, int] = {}
     payload = b""
+    came_after = {index: length for index, length in start.notified}
+    order = [index for index, _ in start.notified]
+    held: dict[int, Frame] = {}
+    """Notifications that wait for their place in the order they came."""
+    sent: set[int] = set()
+
+    def place(after: int) -> None:
+        """Sends, in the order they came, the held notifications that came once the journal
+        held ``after`` entries or fewer (each after its own command: it was held there)."""
+        for index in order:
+            if index in held and index not in sent and came_after[index] <= after:
+                frames.append(held.pop(index))
+                sent.add(index)
+
+    def notify(index: int, frame: Frame) -> None:
+        if index in came_after:
+            held[index] = frame
+        else:
+            frames.append(frame)
+
     for index, entry in enumerate(journal):
-        if index == 0 and entry.name == PIN_ENTRY:
-            continue
-        for op in entry.state_ops:
-            state_frame = _state_frame(op)
-            if state_frame is not None:
-                frames.append(state_frame)
-            if op.kind in READ_KINDS:
-                cid += 1  # an eager read takes a completion id too (its result is inline)
-        kind = entry.kind
-        if kind is EntryKind.RUN and entry.name == PAYLOAD_ENTRY:
+        box = [cid]
+        _replay_entry(index, entry, frames, notify, index_of, box, payload)
+        cid = box[0]
+        if entry.kind is EntryKind.RUN and entry.name == PAYLOAD_ENTRY:
             payload = entry.value or b""  # the next entry's command, as the SDK sent it
-            continue
-        if kind is EntryKind.RUN:
-            if entry.name == STATE_ENTRY:
-                continue
+        place(index + 1)
+    place(len(journal) + len(order))
+    for index in order:  # one out of the recorded order (never expected): still sent
+        if index in held:
+            frames.append(held.pop(index))
+    return Replay(frames, cid, index_of)
+
+
+def _replay_entry(
+    index: int,
+    entry: JournalEntry,
+    frames: list[Frame],
+    notify: Callable[[int, Frame], None],
+    index_of: dict[int, int],
+    cid_box: list[int],
+    payload: bytes,
+) -> None:
+    """Appends one entry's state ops and command, and hands its notification to ``notify``."""
+    cid = cid_box[0]
+    if index == 0 and entry.name == PIN_ENTRY:
+        return
+    for op in entry.state_ops:
+        state_frame = _state_frame(op)
+        if state_frame is not None:
+            frames.append(state_frame)
+        if op.kind in READ_KINDS:
+            cid += 1  # an eager read takes a completion id too (its result is inline)
+    kind = entry.kind
+    if kind is EntryKind.RUN and entry.name == PAYLOAD_ENTRY:
+        pass
+    elif kind is EntryKind.RUN:
+        if entry.name != STATE_ENTRY:
             frames.append(w.frame(w.RUN, [(11, cid), (12, entry.name)]))
             frames.append(w.frame(w.RUN_COMPLETION, [(1, cid), *outcome_fields(entry)]))
             index_of[cid] = index
             cid += 1
-        elif kind is EntryKind.SLEEP:
-            wake = int(entry.value or b"0")
-            frames.append(w.frame(w.SLEEP, [(1, wake), (11, cid), (12, entry.name)]))
-            if entry.completed:
-                frames.append(w.frame(w.SLEEP_COMPLETION, [(1, cid), (4, [])]))
-            index_of[cid] = index
-            cid += 1
-        elif kind in (EntryKind.CALL, EntryKind.SEND):
-            call = entry.call
-            assert call is not None
-            t = call.target
-            common = [(1, t.service), (2, t.handler), (3, call.input)]
-            if kind is EntryKind.CALL:
-                fields = [*common, (5, t.key or ""), (10, cid), (11, cid + 1), (12, entry.name)]
-                frames.append(w.frame(w.CALL, fields))
-            else:
-                # invoke_time is not part of a replayed send's identity (the SDK ignores it).
-                fields = [*common, (6, t.key or ""), (10, cid), (12, entry.name)]
-                frames.append(w.frame(w.ONE_WAY_CALL, fields))
-            frames.append(w.frame(w.CALL_INVOCATION_ID, [(1, cid), (16, call.callee_id)]))
-            index_of[cid] = index
-            if kind is EntryKind.CALL:
-                index_of[cid + 1] = index
-                if entry.completed:
-                    result = outcome_fields(entry)
-                    frames.append(w.frame(w.CALL_COMPLETION, [(1, cid + 1), *result]))
-                cid += 2
-            else:
-                cid += 1
-        elif kind in _PROMISE_COMMANDS:
-            command, completion = _PROMISE_COMMANDS[kind]
-            if kind is EntryKind.COMPLETE_PROMISE:
-                frames.append(w.Frame(command, payload))
-            else:
-                frames.append(w.frame(command, [(1, entry.name), (11, cid), (12, "")]))
-            if entry.completed:
-                frames.append(w.frame(completion, [(1, cid), *promise_outcome(entry)]))
-            index_of[cid] = index
-            cid += 1
-        elif kind is EntryKind.AWAKEABLE and signals.signal_of(entry.name) is not None:
-            if entry.completed:  # a signal takes no completion id
-                idx = signals.signal_of(entry.name)
-                frames.append(w.frame(w.SIGNAL, [(2, idx), *outcome_fields(entry)]))
+    elif kind is EntryKind.SLEEP:
+        wake = int(entry.value or b"0")
+        frames.append(w.frame(w.SLEEP, [(1, wake), (11, cid), (12, entry.name)]))
+        if entry.completed:
+            notify(index, w.frame(w.SLEEP_COMPLETION, [(1, cid), (4, [])]))
+        index_of[cid] = index
+        cid += 1
+    elif kind in (EntryKind.CALL, EntryKind.SEND):
+        call = entry.call
+        assert call is not None
+        t = call.target
+        common = [(1, t.service), (2, t.handler), (3, call.input)]
+        if kind is EntryKind.CALL:
+            fields = [*common, (5, t.key or ""), (10, cid), (11, cid + 1), (12, entry.name)]
+            frames.append(w.frame(w.CALL, fields))
         else:
-            raise UnsupportedCommand(f"journal entry {index} ({kind.value}) has no Restate form")
-    return Replay(frames, cid, index_of)
+            # invoke_time is not part of a replayed send's identity (the SDK ignores it).
+            fields = [*common, (6, t.key or ""), (10, cid), (12, entry.name)]
+            frames.append(w.frame(w.ONE_WAY_CALL, fields))
+        frames.append(w.frame(w.CALL_INVOCATION_ID, [(1, cid), (16, call.callee_id)]))
+        index_of[cid] = index
+        if kind is EntryKind.CALL:
+            index_of[cid + 1] = index
+            if entry.completed:
+                result = outcome_fields(entry)
+                notify(index, w.frame(w.CALL_COMPLETION, [(1, cid + 1), *result]))
+            cid += 2
+        else:
+            cid += 1
+    elif kind in _PROMISE_COMMANDS:
+        command, completion = _PROMISE_COMMANDS[kind]
+        if kind is EntryKind.COMPLETE_PROMISE:
+            frames.append(w.Frame(command, payload))
+        else:
+            frames.append(w.frame(command, [(1, entry.name), (11, cid), (12, "")]))
+        if entry.completed:
+            notify(index, w.frame(completion, [(1, cid), *promise_outcome(entry)]))
+        index_of[cid] = index
+        cid += 1
+    elif kind is EntryKind.AWAKEABLE and signals.signal_of(entry.name) is not None:
+        if entry.completed:  # a signal takes no completion id
+            idx = signals.signal_of(entry.name)
+            notify(index, w.frame(w.SIGNAL, [(2, idx), *outcome_fields(entry)]))
+    else:
+        raise UnsupportedCommand(f"journal entry {index} ({kind.value}) has no Restate form")
+    cid_box[0] = cid
 
 
 PAYLOAD_ENTRY = "restate:command"

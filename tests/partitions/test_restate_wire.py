@@ -236,3 +236,38 @@ def test_a_command_outside_the_byte_formats_is_refused(frame: w.Frame, message: 
     """Issue 31: a Restate SDK's command is an edge too; it fails the invocation with a 400."""
     with pytest.raises(RefusedCommand, match=message):
         _answer(frame)
+
+
+def test_a_replay_tells_completions_in_the_order_they_came() -> None:
+    """Issue 31, fault 8: a race replayed each result right after its command, so a handler
+    that branched on the winner could take another branch on replay."""
+    sleep = JournalEntry(EntryKind.SLEEP, "timeout", b"1700000000000", completed=True)
+    call = JournalEntry(
+        EntryKind.CALL,
+        "pay",
+        b'"paid"',
+        call=CallSpec(Target("payments", "pay"), HandlerKind.SERVICE, b"{}", "inv_callee"),
+        completed=True,
+    )
+    after = JournalEntry(EntryKind.RUN, "next", b'"n"')
+    journal = [sleep, call, after]
+    # The call's result came first, then the timer, both before the step after them.
+    raced = replace(START, state=(), notified=((1, 2), (0, 2)))
+    names = [f.name for f in replay(raced, journal).frames]
+    assert names == [
+        "INPUT",
+        "SLEEP",
+        "CALL",
+        "CALL_INVOCATION_ID",
+        "CALL_COMPLETION",
+        "SLEEP_COMPLETION",
+        "RUN",
+        "RUN_COMPLETION",
+    ]
+    # The timer fired after the step was journaled: its notification follows the step.
+    late = replace(START, state=(), notified=((1, 2), (0, 3)))
+    names = [f.name for f in replay(late, journal).frames]
+    assert names[-3:] == ["RUN", "RUN_COMPLETION", "SLEEP_COMPLETION"]
+    # Without a recorded order (an older worker's journal), each follows its command.
+    names = [f.name for f in replay(replace(START, state=()), journal).frames]
+    assert names[1:3] == ["SLEEP", "SLEEP_COMPLETION"]
