@@ -88,6 +88,11 @@ class ClusterNames:
         return f"{self.name}.workers"
 
 
+BLOCKED_NOTE = "blocked"
+"""How a blocked partition's committed offset's metadata begins: a worker commits its applied
+offsets with each lease renewal (partitions/lease.py), and the admin's ``GET /cluster`` reads
+which partitions are blocked, and why, from Kafka."""
+
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 """The largest record Perdure writes: room for the ingress's 10 MiB body limit and the envelope."""
 

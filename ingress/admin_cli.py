@@ -119,6 +119,8 @@ def cluster_placement(client: AdminClient, args: argparse.Namespace, out: TextIO
         f"{doc['partitions']} partitions, {len(doc['workers'])} workers, group {doc['state']},"
         f" {balance}; unassigned: {unassigned}\n"
     )
+    for b in doc.get("blocked", []):
+        out.write(f"partition {b['partition']} BLOCKED: {b['why']}\n")
     return None
 
 

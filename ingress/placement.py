@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from engine.cluster import ClusterNames
+from engine.cluster import BLOCKED_NOTE, ClusterNames
 from ingress.errors import IngressError
 
 
@@ -48,6 +48,7 @@ def placement(admin: AdminClient, names: ClusterNames, timeout_s: float = 10) ->
             }
         )
     workers.sort(key=lambda w: (w["worker"], w["member_id"]))
+    blocked = _blocked(admin, names, partitions, timeout_s)
     counts = [len(w["partitions"]) for w in workers]
     return {
         "group": names.worker_group,
@@ -57,4 +58,29 @@ def placement(admin: AdminClient, names: ClusterNames, timeout_s: float = 10) ->
         "workers": workers,
         "unassigned": [p for p in partitions if p not in assigned],
         "balanced": bool(workers) and max(counts) - min(counts) <= 1,
+        "blocked": blocked,
     }
+
+
+def _blocked(
+    admin: AdminClient, names: ClusterNames, partitions: list[int], timeout_s: float
+) -> list[dict[str, Any]]:
+    """The partitions stopped at a record their worker cannot read, with why.
+
+    A worker commits each partition's applied offset with every renewal of its lease
+    (partitions/lease.py), and a blocked partition's commit says why in its metadata.
+    """
+    if not partitions:
+        return []
+    wanted = [TopicPartition(names.log_topic, p) for p in partitions]
+    request = [ConsumerGroupTopicPartitions(names.worker_group, wanted)]
+    try:
+        result = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)
+        committed = result[names.worker_group].result(timeout_s).topic_partitions or []
+    except KafkaException as err:
+        raise IngressError(503, f"Kafka did not list the workers' offsets: {err}") from None
+    return [
+        {"partition": tp.partition, "applied_until": tp.offset, "why": tp.metadata}
+        for tp in committed
+        if (tp.metadata or "").startswith(BLOCKED_NOTE)
+    ]

@@ -30,6 +30,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 log = logging.getLogger("perdure.lease")
 
+NOTE_BYTES = 1000
+"""The most of a partition's note a commit carries (brokers keep 4096 bytes by default)."""
 RENEW_INTERVAL_S = 0.5
 """How often a worker asks the coordinator to renew its lease (an asynchronous offset commit)."""
 
@@ -113,19 +115,32 @@ class LeaseKeeper:
         """Renew at the next :meth:`renew`, whenever the last was (new partitions to claim)."""
         self._asked_at = -math.inf
 
-    def renew(self, consumer: Consumer, topic: str, offsets: dict[int, int], now: float) -> None:
+    def renew(
+        self,
+        consumer: Consumer,
+        topic: str,
+        offsets: dict[int, int],
+        now: float,
+        notes: dict[int, str] | None = None,
+    ) -> None:
         """Every :data:`RENEW_INTERVAL_S`: an asynchronous commit of the applied ``offsets``
         (partition -> next offset), which the coordinator takes only from a member of its
-        current generation. Nothing to lead, nothing to renew."""
+        current generation. Nothing to lead, nothing to renew.
+
+        ``notes`` ride along as each partition's commit metadata (a blocked partition's why):
+        the admin reads them from Kafka (``GET /cluster``), never from the worker.
+        """
         if not offsets or now - self._asked_at < RENEW_INTERVAL_S:
             return
         self._asked_at = now
         self.lease.asked()
+        notes = notes or {}
+        commits = [
+            TopicPartition(topic, p, o, metadata=notes.get(p, "")[:NOTE_BYTES])
+            for p, o in offsets.items()
+        ]
         try:
-            consumer.commit(
-                offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()],
-                asynchronous=True,
-            )
+            consumer.commit(offsets=commits, asynchronous=True)
         except KafkaException as err:
             self.lease.answered(False)
             log.debug("lease renewal not sent: %s", err)

@@ -29,7 +29,7 @@ from confluent_kafka import (
 
 from engine import faults, state_machine
 from engine.client_logs import CLIENT_LOGGER
-from engine.cluster import CONSUMER_QUEUE_KBYTES
+from engine.cluster import BLOCKED_NOTE, CONSUMER_QUEUE_KBYTES
 from engine.kafka_clusters import KafkaClusters
 from engine.kafka_settings import client_settings, heartbeat_interval_ms
 from engine.records import (
@@ -449,7 +449,12 @@ class Worker:
         now = time.monotonic()
         if self._consumer is not None:
             offsets = {p: proc.next_offset for p, proc in self.processors.items()}
-            self.lease_keeper.renew(self._consumer, self.names.log_topic, offsets, now)
+            notes = {
+                p: f"{BLOCKED_NOTE} at offset {proc.blocked[0]}: {proc.blocked[1]}"
+                for p, proc in self.processors.items()
+                if proc.blocked is not None
+            }
+            self.lease_keeper.renew(self._consumer, self.names.log_topic, offsets, now, notes)
         if self._consumer is not None and now - self._lag_measured >= 1.0:
             self._lag_measured = now
             self.metrics.measure_lag(self._consumer, self.processors, self.names.log_topic)

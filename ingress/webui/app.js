@@ -312,6 +312,18 @@ async function route() {
     else await invocationsPage(params);
   } catch (e) {
     say(e.message);
+    return;
+  }
+  await warnBlocked();
+}
+
+// A partition stopped at a record its worker cannot read: every page says so.
+async function warnBlocked() {
+  try {
+    const blocked = (await api("GET", "/cluster")).blocked || [];
+    if (blocked.length) say(blocked.map((b) => `partition ${b.partition} ${b.why}`).join("; "));
+  } catch (e) {
+    // The cluster's view is a bonus here: the page itself loaded.
   }
 }
 

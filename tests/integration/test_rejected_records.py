@@ -1,5 +1,6 @@
 """On Kafka, a record whose apply raises is rejected and its partition goes on; one that cannot
-be read blocks its partition, and the worker's readiness names it (issue 31).
+be read blocks its partition, and the worker's readiness and the admin's ``GET /cluster`` name
+it (issue 31).
 
 The records are written straight to the log, as a forged client or an older edge could: the
 edges would refuse them (tests/ingress/test_edges.py). On the main this issue started from, the
@@ -59,6 +60,7 @@ def test_a_record_that_cannot_be_applied_is_rejected_and_one_that_cannot_be_read
     metrics_port = free_port()
     w = c.start_worker("w", env={"PERDURE_METRICS_PORT": str(metrics_port)})
     c.start_ingress()
+    c.start_admin(port=free_port())
     c.wait_leading(w, PARTITIONS)
     ready = f"http://127.0.0.1:{metrics_port}/health/ready"
     assert httpx.get(ready, timeout=5).status_code == 200
@@ -85,5 +87,14 @@ def test_a_record_that_cannot_be_applied_is_rejected_and_one_that_cannot_be_read
     body = httpx.get(ready, timeout=5).json()
     assert body["code"] == 503 and "partition 1 blocked at offset" in body["message"], body
     assert httpx.get(f"http://127.0.0.1:{metrics_port}/health/live", timeout=5).status_code == 200
+    # The admin API (and its UI, and ``perdure cluster``) says which, and why, from Kafka.
+
+    def blocked() -> list[dict[str, object]]:
+        doc = httpx.get(f"{c.admin_url}/cluster", timeout=10).json()
+        return list(doc["blocked"])
+
+    wait_until(lambda: bool(blocked()), 30, "the admin to see the blocked partition")
+    (shown,) = blocked()
+    assert shown["partition"] == 1 and "not known" in str(shown["why"]), shown
     # Partition 0 still answers.
     assert httpx.post(f"{c.url}/counter/{on_0}/add", json=1, timeout=30).json() == 3
