@@ -198,6 +198,8 @@ def _serve(
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
+    from ingress.http_protocol import protocol_class
+
     config = uvicorn.Config(
         app,
         # In JSON, uvicorn's own lines go through the root handler too (log_config=None).
@@ -209,6 +211,7 @@ def _serve(
         loop=_event_loop(event_loop),
         timeout_graceful_shutdown=grace_s,
         timeout_keep_alive=keep_alive_s,
+        http=protocol_class(),  # bad HTTP answered in the JSON error shape too
     )
 
     class Server(uvicorn.Server):

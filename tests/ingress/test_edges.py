@@ -10,6 +10,8 @@ the log it left replays.
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,17 @@ def edges(tmp_path: Path) -> Iterator[Embedded]:
     made = Embedded(tmp_path, "tests.apps.edges:app")
     yield made
     made.stop()
+
+
+def _raw_post(port: int, path: str) -> tuple[int, dict[str, object]]:
+    """A POST on a socket of its own: httpx refuses to send a URL this long."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n1".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
 
 
 def _error(r: httpx.Response, status: int) -> str:
@@ -52,6 +65,9 @@ def test_absurd_requests_get_a_clear_4xx_and_the_partition_goes_on(edges: Embedd
             _error(h.post(f"/restate/awakeables/{awk}_{index}/resolve", json="v"), 404)
         _error(h.post(f"/restate/awakeables/{awk.upper()}_0/resolve", json="v"), 404)
 
+        # A URL past what the HTTP parser takes: uvicorn answers it, in the same JSON shape.
+        status, body = _raw_post(edges.port, f"/counter/{LONG}/add")
+        assert status == 400 and body["code"] == 400 and "too long" in body["message"], body
         for raw in ("x%FEy", "x%FFy", "%C0%AF"):
             _error(h.post(f"/counter/{raw}/add", json=1), 400)
         for body in (b"NaN", b"Infinity", b"[-Infinity]", b'{"n": NaN}'):
