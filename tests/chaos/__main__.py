@@ -4,6 +4,8 @@ doubled, wrong or early.
     python -m tests.chaos                              # 20,000 invocations, 10 faults of each
     python -m tests.chaos --invocations 1500 --faults-per-kind 1      # about what .ci/run runs
     python -m tests.chaos --out bench/results/chaos    # also writes <out>-<time>.json and .md
+    python -m tests.chaos --bootstrap 127.0.0.1:9092 --kinds worker-stop,worker-kill
+                                                       # on one broker of your own
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=defaults.workers)
     parser.add_argument("--partitions", type=int, default=defaults.partitions)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--kinds", default=",".join(defaults.kinds), help="the faults, comma-separated"
+    )
+    parser.add_argument(
+        "--bootstrap", help="use this Kafka as it is (one broker, say): no broker faults"
+    )
     parser.add_argument("--workdir", help="keep logs and data here (default: a temporary folder)")
     parser.add_argument("--out", help="write the outcome to OUT-<time>.json and OUT-<time>.md")
     args = parser.parse_args(argv)
@@ -40,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         partitions=args.partitions,
         seed=args.seed,
+        kinds=tuple(k for k in args.kinds.split(",") if k),
+        bootstrap=args.bootstrap,
     )
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)

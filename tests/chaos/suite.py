@@ -78,6 +78,10 @@ class Plan:
     """How long after the last fault every invocation must be answered."""
     try_timeout_s: float = 30.0
     seed: int = 1
+    kinds: tuple[str, ...] = KINDS
+    """The faults to inject (ten of each by default)."""
+    bootstrap: str | None = None
+    """A Kafka to use as it is (one broker, say) instead of starting three: no broker faults."""
 
 
 @dataclasses.dataclass
@@ -225,7 +229,9 @@ class Chaos:
         self.workdir = workdir
         self.say = log
         self.rng = random.Random(plan.seed)
-        self._own_kafka = kafka is None
+        if plan.bootstrap is not None and {"broker-kill", "cluster-restart"} & set(plan.kinds):
+            raise ValueError("broker faults need the suite's own three brokers (no --bootstrap)")
+        self._own_kafka = kafka is None and plan.bootstrap is None
         self.kafka = kafka or KafkaCluster(workdir / "kafka")
         self.ledger = workdir / "steps.ledger"
         self.cluster: Cluster | None = None
@@ -244,10 +250,13 @@ class Chaos:
     # -- the cluster ----------------------------------------------------------------------------
 
     def _start(self) -> None:
-        self.say("chaos: starting three brokers")
-        self.kafka.start()  # only the nodes that are down
+        bootstrap = self.plan.bootstrap
+        if bootstrap is None:
+            self.say("chaos: starting three brokers")
+            self.kafka.start()  # only the nodes that are down
+            bootstrap = self.kafka.bootstrap
         self.cluster = Cluster(
-            self.kafka.bootstrap,
+            bootstrap,
             f"chaos-{uuid.uuid4().hex[:6]}",
             self.workdir,
             app="tests.apps.chaos:app",
@@ -267,7 +276,7 @@ class Chaos:
             self.ingresses[name] = self.cluster.start_ingress(name, self.ports[name])
         for proc in self.workers.values():
             self.cluster.wait_leading(proc, 1, timeout=120)
-        self.say(f"chaos: {self.plan.workers} workers, 2 ingresses on {self.kafka.bootstrap}")
+        self.say(f"chaos: {self.plan.workers} workers, 2 ingresses on {bootstrap}")
 
     def _stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -276,13 +285,13 @@ class Chaos:
             self.cluster.stop_all()
         if self._own_kafka:
             self.kafka.stop()
-        else:
+        elif self.plan.bootstrap is None:
             self.kafka.start()  # every node up again for whoever uses it next
 
     # -- faults (on their own thread) -----------------------------------------------------------
 
     def _inject_all(self) -> None:
-        schedule = [k for k in KINDS for _ in range(self.plan.faults_per_kind)]
+        schedule = [k for k in self.plan.kinds for _ in range(self.plan.faults_per_kind)]
         self.rng.shuffle(schedule)
         if "net-delay" in schedule and not _netem_available():
             self.unavailable.append("net-delay (no tc netem on loopback here)")
@@ -317,7 +326,8 @@ class Chaos:
                 raise RuntimeError(f"{proc.name} exited by itself (its log is above)")
         for proc in self.workers.values():  # a restarted worker is through its start
             proc.wait_for_log(r"published services", 120)
-        self.kafka.wait_all_in_sync(self._log_topic, timeout=120)
+        if self.plan.bootstrap is None:  # the suite's own brokers: every replica in sync
+            self.kafka.wait_all_in_sync(self._log_topic, timeout=120)
 
     @property
     def _log_topic(self) -> str:
@@ -478,7 +488,8 @@ class Chaos:
             "cluster-restart": 30,
             "net-delay": 6,
         }
-        per_round = sum(each.values()) + self.plan.gap_s * len(each)
+        kinds = [k for k in self.plan.kinds if k in each]
+        per_round = sum(each[k] for k in kinds) + self.plan.gap_s * len(kinds)
         return per_round * self.plan.faults_per_kind
 
     def _tallies(self, keys: set[str]) -> dict[str, int]:
