@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sdk import Context, Endpoint, ObjectContext, Service, TerminalError, VirtualObject
+from datetime import timedelta
+
+from sdk import (
+    Context,
+    Endpoint,
+    ObjectContext,
+    Service,
+    TerminalError,
+    VirtualObject,
+    Workflow,
+    WorkflowContext,
+)
 
 counter = VirtualObject("counter")
 
@@ -12,6 +23,19 @@ async def add(ctx: ObjectContext, n: int) -> int:
     total = int(await ctx.get("total") or 0) + n
     ctx.set("total", total)
     return total
+
+
+@counter.handler()
+async def set_named(ctx: ObjectContext, name: str) -> None:
+    ctx.set(name, 1)
+
+
+flow = Workflow("flow")
+
+
+@flow.main()
+async def run(ctx: WorkflowContext, name: str) -> str:
+    return str(await ctx.promise(name).peek())
 
 
 edges = Service("edges")
@@ -38,4 +62,10 @@ async def wait(ctx: Context) -> str:
     return str(await answer)
 
 
-app = Endpoint([counter, edges])
+@edges.handler()
+async def send_later(ctx: Context, days: int) -> str:
+    handle = await ctx.object_send(add, "d", 1, delay=timedelta(days=days))
+    return handle.invocation_id
+
+
+app = Endpoint([counter, flow, edges])

@@ -86,8 +86,8 @@ class Writer:
         on_delivery(None)
 
 
-@pytest.mark.asyncio
-async def test_a_lapsed_lease_stops_starts_acknowledgements_and_steps() -> None:
+async def _leading_with_step_a_run() -> tuple[Clock, Writer, Invoker]:
+    """An invoker whose lease is current, running two_steps up to step a's proposal."""
     clock = Clock()
     lease = Lease(4.0, clock)
     lease.asked()
@@ -98,6 +98,12 @@ async def test_a_lapsed_lease_stops_starts_acknowledgements_and_steps() -> None:
     inv.start(0, 1, StartInvocation("inv_1", Target("svc", "two_steps"), b"", (), 0))
     for _ in range(20):
         await asyncio.sleep(0)
+    return clock, writer, inv
+
+
+@pytest.mark.asyncio
+async def test_a_lapsed_lease_stops_starts_acknowledgements_and_steps() -> None:
+    clock, writer, inv = await _leading_with_step_a_run()
     assert RAN == ["a"] and isinstance(writer.records[-1], ProposeEntry)
     step_a = writer.records[-1].entry
     # The worker is stopped past its session: the acknowledgement of step a comes after.
@@ -115,16 +121,7 @@ async def test_a_lapsed_lease_stops_starts_acknowledgements_and_steps() -> None:
 
 @pytest.mark.asyncio
 async def test_a_handler_that_wakes_after_the_lease_lapsed_runs_no_step() -> None:
-    clock = Clock()
-    lease = Lease(4.0, clock)
-    lease.asked()
-    lease.answered(True)
-    writer = Writer()
-    inv = Invoker(Endpoint([svc]), writer, WorkerMetrics(), lease=lease)  # type: ignore[arg-type]
-    RAN.clear()
-    inv.start(0, 1, StartInvocation("inv_1", Target("svc", "two_steps"), b"", (), 0))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    clock, writer, inv = await _leading_with_step_a_run()
     step_a = writer.records[-1].entry
     # The acknowledgement was queued before the stop and runs first thing after it: the
     # handler wakes, and meets the lapsed lease at the start of step b.

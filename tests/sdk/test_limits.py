@@ -9,69 +9,16 @@ no awakeable), and the partition goes on: a later call on it is answered.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from engine.ids import awakeable_id
 from partitions.testing import TestRuntime
-from sdk import (
-    Context,
-    Endpoint,
-    ObjectContext,
-    Service,
-    TerminalError,
-    VirtualObject,
-    Workflow,
-    WorkflowContext,
-)
+from sdk import TerminalError
+from tests.apps.edges import add, app, call_with_key, resolve, run, send_later, set_named
 
 LONG = "k" * 70_000
-
-counter = VirtualObject("counter")
-
-
-@counter.handler()
-async def add(ctx: ObjectContext, n: int) -> int:
-    total = int(await ctx.get("total") or 0) + n
-    ctx.set("total", total)
-    return total
-
-
-@counter.handler()
-async def set_named(ctx: ObjectContext, name: str) -> None:
-    ctx.set(name, 1)
-
-
-flow = Workflow("flow")
-
-
-@flow.main()
-async def run(ctx: WorkflowContext, name: str) -> str:
-    return str(await ctx.promise(name).peek())
-
-
-edges = Service("edges")
-
-
-@edges.handler()
-async def call_with_key(ctx: Context, key: str) -> int:
-    return await ctx.object_call(add, key, 1)
-
-
-@edges.handler()
-async def resolve(ctx: Context, awakeable: str) -> None:
-    await ctx.resolve_awakeable(awakeable, "x")
-
-
-@edges.handler()
-async def send_later(ctx: Context, days: int) -> str:
-    handle = await ctx.object_send(add, "d", 1, delay=timedelta(days=days))
-    return handle.invocation_id
-
-
-app = Endpoint([counter, flow, edges])
 
 
 async def _fails(rt: TestRuntime, handler: Any, arg: Any, key: str | None = None) -> TerminalError:
