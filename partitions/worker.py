@@ -641,6 +641,12 @@ def _log_range(
         except KafkaException as err:
             if stop is not None and stop.is_set():
                 raise
+            # "Unknown partition": the client's metadata of the topic is stale (it was read
+            # while brokers restarted) and would stay so until the next periodic refresh, five
+            # minutes on; a metadata request of the topic renews it now. Meanwhile this
+            # rebalance callback holds up every member of the group.
+            with contextlib.suppress(KafkaException):
+                consumer.list_topics(tp.topic, timeout=2)
             now = time.monotonic()
             if now - last_warned >= 15:
                 last_warned = now

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
+from engine import schemas
 from tests.browser import chromium_page, screenshot
 from tests.cluster import Cluster, free_port, wait_until
 
@@ -112,3 +114,20 @@ def test_list_open_cancel_and_read_state_in_a_browser(
     shot(page, "state")
     page.goto(f"{c.admin_url}/ui/#/invocations/inv_nope")
     expect(page.locator("#notice")).to_contain_text("400")
+
+    # A record the worker cannot read blocks partition 3: every page says so, and why.
+    producer = Producer({"bootstrap.servers": c.bootstrap})
+    producer.produce(
+        f"{c.name}.log", value=b"\x00", partition=3, headers=[(schemas.VERSION_HEADER, b"99")]
+    )
+    assert producer.flush(30) == 0
+
+    def blocked() -> bool:
+        doc = httpx.get(f"{c.admin_url}/cluster", headers=auth, timeout=30).json()
+        return bool(doc["blocked"])
+
+    wait_until(blocked, 30, "the admin to see partition 3 blocked")
+    page.goto(f"{c.admin_url}/ui/#/services")
+    expect(page.locator("#notice")).to_contain_text("partition 3 blocked", timeout=30_000)
+    expect(page.locator("#notice")).to_contain_text("not known")
+    shot(page, "blocked")
