@@ -22,6 +22,9 @@ class Journal:
         assert index == len(self.entries), "proposals must arrive in index order"
         self.entries.append(entry)
 
+    def may_act(self) -> bool:
+        return True  # the lease of a worker that leads: always current here
+
     async def publish(self, index: int, entry: JournalEntry, record: OutgoingRecord) -> None:
         assert index == len(self.entries)
         self.entries.append(entry)
