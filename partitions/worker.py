@@ -91,6 +91,9 @@ class Worker:
         memory.labels("block_cache").set_function(lambda: memory_in_use()[0])
         memory.labels("pinned").set_function(lambda: memory_in_use()[1])
         self._consumer: Consumer | None = None
+        self._spare: Consumer | None = None
+        """A consumer outside the group, never polled: asks for offsets when the group
+        consumer's metadata is stale (see _log_range)."""
         self.processors: dict[int, PartitionProcessor] = {}
         self.metrics.watch(self.processors)
         self._lag_measured = 0.0
@@ -271,6 +274,14 @@ class Worker:
             }
         )
         self._consumer = consumer
+        self._spare = Consumer(
+            {
+                **client_settings(s.bootstrap),
+                "group.id": f"{self.names.worker_group}.offsets",
+                "enable.auto.commit": False,
+                "log.connection.close": False,
+            }
+        )
         if s.standby_replicas > 0:
             assert self.recovery is not None
             self.standbys = Standbys(
@@ -327,6 +338,7 @@ class Worker:
             if self.standbys is not None:
                 self.standbys.close()
             consumer.close()
+            self._spare.close()
 
     def _apply(self, proc: PartitionProcessor, batch: list[Message]) -> None:
         applied = proc.apply(batch)
@@ -507,7 +519,7 @@ class Worker:
         """Opens (restores, or takes over the standby copy of) a partition's store."""
         assert self.recovery is not None
         tp = TopicPartition(self.names.log_topic, partition)
-        low, high = _log_range(consumer, tp, self._stop)
+        low, high = _log_range(consumer, tp, self._stop, self._spare)
         warm = self.standbys.take(partition) if self.standbys is not None else None
         if self.publisher is not None:
             self.publisher.prepare(partition)  # in the background, while the store opens
@@ -628,7 +640,10 @@ def _next_batch(consumer: Consumer, timeout: float) -> list[Message]:
 
 
 def _log_range(
-    consumer: Consumer, tp: TopicPartition, stop: threading.Event | None = None
+    consumer: Consumer,
+    tp: TopicPartition,
+    stop: threading.Event | None = None,
+    spare: Consumer | None = None,
 ) -> tuple[int, int]:
     """The start and end offsets of a partition, waiting out a new topic's leader election
     and brokers that are down (a whole-cluster restart): for as long as it takes, or until
@@ -641,12 +656,17 @@ def _log_range(
         except KafkaException as err:
             if stop is not None and stop.is_set():
                 raise
-            # "Unknown partition": the client's metadata of the topic is stale (it was read
-            # while brokers restarted) and would stay so until the next periodic refresh, five
-            # minutes on; a metadata request of the topic renews it now. Meanwhile this
-            # rebalance callback holds up every member of the group.
-            with contextlib.suppress(KafkaException):
-                consumer.list_topics(tp.topic, timeout=2)
+            # "Unknown partition" can mean the group consumer's metadata of the topic is stale
+            # (read while brokers restarted) until librdkafka's periodic refresh, five minutes
+            # on, while this rebalance callback holds up every member of the group (seen in a
+            # chaos run). Its metadata cannot be renewed from inside its own callback (a call
+            # on the same handle ends the poll's call state: confluent-kafka aborts), so a
+            # second client of its own asks, with metadata renewed first.
+            if spare is not None:
+                with contextlib.suppress(KafkaException):
+                    spare.list_topics(tp.topic, timeout=2)
+                    low, high = spare.get_watermark_offsets(tp, timeout=5, cached=False)
+                    return int(low), int(high)
             now = time.monotonic()
             if now - last_warned >= 15:
                 last_warned = now
