@@ -92,10 +92,6 @@ def finish(
                 )
             )
     txn.delete(keys.running_key(s.invocation_id))
-    # Resolutions kept for entries it never journaled: nothing can take them any more.
-    for prefix in (keys.early_awakeable_prefix, keys.signal_prefix):
-        for kept, _ in list(txn.scan(prefix(s.invocation_id))):
-            txn.delete(kept)
     ended = queries.status_of(done, now_ms)
     txn.put(keys.expiry_key(now_ms, s.invocation_id), ended.encode())
     actions: list[Action] = [outcome(done, w) for w in take_waiters(txn, s.invocation_id)]

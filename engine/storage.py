@@ -47,7 +47,7 @@ class PartitionTxn(PartitionReader, Protocol):
         ...
 
 
-_ABSENT = object()
+ABSENT = object()
 """In an undo log: the key had no value (or no overlaid value) at the savepoint."""
 
 
@@ -65,13 +65,13 @@ class UndoLog:
     def note(self, key: bytes, current: dict[bytes, object]) -> None:
         """Remembers ``key``'s value in ``current`` unless it was remembered already."""
         if key not in self.before:
-            self.before[key] = current.get(key, _ABSENT)
+            self.before[key] = current.get(key, ABSENT)
 
     def undo(self, current: dict[bytes, object]) -> list[bytes]:
         """Puts ``current`` back as it was; returns the keys it had not held then."""
         gone = []
         for key, value in self.before.items():
-            if value is _ABSENT:
+            if value is ABSENT:
                 current.pop(key, None)
                 gone.append(key)
             else:

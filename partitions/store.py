@@ -29,7 +29,7 @@ from rocksdict import (
 from sortedcontainers import SortedList
 
 from engine import keys
-from engine.storage import UndoLog
+from engine.storage import ABSENT, UndoLog
 from partitions.errors import StoreError, StoreFormatError
 
 log = logging.getLogger("perdure.store")
@@ -328,6 +328,7 @@ class StoreBatch:
         self.overlay: dict[bytes, bytes | None] = {}
         self._sorted: SortedList | None = None
         self._undo = UndoLog()
+        self._before = self._undo.before  # the hot path's one lookup per write, inlined
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.overlay:
@@ -341,7 +342,8 @@ class StoreBatch:
         self._set(key, _DELETED)
 
     def _set(self, key: bytes, value: bytes | None) -> None:
-        self._undo.note(key, self.overlay)  # type: ignore[arg-type]
+        if key not in self._before:
+            self._before[key] = self.overlay.get(key, ABSENT)
         if self._sorted is not None and key not in self.overlay:
             self._sorted.add(key)
         self.overlay[key] = value
