@@ -7,8 +7,8 @@ records); tests use :class:`MemoryTxn`. The state machine sees nothing else of s
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Protocol
 
 
 class PartitionReader(Protocol):
@@ -62,12 +62,16 @@ class UndoLog:
     def __init__(self) -> None:
         self.before: dict[bytes, object] = {}
 
-    def note(self, key: bytes, current: dict[bytes, object]) -> None:
+    def note(self, key: bytes, current: MutableMapping[bytes, Any]) -> None:
         """Remembers ``key``'s value in ``current`` unless it was remembered already."""
         if key not in self.before:
             self.before[key] = current.get(key, ABSENT)
 
-    def undo(self, current: dict[bytes, object]) -> list[bytes]:
+    def clear(self) -> None:
+        """Forgets what it remembered: a new savepoint."""
+        self.before.clear()
+
+    def undo(self, current: MutableMapping[bytes, Any]) -> list[bytes]:
         """Puts ``current`` back as it was; returns the keys it had not held then."""
         gone = []
         for key, value in self.before.items():
@@ -91,18 +95,18 @@ class MemoryTxn:
         return self.data.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
-        self._undo.note(key, self.data)  # type: ignore[arg-type]
+        self._undo.note(key, self.data)
         self.data[key] = value
 
     def delete(self, key: bytes) -> None:
-        self._undo.note(key, self.data)  # type: ignore[arg-type]
+        self._undo.note(key, self.data)
         self.data.pop(key, None)
 
     def savepoint(self) -> None:
-        self._undo.before.clear()
+        self._undo.clear()
 
     def rollback(self) -> None:
-        self._undo.undo(self.data)  # type: ignore[arg-type]
+        self._undo.undo(self.data)
 
     def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         keys = sorted(self.data)

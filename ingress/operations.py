@@ -30,7 +30,6 @@ from fastapi.responses import JSONResponse, Response
 from engine import queries
 from engine.errors import InvalidId
 from engine.ids import InvocationId, partition_for_key
-from engine.limits import LimitExceeded, check_name
 from engine.model import Failure, Reply
 from engine.queries import InvocationFilter, QueryError
 from engine.records import Command, Purge, ResponseStatus, RetryNow, SetState
@@ -38,7 +37,7 @@ from engine.records import Query as QueryRecord
 from engine.records import Response as LogResponse
 from ingress.answers import error_answer
 from ingress.bodies import strict_loads
-from ingress.errors import IngressError
+from ingress.errors import IngressError, checked_name
 
 if TYPE_CHECKING:
     from ingress.app import Ingress
@@ -148,10 +147,7 @@ class Operations:
         entry = self.service_entry(service)
         if entry.get("kind") not in ("object", "workflow"):
             raise IngressError(400, f"service {service!r} is a plain service: it has no state")
-        try:
-            check_name(key, "the key")
-        except LimitExceeded as err:
-            raise IngressError(400, str(err)) from None
+        checked_name(key, "the key")
         partition = partition_for_key(key.encode(), self.partitions)
         return await self.ask(partition, queries.state_request(service, key))
 
@@ -172,12 +168,9 @@ class Operations:
             raise IngressError(400, "object_key and version are required strings")
         if not isinstance(new_state, dict):
             raise IngressError(400, "new_state must be an object of state names to values")
-        try:
-            check_name(key, "object_key")
-            for name in new_state:
-                check_name(str(name), "a state name")
-        except LimitExceeded as err:
-            raise IngressError(400, str(err)) from None
+        checked_name(key, "object_key")
+        for name in new_state:
+            checked_name(str(name), "a state name")
         values = tuple(sorted((str(name), _state_bytes(v)) for name, v in new_state.items()))
         answer = await self._once(
             partition_for_key(key.encode(), self.partitions),

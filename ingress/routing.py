@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from engine.ids import InvocationId, idempotent_uid, workflow_run_id
-from engine.limits import LimitExceeded, check_delay_ms, check_name
+from engine.limits import check_delay_ms
 from engine.model import HandlerKind, Target
 from engine.scopes import check_scope, scoped_key
-from ingress.errors import IngressError
+from ingress.errors import IngressError, checked_name
 
 
 @dataclass(frozen=True)
@@ -131,10 +131,7 @@ def _target(
         raise IngressError(404, f"handler {handler!r} not found in service {service!r}")
     if key is not None:
         key = scoped_key(scope, key)
-        try:
-            check_name(key, "the key")
-        except LimitExceeded as err:
-            raise IngressError(400, str(err)) from None
+        checked_name(key, "the key")
     kind_of = _kind(kind, spec.get("kind"))
     return Route(Target(service, handler, key), kind_of, send, scope, bool(spec.get("raw_input")))
 
@@ -169,7 +166,7 @@ def parse_delay(text: str) -> int:
     """
     try:
         return check_delay_ms(_delay_ms(text.strip()))
-    except (LimitExceeded, OverflowError, ValueError) as err:
+    except (OverflowError, ValueError) as err:  # LimitExceeded is a ValueError
         raise IngressError(400, f"bad delay {text[:60]!r}: {err}") from None
 
 

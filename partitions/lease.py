@@ -115,6 +115,10 @@ class LeaseKeeper:
         """Renew at the next :meth:`renew`, whenever the last was (new partitions to claim)."""
         self._asked_at = -math.inf
 
+    def due(self, now: float) -> bool:
+        """Whether a renewal is due (every :data:`RENEW_INTERVAL_S`)."""
+        return now - self._asked_at >= RENEW_INTERVAL_S
+
     def renew(
         self,
         consumer: Consumer,
@@ -130,7 +134,7 @@ class LeaseKeeper:
         ``notes`` ride along as each partition's commit metadata (a blocked partition's why):
         the admin reads them from Kafka (``GET /cluster``), never from the worker.
         """
-        if not offsets or now - self._asked_at < RENEW_INTERVAL_S:
+        if not offsets or not self.due(now):
             return
         self._asked_at = now
         self.lease.asked()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from engine import codec, schemas, state_machine
+from engine.cluster import BLOCKED_NOTE
 from engine.records import Action, LeadershipChanged, RecordRejected
 from partitions.store import PartitionStore
 
@@ -32,6 +33,17 @@ def _version_of(msg: Message) -> bytes | None:
             value = header[1]
             found = value if isinstance(value, bytes) else None
     return found
+
+
+def log_rejected(partition: int, action: RecordRejected) -> None:
+    """Says that a record was rejected (every replica does: engine/rejection.py)."""
+    log.error(
+        "partition %d offset %d: %s record rejected, the partition goes on: %s",
+        partition,
+        action.offset,
+        action.kind,
+        action.reason,
+    )
 
 
 @dataclass
@@ -77,6 +89,12 @@ class PartitionProcessor:
         """The offset this partition stopped at, and why (a record it cannot apply)."""
         self.redeliveries: dict[bytes, tuple[int, float]] = {}
         """Outbox key -> (deliveries so far, monotonic time of the next one): a back-off."""
+
+    def blocked_note(self) -> str | None:
+        """Why it is blocked, as readiness and the admin say it (None: it is not)."""
+        if self.blocked is None:
+            return None
+        return f"{BLOCKED_NOTE} at offset {self.blocked[0]}: {self.blocked[1]}"
 
     @property
     def epoch(self) -> int:
@@ -155,13 +173,7 @@ class PartitionProcessor:
         for action in pending:
             if isinstance(action, RecordRejected):
                 out.rejected += 1
-                log.error(
-                    "partition %d offset %d: %s record rejected, the partition goes on: %s",
-                    self.partition,
-                    action.offset,
-                    action.kind,
-                    action.reason,
-                )
+                log_rejected(self.partition, action)
             elif isinstance(action, LeadershipChanged):
                 # Only a claim made by this assignment after it caught up is ours: one of an
                 # earlier assignment of this process, read during replay, is history.

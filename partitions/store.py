@@ -349,10 +349,10 @@ class StoreBatch:
         self.overlay[key] = value
 
     def savepoint(self) -> None:
-        self._undo.before.clear()
+        self._undo.clear()
 
     def rollback(self) -> None:
-        for key in self._undo.undo(self.overlay):  # type: ignore[arg-type]
+        for key in self._undo.undo(self.overlay):
             if self._sorted is not None:
                 self._sorted.discard(key)
 

@@ -29,7 +29,7 @@ from confluent_kafka import (
 
 from engine import faults, state_machine
 from engine.client_logs import CLIENT_LOGGER
-from engine.cluster import BLOCKED_NOTE, CONSUMER_QUEUE_KBYTES
+from engine.cluster import CONSUMER_QUEUE_KBYTES
 from engine.kafka_clusters import KafkaClusters
 from engine.kafka_settings import client_settings, heartbeat_interval_ms
 from engine.records import (
@@ -198,12 +198,8 @@ class Worker:
 
     def problem(self) -> str | None:
         """Why this worker is not ready, naming each blocked partition (None: it is)."""
-        blocked = [
-            f"partition {p} blocked at offset {proc.blocked[0]}: {proc.blocked[1]}"
-            for p, proc in sorted(list(self.processors.items()))
-            if proc.blocked is not None
-        ]
-        return "; ".join(blocked) or None
+        notes = [(p, proc.blocked_note()) for p, proc in sorted(list(self.processors.items()))]
+        return "; ".join(f"partition {p} {note}" for p, note in notes if note) or None
 
     async def _drain(self) -> None:
         """Lets handlers in a step finish it before the partitions go (see Invoker.drain):
@@ -348,9 +344,7 @@ class Worker:
         if proc.blocked is not None:
             self._block(proc)
         if applied.lost_leadership:
-            self.crossing.call(self._release, proc.partition)
-            self.metrics.not_leading(proc.partition)
-            proc.timers = []
+            self._stop_leading(proc)
         if applied.became_leader:
             try:
                 self._take_over(proc)
@@ -366,6 +360,12 @@ class Worker:
                 self.metrics.action_errors.inc()
                 log.exception("partition %d: action %r failed", proc.partition, action)
 
+    def _stop_leading(self, proc: PartitionProcessor) -> None:
+        """What leading took: its handlers, its armed timers, its gauges."""
+        self.crossing.call(self._release, proc.partition)
+        self.metrics.not_leading(proc.partition)
+        proc.timers = []
+
     def _step_down(self, why: str) -> None:
         """Stops leading every partition (they stay assigned); each is claimed again, with a
         new epoch, once the lease is current again (see :meth:`_housekeeping`)."""
@@ -373,10 +373,8 @@ class Worker:
         for partition in led:
             proc = self.processors[partition]
             proc.is_leader = False
-            proc.timers = []
             proc.announced_at = None
-            self.metrics.not_leading(partition)
-            self.crossing.call(self._release, partition)
+            self._stop_leading(proc)
         if led:
             log.warning("stepping down from partitions %s: %s", sorted(led), why)
 
@@ -459,12 +457,10 @@ class Worker:
             if proc.is_leader and proc.timers:
                 leader_duties.fire_timers(proc, self.writer)
         now = time.monotonic()
-        if self._consumer is not None:
+        if self._consumer is not None and self.lease_keeper.due(now):
             offsets = {p: proc.next_offset for p, proc in self.processors.items()}
             notes = {
-                p: f"{BLOCKED_NOTE} at offset {proc.blocked[0]}: {proc.blocked[1]}"
-                for p, proc in self.processors.items()
-                if proc.blocked is not None
+                p: note for p, proc in self.processors.items() if (note := proc.blocked_note())
             }
             self.lease_keeper.renew(self._consumer, self.names.log_topic, offsets, now, notes)
         if self._consumer is not None and now - self._lag_measured >= 1.0:

@@ -264,10 +264,7 @@ class PerdureClient(_ClientBase):
 
     def _by_id(self, invocation: str | Sent[Any], verb: str) -> Any:
         iid, output_type = id_and_type(invocation)
-        return decode(
-            self._do(by_id_request(iid, verb)),
-            output_type,
-        )
+        return decode(self._do(by_id_request(iid, verb)), output_type)
 
 
 class AsyncPerdureClient(_ClientBase):
@@ -419,7 +416,4 @@ class AsyncPerdureClient(_ClientBase):
 
     async def _by_id(self, invocation: str | Sent[Any], verb: str) -> Any:
         iid, output_type = id_and_type(invocation)
-        return decode(
-            await self._do(by_id_request(iid, verb)),
-            output_type,
-        )
+        return decode(await self._do(by_id_request(iid, verb)), output_type)

@@ -47,6 +47,7 @@ from partitions.local.crashes import AFTER, BEFORE, Crash, CrashPlan
 from partitions.local.memory_log import MemoryLog
 from partitions.local.memory_publisher import MemoryPublisher
 from partitions.metrics import WorkerMetrics
+from partitions.processor import log_rejected
 from sdk import Endpoint
 
 log = logging.getLogger("perdure.partition")
@@ -267,12 +268,7 @@ class LocalPartition:
         elif isinstance(action, LeadershipChanged):
             self._take_over()
         elif isinstance(action, RecordRejected):
-            log.error(
-                "offset %d: %s record rejected, the partition goes on: %s",
-                action.offset,
-                action.kind,
-                action.reason,
-            )
+            log_rejected(PARTITION, action)
         # Invoked, SweepAgain, TrimLog, AnswerQuery: nothing for a test runtime to do.
 
     def _start(self, start: StartInvocation) -> None:
