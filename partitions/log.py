@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from engine import codec, schemas
 from engine.cluster import ClusterNames, producer_settings
 from engine.model import OutgoingRecord
-from engine.records import Envelope, Response
+from engine.records import Envelope, Response, SendResponse
 
 DeliveryCallback = Callable[[KafkaError | None], None]
 
@@ -72,6 +72,10 @@ class LogWriter:
     ) -> None:
         """Appends one record to ``partition`` of the log."""
         self._produce(self.names.log_topic, partition, codec.encode_envelope(envelope), on_delivery)
+
+    def answer(self, action: SendResponse) -> None:
+        """Sends the response of a :class:`SendResponse` to the caller's partition."""
+        self.respond(action.reply.partition, action.response)
 
     def respond(self, partition: int, response: Response) -> None:
         """Sends a response to a partition of the responses topic."""

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-from confluent_kafka import Message
 
 from engine import codec, schemas, state_machine
 from engine.cluster import BLOCKED_NOTE
 from engine.records import Action, LeadershipChanged, RecordRejected
-from partitions.store import PartitionStore
+from partitions.runtime.ports import LogRecord, RuntimeStore
 
 log = logging.getLogger("perdure.processor")
 
@@ -25,7 +24,7 @@ _VERSION = str(schemas.SCHEMA_VERSION).encode()
 """The version header of the records this code reads."""
 
 
-def _version_of(msg: Message) -> bytes | None:
+def _version_of(msg: LogRecord) -> bytes | None:
     """The record's version header (the last, if several), without a dict per record."""
     found: bytes | None = None
     for header in msg.headers() or []:
@@ -66,10 +65,19 @@ class PartitionProcessor:
         leader_id: this assignment's identity in leader announcements (unique per assignment,
             so that a claim of an earlier assignment read during replay is not taken as ours).
         log_end: the partition's end offset when it was assigned; replay runs up to it.
+        clock: the monotonic clock of intervals (the simulator's is virtual).
     """
 
-    def __init__(self, partition: int, store: PartitionStore, leader_id: str, log_end: int) -> None:
+    def __init__(
+        self,
+        partition: int,
+        store: RuntimeStore,
+        leader_id: str,
+        log_end: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.partition = partition
+        self._clock = clock
         self.store = store
         self.leader_id = leader_id
         self.next_offset = store.applied_offset() + 1
@@ -79,12 +87,15 @@ class PartitionProcessor:
         self.announced_at: float | None = None
         self.displaced_at: float | None = None
         self.restored = False
-        self.assigned_at = time.monotonic()
-        self.last_purge = time.monotonic()
-        self.last_redelivery = time.monotonic()
+        self.assigned_at = clock()
+        self.last_purge = clock()
+        self.last_redelivery = clock()
         self.timers: list[tuple[int, int, str, int]] = []
         """The leader's armed timers: a heap of (due ms, wake-up ms, invocation id, entry index);
         due is the wake-up time, or later when a fired timer is checked again."""
+        self.retries: list[tuple[int, str]] = []
+        """The leader's pending retries: a heap of (due ms, invocation id) of invocations
+        whose attempt failed and whose next one waits out its back-off."""
         self.blocked: tuple[int, str] | None = None
         """The offset this partition stopped at, and why (a record it cannot apply)."""
         self.redeliveries: dict[bytes, tuple[int, float]] = {}
@@ -111,11 +122,11 @@ class PartitionProcessor:
                     "partition %d caught up: %d records replayed in %.2fs",
                     self.partition,
                     replayed,
-                    time.monotonic() - self.assigned_at,
+                    self._clock() - self.assigned_at,
                 )
         return self.restored
 
-    def apply(self, messages: list[Message]) -> Applied:
+    def apply(self, messages: Sequence[LogRecord]) -> Applied:
         """Applies records in offset order, commits them with the last offset, sorts actions.
 
         A record whose apply raises is rejected and the partition goes on (engine/rejection.py).
@@ -145,7 +156,7 @@ class PartitionProcessor:
         self._sort(pending, out)
         return out
 
-    def _fold(self, messages: list[Message]) -> tuple[list[Action], tuple[int, str] | None]:
+    def _fold(self, messages: Sequence[LogRecord]) -> tuple[list[Action], tuple[int, str] | None]:
         batch = self.store.begin()
         last = self.next_offset - 1
         pending: list[Action] = []
@@ -193,7 +204,7 @@ class PartitionProcessor:
                     if self.restored:
                         # A claim made while we own the partition: back off before
                         # reclaiming, so a zombie and the rightful owner do not ping-pong.
-                        self.displaced_at = time.monotonic()
+                        self.displaced_at = self._clock()
                 self.is_leader = mine
                 self.announced_at = None
             elif self.is_leader:

@@ -135,7 +135,9 @@ class Recovery:
         if since < wanted and not overdue:
             return
         self._last_backup_at[p] = now
-        self.writer.start(p, proc.store, applied, proc.epoch, self._record)
+        store = proc.store
+        assert isinstance(store, PartitionStore), "a worker's partitions are in RocksDB"
+        self.writer.start(p, store, applied, proc.epoch, self._record)
 
     def _record(self, partition: int, epoch: int, record: BackupTaken) -> None:
         self.append(partition, Envelope(record, epoch))

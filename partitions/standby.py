@@ -191,7 +191,9 @@ class Standbys:
         log.info(
             "partition %d: taking over the standby copy at offset %d", partition, copy.next_offset
         )
-        return copy.store
+        store = copy.store
+        assert isinstance(store, PartitionStore)
+        return store
 
     def drop(self, partition: int) -> None:
         """Stops keeping a copy (its store stays on disk, a head start for later)."""

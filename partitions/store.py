@@ -29,7 +29,7 @@ from rocksdict import (
 from sortedcontainers import SortedList
 
 from engine import keys
-from engine.storage import ABSENT, UndoLog
+from engine.storage import ABSENT, PartitionReader, UndoLog
 from partitions.errors import StoreError, StoreFormatError
 
 log = logging.getLogger("perdure.store")
@@ -323,7 +323,7 @@ class StoreBatch:
     materialising and sorting the range; one that no overlaid key falls in reads the store alone.
     """
 
-    def __init__(self, store: PartitionStore) -> None:
+    def __init__(self, store: PartitionReader) -> None:
         self._store = store
         self.overlay: dict[bytes, bytes | None] = {}
         self._sorted: SortedList | None = None

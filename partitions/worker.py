@@ -1,8 +1,9 @@
 """Worker: a member of the cluster's consumer group that runs the partitions it is given.
 
-The Kafka side (consumer, rebalance callbacks, processors, stores) runs on one thread; handlers
-run on the asyncio loop of the calling thread. Leader actions cross over with
-``call_soon_threadsafe``.
+The Kafka adapter of the partition runtime (partitions/runtime/): the consumer, its rebalance
+callbacks, the stores and the lease's renewals run on one thread, which hands each partition's
+records to the runtime; handlers run on the asyncio loop of the calling thread, and the
+runtime's calls into the invoker cross over to it (partitions/crossing.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import contextlib
 import itertools
 import json
 import logging
-import queue
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 from confluent_kafka import (
     Consumer,
@@ -27,32 +28,16 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from engine import faults, state_machine
+from engine import faults
 from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import CONSUMER_QUEUE_KBYTES
 from engine.kafka_clusters import KafkaClusters
 from engine.kafka_settings import client_settings, heartbeat_interval_ms
-from engine.records import (
-    AckEntry,
-    Action,
-    AnnounceLeader,
-    AnswerQuery,
-    Deliver,
-    Envelope,
-    InvocationEnded,
-    Invoked,
-    PurgeExpired,
-    RegisterTimer,
-    ScheduleRetry,
-    SendResponse,
-    StartInvocation,
-    SweepAgain,
-    TrimLog,
-)
-from partitions import heap, invocation_log, leader_duties
+from engine.records import AckEntry, StartInvocation
+from partitions import heap
 from partitions.config import WorkerSettings
+from partitions.crossing import LoopCrossing
 from partitions.invoker import Invoker
-from partitions.leader_duties import LoopCrossing, Outbox
 from partitions.lease import Lease, LeaseKeeper
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
@@ -61,9 +46,11 @@ from partitions.publisher import Publisher
 from partitions.queries import QueryAnswerer
 from partitions.recovery import Recovery
 from partitions.remote_invoker import RemoteInvoker
+from partitions.runtime.leader import LeaderTiming, PartitionRuntime
+from partitions.runtime.ports import WallClock
 from partitions.service_directory import ServiceDirectory
 from partitions.standby import Standbys
-from partitions.store import configure_memory, memory_in_use
+from partitions.store import StoreSnapshot, configure_memory, memory_in_use
 from partitions.topics import ensure_topics
 from sdk import Endpoint
 
@@ -99,7 +86,10 @@ class Worker:
         self._lag_measured = 0.0
         self._counted_at = 0.0
         self.crossing = LoopCrossing()
-        self.outbox: Outbox | None = None
+        self.runtime: PartitionRuntime | None = None
+        self._unprepared: set[int] = set()
+        """Partitions reopened without a current lease: their publish producer is made (and
+        the previous owner's fenced) once the lease is current again."""
         self._stop = threading.Event()
         self.writer: LogWriter | None = None
         self.invoker: Invoker | None = None
@@ -109,7 +99,6 @@ class Worker:
         self.publisher: Publisher | None = None
         self.queries: QueryAnswerer | None = None
         self.partition_count = settings.partitions
-        self._restarts: queue.SimpleQueue[tuple[int, str]] = queue.SimpleQueue()
         self._claims = itertools.count(1)
         self.lease = Lease.for_session(
             settings.session_timeout_ms, heartbeat_interval_ms(settings.session_timeout_ms)
@@ -140,9 +129,6 @@ class Worker:
         )
         self.crossing.loop = asyncio.get_running_loop()
         self.writer = LogWriter(s.bootstrap, self.names, s.produce_timeout_s)
-        self.outbox = Outbox(
-            self.writer, partitions, self.leader_id, self.metrics, s.redelivery_interval_s
-        )
         self.queries = QueryAnswerer(self.writer)
         self.recovery = Recovery(s, self.metrics, self.writer.append)
         clusters = KafkaClusters.from_env(s.bootstrap, s.kafka_clusters)
@@ -158,12 +144,32 @@ class Worker:
             s.suspend_after_s,
             streams=s.remote_streams,
         )
+        self.runtime = PartitionRuntime(
+            self.writer,
+            self.writer,
+            _LoopPort(self),
+            WallClock(),
+            self.leader_id,
+            partitions,
+            self.metrics,
+            self.lease,
+            LeaderTiming(
+                claim_retry_s=s.session_timeout_ms / 1000,
+                redelivery_interval_s=s.redelivery_interval_s,
+                purge_interval_s=s.purge_interval_s,
+                retention_s=s.retention_s,
+            ),
+            recovery=self.recovery,
+            queries=self.queries,
+            fenced=self.publisher.ready,
+        )
+        self.runtime.processors = self.processors
         self.invoker = Invoker(
             self.endpoint,
             self.writer,
             self.metrics,
             s.suspend_after_s,
-            restart=self._request_restart,
+            restart=self.runtime.restart,
             ack_timeout_s=s.ack_timeout_s,
             publisher=self.publisher,
             remote=remote,
@@ -297,9 +303,8 @@ class Worker:
         )
         try:
             while not self._stop.is_set():
-                messages = _next_batch(
-                    consumer, leader_duties.poll_timeout(self.processors.values())
-                )
+                assert self.runtime is not None
+                messages = _next_batch(consumer, self.runtime.poll_timeout())
                 by_partition: dict[int, list[Message]] = {}
                 for msg in messages:
                     err = msg.error()
@@ -312,14 +317,15 @@ class Worker:
                     by_partition.setdefault(msg.partition() or 0, []).append(msg)
                 # Before anything fetched or queued is acted on: a worker that was stopped
                 # past its session finds its lease lapsed here and leads nothing any more.
-                if self.lease.lapsed_now():
-                    self._step_down("its lease lapsed (no word from the group coordinator)")
+                self.runtime.check_lease()
                 self.crossing.gather()
                 try:
                     for partition, batch in by_partition.items():
                         proc = self.processors.get(partition)
                         if proc is not None:
-                            self._apply(proc, batch)
+                            self.runtime.apply(proc, batch)
+                            if proc.blocked is not None:
+                                self._block(proc)
                     self._housekeeping()
                 finally:
                     self.crossing.flush()
@@ -336,48 +342,6 @@ class Worker:
             consumer.close()
             self._spare.close()
 
-    def _apply(self, proc: PartitionProcessor, batch: list[Message]) -> None:
-        applied = proc.apply(batch)
-        self.metrics.records_applied.inc(len(batch))
-        if applied.rejected:
-            self.metrics.records_rejected.inc(applied.rejected)
-        if proc.blocked is not None:
-            self._block(proc)
-        if applied.lost_leadership:
-            self._stop_leading(proc)
-        if applied.became_leader:
-            try:
-                self._take_over(proc)
-            except Exception:
-                self.metrics.action_errors.inc()
-                log.exception("partition %d: taking over failed in part", proc.partition)
-        for action in applied.actions:
-            try:
-                self._act(proc, action)
-            except Exception:
-                # An action that cannot be carried out must not stop the worker (and with it
-                # every partition it leads); what it was for is redone from the store later.
-                self.metrics.action_errors.inc()
-                log.exception("partition %d: action %r failed", proc.partition, action)
-
-    def _stop_leading(self, proc: PartitionProcessor) -> None:
-        """What leading took: its handlers, its armed timers, its gauges."""
-        self.crossing.call(self._release, proc.partition)
-        self.metrics.not_leading(proc.partition)
-        proc.timers = []
-
-    def _step_down(self, why: str) -> None:
-        """Stops leading every partition (they stay assigned); each is claimed again, with a
-        new epoch, once the lease is current again (see :meth:`_housekeeping`)."""
-        led = [p for p, proc in self.processors.items() if proc.is_leader]
-        for partition in led:
-            proc = self.processors[partition]
-            proc.is_leader = False
-            proc.announced_at = None
-            self._stop_leading(proc)
-        if led:
-            log.warning("stepping down from partitions %s: %s", sorted(led), why)
-
     def _block(self, proc: PartitionProcessor) -> None:
         """Stops fetching a partition that cannot go on (it stays assigned, and says so)."""
         assert self._consumer is not None
@@ -387,75 +351,15 @@ class Worker:
             sum(1 for p in self.processors.values() if p.blocked is not None)
         )
 
-    def _take_over(self, proc: PartitionProcessor) -> None:
-        """What a new leader does first: start what runs, arm timers, deliver the outbox."""
-        if not self.lease.current():
-            self._step_down("its lease lapsed while it claimed the partition")
-            return
-        epoch = proc.epoch
-        self.metrics.leading(proc.partition, epoch)
-        for start in state_machine.running_invocations(proc.store):
-            self.crossing.call(self._start, proc.partition, epoch, start, 0.0)
-        leader_duties.arm_all(proc)
-        proc.redeliveries.clear()
-        assert self.outbox is not None
-        self.outbox.redeliver(proc)
-
-    def _act(self, proc: PartitionProcessor, action: Action) -> None:
-        """Carries out one leader action."""
-        assert self.writer is not None
-        if isinstance(action, StartInvocation):
-            self.crossing.call(self._start, proc.partition, proc.epoch, action, 0.0)
-        elif isinstance(action, AckEntry):
-            self.crossing.call(self._ack, proc.partition, action)
-        elif isinstance(action, SendResponse):
-            self.writer.respond(action.reply.partition, action.response)
-        elif isinstance(action, ScheduleRetry):
-            start = state_machine.start_action(proc.store, action.invocation_id)
-            if start is not None:
-                delay_s = action.delay_ms / 1000
-                self.crossing.call(self._start, proc.partition, proc.epoch, start, delay_s)
-        elif isinstance(action, InvocationEnded):
-            self.crossing.call(self._ended, action.invocation_id)
-            invocation_log.event(action.outcome, action.invocation_id)
-        elif isinstance(action, Invoked):
-            invocation_log.event(
-                "invoked", action.invocation_id, "%s, %s", action.target, action.status
-            )
-        elif isinstance(action, Deliver):
-            assert self.outbox is not None
-            self.outbox.deliver(action)
-        elif isinstance(action, RegisterTimer):
-            leader_duties.arm(proc, action)
-        elif isinstance(action, TrimLog):
-            assert self.recovery is not None
-            self.recovery.trim(proc.partition, action)
-        elif isinstance(action, AnswerQuery):
-            assert self.queries is not None
-            self.queries.submit(proc.partition, proc.store.snapshot(), action.query)
-        elif isinstance(action, SweepAgain):
-            proc.last_purge = 0.0  # more expired invocations: the next housekeeping sweeps
-
-    def _drain_restarts(self) -> None:
-        """Starts invocations again from their store, as the invoker asked (see Invoker)."""
-        while True:
-            try:
-                partition, invocation_id = self._restarts.get_nowait()
-            except queue.Empty:
-                return
-            proc = self.processors.get(partition)
-            if proc is None or not proc.is_leader:
-                continue  # whoever leads it now starts it from its own store
-            start = state_machine.start_action(proc.store, invocation_id)
-            if start is not None:
-                self.crossing.call(self._start, partition, proc.epoch, start, 0.0)
-
     def _housekeeping(self) -> None:
-        assert self.writer is not None and self.recovery is not None
-        self._drain_restarts()
-        for proc in self.processors.values():
-            if proc.is_leader and proc.timers:
-                leader_duties.fire_timers(proc, self.writer)
+        """The runtime's duties, then the Kafka adapter's: the lease's renewal, lag, census."""
+        assert self.runtime is not None
+        if self._unprepared and self.publisher is not None and self.lease.current():
+            for partition in sorted(self._unprepared):
+                if partition in self.processors:
+                    self.publisher.prepare(partition)
+            self._unprepared.clear()
+        self.runtime.housekeeping()
         now = time.monotonic()
         if self._consumer is not None and self.lease_keeper.due(now):
             offsets = {p: proc.next_offset for p, proc in self.processors.items()}
@@ -470,37 +374,14 @@ class Worker:
             self._counted_at = now
             for proc in self.processors.values():
                 if proc.is_leader:
-                    snapshot = proc.store.snapshot()
+                    snapshot = cast(StoreSnapshot, proc.store.snapshot())  # RocksDB's here
                     self.queries.count(proc.partition, snapshot, self.metrics.counted)
-        retry_s = self.settings.session_timeout_ms / 1000
-        for proc in self.processors.values():
-            if proc.should_announce(now, retry_s) and self._fenced(proc) and self.lease.current():
-                proc.announced_at = now
-                epoch = proc.epoch + 1
-                log.debug("partition %d: claiming leadership at epoch %d", proc.partition, epoch)
-                self.writer.append(proc.partition, Envelope(AnnounceLeader(proc.leader_id), epoch))
-            elif (
-                proc.is_leader and now - proc.last_redelivery >= self.settings.redelivery_interval_s
-            ):
-                assert self.outbox is not None
-                self.outbox.redeliver(proc)
-            if proc.is_leader:
-                self.recovery.maybe_backup(proc, now)
-            if proc.is_leader and now - proc.last_purge >= self.settings.purge_interval_s:
-                proc.last_purge = now
-                retention_ms = int(self.settings.retention_s * 1000)
-                self.writer.append(proc.partition, Envelope(PurgeExpired(retention_ms), proc.epoch))
-
-    def _fenced(self, proc: PartitionProcessor) -> bool:
-        """Whether the previous owner's publish producer is fenced (see partitions/publisher.py):
-        a partition announces its leadership only after that."""
-        return self.publisher is None or self.publisher.ready(proc.partition)
 
     # -- rebalance callbacks (run inside consume, on the processor thread) ----------------------
 
     def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
         log.info("assigned partitions %s", sorted(tp.partition for tp in parts))
-        procs = [self._open_partition(consumer, tp.partition) for tp in parts]
+        procs = [self._open_partition(consumer, tp.partition, member=True) for tp in parts]
         faults.reach("stores-opened")  # the stores opened, their reads not started
         consumer.incremental_assign(
             [TopicPartition(self.names.log_topic, p.partition, p.next_offset) for p in procs]
@@ -511,14 +392,27 @@ class Worker:
         self.lease_keeper.renew_soon()  # a lease before the first claim, without waiting
         self.metrics.partitions_owned.set(len(self.processors))
 
-    def _open_partition(self, consumer: Consumer, partition: int) -> PartitionProcessor:
-        """Opens (restores, or takes over the standby copy of) a partition's store."""
+    def _open_partition(
+        self, consumer: Consumer, partition: int, member: bool
+    ) -> PartitionProcessor:
+        """Opens (restores, or takes over the standby copy of) a partition's store.
+
+        ``member``: the group coordinator just assigned it (a rebalance callback), so this
+        worker is its owner. Otherwise only a current lease says so: a worker cut off from the
+        coordinator that reopens a partition after a trim must not fence the publish producer
+        of the partition's new owner (found by the simulator, seed 154: the owner's publishes
+        failed until its next takeover, which never came); it fences once its lease is current
+        again (see :meth:`_housekeeping`), before it may claim the partition.
+        """
         assert self.recovery is not None
         tp = TopicPartition(self.names.log_topic, partition)
         low, high = _log_range(consumer, tp, self._stop, self._spare)
         warm = self.standbys.take(partition) if self.standbys is not None else None
         if self.publisher is not None:
-            self.publisher.prepare(partition)  # in the background, while the store opens
+            if member or self.lease.current():
+                self.publisher.prepare(partition)  # in the background, while the store opens
+            else:
+                self._unprepared.add(partition)
         opened = self.recovery.open(partition, self._store_path(partition), low, high, warm)
         claim = f"{self.leader_id}/{next(self._claims)}"
         proc = PartitionProcessor(partition, opened.store, claim, high)
@@ -548,7 +442,7 @@ class Worker:
             return
         self._drop(partition, "is behind the log's start: restoring it from its backup")
         assert self._consumer is not None
-        proc = self._open_partition(self._consumer, partition)
+        proc = self._open_partition(self._consumer, partition, member=False)
         # A seek fails on a partition in the error state: assign it again at the new offset.
         self._consumer.incremental_unassign([TopicPartition(self.names.log_topic, partition)])
         self._consumer.incremental_assign(
@@ -573,12 +467,10 @@ class Worker:
         self.metrics.partitions_owned.set(len(self.processors))
 
     def _drop(self, partition: int, why: str) -> None:
-        proc = self.processors.pop(partition, None)
+        assert self.runtime is not None
+        proc = self.runtime.drop(partition)
         if proc is None:
             return
-        if proc.is_leader:
-            self.metrics.not_leading(partition)
-        self.crossing.call(self._release, partition)
         if self.publisher is not None:
             self.publisher.release(partition)
         if self.recovery is not None:
@@ -593,12 +485,12 @@ class Worker:
 
     # -- crossing to the event loop -------------------------------------------------------------
 
-    def _start(self, partition: int, epoch: int, start: StartInvocation, delay_s: float) -> None:
+    def _start(self, partition: int, epoch: int, start: StartInvocation) -> None:
         assert self.invoker is not None
         proc = self.processors.get(partition)
         if proc is None or not proc.is_leader:
             return
-        self.invoker.start(partition, epoch, start, delay_s)  # checks the lease itself
+        self.invoker.start(partition, epoch, start)  # checks the lease itself
 
     def _ack(self, partition: int, action: AckEntry) -> None:
         assert self.invoker is not None
@@ -607,10 +499,6 @@ class Worker:
             return  # queued before this worker stepped down: the next leader acknowledges
         self.invoker.ack(partition, action)  # checks the lease itself
 
-    def _request_restart(self, partition: int, invocation_id: str) -> None:
-        """From the invoker's loop: start an invocation again from its partition's store."""
-        self._restarts.put((partition, invocation_id))
-
     def _ended(self, invocation_id: str) -> None:
         assert self.invoker is not None
         self.invoker.ended(invocation_id)
@@ -618,6 +506,27 @@ class Worker:
     def _release(self, partition: int) -> None:
         assert self.invoker is not None
         self.invoker.release_partition(partition)
+
+
+class _LoopPort:
+    """The runtime's way to the invoker: across to its event loop, checked there against the
+    partitions this worker still leads (a call queued before it stepped down is dropped)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._call = worker.crossing.call
+
+    def start(self, partition: int, epoch: int, start: StartInvocation) -> None:
+        self._call(self._worker._start, partition, epoch, start)
+
+    def ack(self, partition: int, action: AckEntry) -> None:
+        self._call(self._worker._ack, partition, action)
+
+    def ended(self, invocation_id: str) -> None:
+        self._call(self._worker._ended, invocation_id)
+
+    def release(self, partition: int) -> None:
+        self._call(self._worker._release, partition)
 
 
 def _next_batch(consumer: Consumer, timeout: float) -> list[Message]:

@@ -14,6 +14,7 @@ from engine import codec
 from engine.records import Command, Envelope
 from partitions.local.clock import VirtualClock
 from partitions.log import DeliveryCallback
+from partitions.runtime.ports import StoredRecord
 
 Interceptor = Callable[[Envelope], bool]
 """Decides whether a record the invoker appends reaches the log (False: dropped, a crash)."""
@@ -35,8 +36,6 @@ class MemoryLog:
     def __init__(self, clock: VirtualClock) -> None:
         self._clock = clock
         self._records: list[tuple[int, bytes]] = []
-        self.applied = 0
-        """How many records the runtime has applied (the next offset to apply)."""
         self.wake = asyncio.Event()
         self.intercept: Interceptor | None = None
 
@@ -63,16 +62,15 @@ class MemoryLog:
     def __len__(self) -> int:
         return len(self._records)
 
-    def pending(self) -> bool:
-        return self.applied < len(self._records)
+    def read(self, offset: int, limit: int = 10_000) -> list[StoredRecord]:
+        """Up to ``limit`` records from ``offset`` on, as the log holds them (the processor
+        decodes them)."""
+        batch = self._records[offset : offset + limit]
+        return [StoredRecord(offset + i, ts, raw) for i, (ts, raw) in enumerate(batch)]
 
-    def take(self) -> list[tuple[int, Envelope]]:
-        """The records not applied yet, decoded, with their offsets; they count as applied
-        from now on."""
-        first = self.applied
-        batch = self._records[first:]
-        self.applied = len(self._records)
-        return [(first + i, codec.decode_envelope(raw, ts)) for i, (ts, raw) in enumerate(batch)]
+    def watermarks(self, partition: int = 0) -> tuple[int, int]:
+        """Nothing is ever trimmed: from 0 to the next offset."""
+        return 0, len(self._records)
 
     def records(self) -> list[LogRecord]:
         """Every record so far, decoded."""

@@ -1,10 +1,12 @@
-"""LocalPartition: one partition's leader in the process that uses it — the worker's loop, with
-no broker (a test runtime's, or ``perdure dev --embedded``'s).
+"""LocalPartition: one partition run in the process that uses it, with no broker (a test
+runtime's, or ``perdure dev --embedded``'s).
 
-It does what a worker's processor loop does for a partition it leads, on the process's event
-loop: apply each record of the log to the store with the real state machine, carry out the
-leader's actions (start and acknowledge handlers through the real invoker, deliver between
-invocations, arm timers, answer waiters), and take over again after a crash.
+It is an adapter of the partition runtime (partitions/runtime/), as the Kafka worker is: the
+same processor folds each record into the store, the same runtime carries out the leader's
+actions (start and acknowledge handlers through the real invoker, deliver between
+invocations, fire timers, retry, claim leadership) and takes over again after a crash. What is
+its own: the log is in memory (or a file), the clock may be virtual, calls reach the invoker
+directly (one event loop), and answers go to waiters in this process.
 
 On a virtual clock, time moves only here (:meth:`_move_clock`): to the next timer while the
 test waits for an outcome (auto-advance) or up to the point a test advances to, and only when
@@ -23,31 +25,24 @@ from engine import state_machine
 from engine.model import JournalEntry
 from engine.records import (
     AckEntry,
-    Action,
-    AnnounceLeader,
     Command,
-    Deliver,
     Envelope,
-    InvocationEnded,
-    LeadershipChanged,
     ProposeEntry,
-    RecordRejected,
-    RegisterTimer,
     Response,
-    ScheduleRetry,
     SendResponse,
     StartInvocation,
-    TimerFired,
 )
 from engine.status import get_entry
-from engine.storage import MemoryTxn
 from partitions.invoker import Invoker
-from partitions.local.clock import RETRY, VirtualClock
+from partitions.lease import Lease
+from partitions.local.clock import VirtualClock
 from partitions.local.crashes import AFTER, BEFORE, Crash, CrashPlan
 from partitions.local.memory_log import MemoryLog
 from partitions.local.memory_publisher import MemoryPublisher
+from partitions.local.memory_store import MemoryStore
 from partitions.metrics import WorkerMetrics
-from partitions.processor import log_rejected
+from partitions.processor import PartitionProcessor
+from partitions.runtime.leader import LeaderTiming, PartitionRuntime
 from sdk import Endpoint
 
 log = logging.getLogger("perdure.partition")
@@ -57,6 +52,8 @@ PARTITION = 0
 _BUSY_POLL_S = 0.001
 """How often to look again while a handler is in a step (it appends when it is done)."""
 _FOREVER_MS = 2**62
+_LOCAL_TIMING = LeaderTiming(claim_retry_s=1.0, redelivery_interval_s=None, purge_interval_s=None)
+"""Nothing is lost on the way in one process: no redelivery; nor is anything purged."""
 
 
 class LocalPartition:
@@ -74,17 +71,29 @@ class LocalPartition:
         publish: bool = False,
     ) -> None:
         self.clock = clock
-        self.store = MemoryTxn()
+        self.store = MemoryStore()
         self.log = log if log is not None else MemoryLog(clock)
         self._on_response = on_response
         """Where responses nobody in this process waits for go (the embedded ingress)."""
         self.log.intercept = self._before_append
         self.publisher = MemoryPublisher(self.log) if publish else None
         """Where ``ctx.publish`` goes (a test runtime's; the embedded log has no Kafka)."""
+        metrics = WorkerMetrics()
+        self.runtime = PartitionRuntime(
+            self.log,
+            self,
+            _DirectPort(self),
+            clock.view(),
+            "local",
+            1,
+            metrics,
+            Lease.always(),
+            _LOCAL_TIMING,
+        )
         self.invoker = Invoker(
             app,
             self.log,
-            WorkerMetrics(),
+            metrics,
             suspend_after_s=suspend_after_s,
             restart=self._restart,
             ack_timeout_s=3600,  # nothing is lost in memory: no watchdog runs
@@ -100,7 +109,17 @@ class LocalPartition:
         self.failure: BaseException | None = None
         self._waiters: dict[str, asyncio.Future[Response]] = {}
         self._leaders = 0
+        self.proc = self._open()
         self._task: asyncio.Task[None] | None = None
+
+    def _open(self) -> PartitionProcessor:
+        """A processor over the store, as a worker opens a partition assigned to it."""
+        self._leaders += 1
+        claim = f"local/{self._leaders}"
+        view = self.clock.view()
+        proc = PartitionProcessor(PARTITION, self.store, claim, len(self.log), view.monotonic)
+        self.runtime.processors[PARTITION] = proc
+        return proc
 
     def start(self) -> None:
         """Replays what the log holds (acting on nothing), then leads from there."""
@@ -109,14 +128,12 @@ class LocalPartition:
 
     def replay(self) -> None:
         """Applies what the log holds, acting on nothing: its actions were carried out."""
-        for offset, env in self.log.take():
-            state_machine.apply(env, self.store, offset)
+        self._apply()
 
     def lead(self) -> None:
         """Claims the partition and runs its loop: what runs goes on, timers are armed."""
         if self._task is not None:
             return
-        self._announce()
         self._task = asyncio.get_running_loop().create_task(self._pump(), name="test-partition")
 
     async def stop(self) -> None:
@@ -154,6 +171,10 @@ class LocalPartition:
         if self.failure is not None:
             raise RuntimeError("the test runtime stopped") from self.failure
 
+    def pending(self) -> bool:
+        """Whether the log holds records not applied yet."""
+        return self.proc.next_offset < len(self.log)
+
     async def wait_quiet(self) -> None:
         """Until every record is applied and every handler waits."""
         while True:
@@ -161,7 +182,7 @@ class LocalPartition:
             self.check_alive()
             # Quiet, but a record may have come since: look once more after the loop ran.
             await asyncio.sleep(0)
-            if self.quiet.is_set() and not self.log.pending():
+            if self.quiet.is_set() and not self.pending():
                 return
 
     def wake(self) -> None:
@@ -173,15 +194,15 @@ class LocalPartition:
     async def _pump(self) -> None:
         try:
             while True:
-                if self.log.pending():
+                if self.pending():
                     self._apply()
                     await asyncio.sleep(0)
+                    continue
+                if self.runtime.housekeeping():
                     continue
                 if not self.invoker.all_waiting():
                     self.quiet.clear()
                     await self._sleep_until_woken(_BUSY_POLL_S)
-                    continue
-                if self._fire_due():
                     continue
                 self.quiet.set()
                 if self._move_clock():
@@ -198,6 +219,13 @@ class LocalPartition:
                     fut.set_exception(RuntimeError(f"the test runtime stopped: {err!r}"))
             raise
 
+    def _apply(self) -> None:
+        records = self.log.read(self.proc.next_offset)
+        if records:
+            self.runtime.apply(self.proc, records)
+            if self.proc.blocked is not None:
+                raise RuntimeError(f"partition {PARTITION} {self.proc.blocked_note()}")
+
     async def _sleep_until_woken(self, within_s: float | None) -> None:
         self.log.wake.clear()
         with contextlib.suppress(TimeoutError):
@@ -205,7 +233,7 @@ class LocalPartition:
 
     def _until_next_timer_s(self) -> float | None:
         """On the wall clock, how long until the next timer is due (None: until woken)."""
-        due = self.clock.next_due_ms()
+        due = self.runtime.next_due_ms()
         if not self.clock.wall or due is None:
             return None
         return max(due - self.clock.now_ms, 0) / 1000
@@ -217,7 +245,7 @@ class LocalPartition:
             target = _FOREVER_MS
         if target is None or self.clock.wall:
             return False
-        due = self.clock.next_due_ms()
+        due = self.runtime.next_due_ms()
         if due is not None and due <= target:
             self.clock.move_to(due)
             return True
@@ -226,71 +254,18 @@ class LocalPartition:
             return True
         return False
 
-    def _fire_due(self) -> bool:
-        fired = False
-        for due in self.clock.take_due():
-            if due.is_retry:
-                start = state_machine.start_action(self.store, due.invocation_id)
-                if start is not None:
-                    self._start(start)
-                    fired = True
-            elif state_machine.timer_armed(self.store, due.at_ms, due.invocation_id, due.index):
-                self.log.put(Envelope(TimerFired(due.invocation_id, due.index), self.epoch))
-                fired = True
-        return fired
+    def _restart(self, partition: int, invocation_id: str) -> None:
+        self.runtime.restart(partition, invocation_id)
+        self.log.wake.set()
 
-    def _apply(self) -> None:
-        for offset, env in self.log.take():
-            for action in state_machine.apply(env, self.store, offset):
-                self._act(action)
-
-    def _act(self, action: Action) -> None:
-        if isinstance(action, StartInvocation):
-            self._start(action)
-        elif isinstance(action, AckEntry):
-            if not self._crash_at(AFTER, action.invocation_id, action.index, action.entry):
-                self.invoker.ack(PARTITION, action)
-        elif isinstance(action, SendResponse):
-            fut = self._waiters.get(action.response.request_id)
-            if fut is not None and not fut.done():
-                fut.set_result(action.response)
-            elif self._on_response is not None:
-                self._on_response(action.response)
-            self._outcomes.discard(action.response.request_id)  # answered: time stands still
-        elif isinstance(action, ScheduleRetry):
-            self.clock.schedule(self.clock.now_ms + action.delay_ms, action.invocation_id, RETRY)
-        elif isinstance(action, InvocationEnded):
-            self.invoker.ended(action.invocation_id)
-        elif isinstance(action, Deliver):
-            self.log.put(Envelope(action.command, 0, "test-runtime"))
-        elif isinstance(action, RegisterTimer):
-            self.clock.schedule(action.wake_at_ms, action.invocation_id, action.index)
-        elif isinstance(action, LeadershipChanged):
-            self._take_over()
-        elif isinstance(action, RecordRejected):
-            log_rejected(PARTITION, action)
-        # Invoked, SweepAgain, TrimLog, AnswerQuery: nothing for a test runtime to do.
-
-    def _start(self, start: StartInvocation) -> None:
-        self.invoker.start(PARTITION, self.epoch, start)
-
-    def _restart(self, _partition: int, invocation_id: str) -> None:
-        start = state_machine.start_action(self.store, invocation_id)
-        if start is not None:
-            self._start(start)
-
-    def _announce(self) -> None:
-        self._leaders += 1
-        epoch = self.epoch + 1
-        self.log.put(Envelope(AnnounceLeader(f"test-runtime-{self._leaders}"), epoch))
-
-    def _take_over(self) -> None:
-        """What a new leader does: arm the timers the store holds, start what runs."""
-        self.clock.clear_timers()
-        for timer in state_machine.timers(self.store):
-            self.clock.schedule(timer.wake_at_ms, timer.invocation_id, timer.index)
-        for start in state_machine.running_invocations(self.store):
-            self._start(start)
+    def answer(self, action: SendResponse) -> None:
+        """A response: to the test waiting for it, or to the embedded ingress."""
+        fut = self._waiters.get(action.response.request_id)
+        if fut is not None and not fut.done():
+            fut.set_result(action.response)
+        elif self._on_response is not None:
+            self._on_response(action.response)
+        self._outcomes.discard(action.response.request_id)  # answered: time stands still
 
     # -- crashes ----------------------------------------------------------------------------
 
@@ -300,6 +275,10 @@ class LocalPartition:
             BEFORE, c.invocation_id, c.index, c.entry
         )
         return not crashed  # a crash takes the record with it
+
+    def crash_before_ack(self, action: AckEntry) -> bool:
+        """Whether a crash plan takes the worker down before this acknowledgement."""
+        return self._crash_at(AFTER, action.invocation_id, action.index, action.entry)
 
     def _crash_at(
         self, point: str, invocation_id: str, index: int, entry: JournalEntry | None
@@ -316,6 +295,31 @@ class LocalPartition:
         return True
 
     def _crash(self) -> None:
-        """The worker dies: every handler stops; a new leader takes over from the store."""
-        self.invoker.release_partition(PARTITION)
-        self._announce()
+        """The worker dies: every handler stops; a new owner opens the partition from the
+        store and takes over (it claims leadership with the next epoch)."""
+        self.runtime.drop(PARTITION)
+        self.proc = self._open()
+        self.log.wake.set()
+
+
+class _DirectPort:
+    """The runtime's calls into the invoker: on this loop already, so directly."""
+
+    def __init__(self, part: LocalPartition) -> None:
+        self._part = part
+
+    def _invoker(self) -> Invoker:
+        return self._part.invoker
+
+    def start(self, partition: int, epoch: int, start: StartInvocation) -> None:
+        self._invoker().start(partition, epoch, start)
+
+    def ack(self, partition: int, action: AckEntry) -> None:
+        if not self._part.crash_before_ack(action):
+            self._invoker().ack(partition, action)
+
+    def ended(self, invocation_id: str) -> None:
+        self._invoker().ended(invocation_id)
+
+    def release(self, partition: int) -> None:
+        self._invoker().release_partition(partition)

@@ -6,7 +6,6 @@ and an outbox entry is delivered on its own back-off until its receiver answers.
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,11 @@ from engine.records import (
     ProposeEntry,
     TimerFired,
 )
-from partitions import leader_duties
-from partitions.leader_duties import Outbox
+from partitions import crossing as loop_crossing
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
+from partitions.runtime import duties as leader_duties
+from partitions.runtime.duties import Outbox
 from partitions.store import PartitionStore
 
 A, B = (str(InvocationId.new_unkeyed(bytes([i]) * 16)) for i in (1, 2))
@@ -62,7 +62,10 @@ def test_a_fired_timer_fires_again_until_the_store_shows_it_applied(
     writer, proc = leader(
         tmp_path, (Invoke(A, Target("s", "h"), b""), 0), (ProposeEntry(A, 0, 0, nap), 1)
     )
-    fire = functools.partial(leader_duties.fire_timers, proc, writer)  # type: ignore[arg-type]
+
+    def fire() -> None:
+        leader_duties.fire_timers(proc, writer, int(time.time() * 1000))  # type: ignore[arg-type]
+
     timers = state_machine.timers(proc.store.begin())
     assert len(timers) == 1
     t = timers[0]
@@ -94,7 +97,7 @@ def test_outbox_entries_are_redelivered_on_a_back_off_until_answered(tmp_path: P
     start = time.monotonic()
     while time.monotonic() - start < 0.5:
         before = len(writer.records)
-        outbox.redeliver(proc)
+        outbox.redeliver(proc, time.monotonic())
         if len(writer.records) > before:
             deliveries.append(time.monotonic() - start)
         time.sleep(0.005)
@@ -104,7 +107,7 @@ def test_outbox_entries_are_redelivered_on_a_back_off_until_answered(tmp_path: P
     state_machine.apply(Envelope(CallResult(A, 0, b"1"), 0, "", NOW_MS), batch)
     proc.store.commit(batch, 10)
     before = len(writer.records)
-    outbox.redeliver(proc)
+    outbox.redeliver(proc, time.monotonic())
     assert len(writer.records) == before and proc.redeliveries == {}
 
 
@@ -114,7 +117,7 @@ def test_the_crossing_hands_a_batch_over_in_order_and_a_failing_call_stops_none(
 
     async def scenario() -> list[object]:
         seen: list[object] = []
-        crossing = leader_duties.LoopCrossing()
+        crossing = loop_crossing.LoopCrossing()
         crossing.loop = asyncio.get_running_loop()
 
         def boom() -> None:

@@ -5,24 +5,23 @@
   again, never lost).
 - The outbox: commands to other invocations (calls, sends, answers) are delivered when
   journaled and again, on a back-off per entry, until the receiver answers.
-- The crossing to the invoker's event loop: what a batch of records asks of the invoker
-  (start, acknowledge, end) goes over in one wake-up of the loop.
+- Retries: an invocation whose attempt failed starts again when its back-off ends.
+
+Time comes from the runtime's clock (partitions/runtime/ports.py): the wall clock in workers,
+a virtual one in the TestRuntime and the simulator.
 """
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from engine import state_machine
 from engine.errors import InvalidId
 from engine.ids import InvocationId
 from engine.records import Deliver, Envelope, RegisterTimer, TimerFired
-from partitions.log import LogWriter
+from partitions.log import LogAppender
 from partitions.metrics import WorkerMetrics
 from partitions.processor import PartitionProcessor
 
@@ -51,23 +50,52 @@ def arm_all(proc: PartitionProcessor) -> None:
     heapq.heapify(proc.timers)
 
 
-def poll_timeout(processors: Iterable[PartitionProcessor]) -> float:
-    """Up to :data:`MAX_POLL_S`, less when a timer is due sooner (timers fire within a few ms)."""
+def forget_fired(proc: PartitionProcessor) -> None:
+    """Drops from the head of the heap the timers the store no longer holds (fired and
+    applied): so that the next due time is a timer's, not a check that is moot."""
+    while proc.timers:
+        _, wake_at, invocation_id, index = proc.timers[0]
+        if state_machine.timer_armed(proc.store, wake_at, invocation_id, index):
+            return
+        heapq.heappop(proc.timers)
+
+
+def schedule_retry(proc: PartitionProcessor, due_ms: int, invocation_id: str) -> None:
+    """Starts ``invocation_id`` again at ``due_ms`` (its back-off after a failed attempt)."""
+    heapq.heappush(proc.retries, (due_ms, invocation_id))
+
+
+def due_retries(proc: PartitionProcessor, now_ms: int) -> list[str]:
+    """The invocations whose back-off ended by ``now_ms``."""
+    out = []
+    while proc.retries and proc.retries[0][0] <= now_ms:
+        out.append(heapq.heappop(proc.retries)[1])
+    return out
+
+
+def next_due_ms(processors: Iterable[PartitionProcessor]) -> int | None:
+    """When the next timer or retry of a led partition is due (None: nothing is)."""
     due = [p.timers[0][0] for p in processors if p.is_leader and p.timers]
-    if not due:
+    due += [p.retries[0][0] for p in processors if p.is_leader and p.retries]
+    return min(due) if due else None
+
+
+def poll_timeout(processors: Iterable[PartitionProcessor], now_ms: int) -> float:
+    """Up to :data:`MAX_POLL_S`, less when a timer is due sooner (timers fire within a few ms)."""
+    due = next_due_ms(processors)
+    if due is None:
         return MAX_POLL_S
-    return min(max(min(due) / 1000 - time.time(), 0.0), MAX_POLL_S)
+    return min(max((due - now_ms) / 1000, 0.0), MAX_POLL_S)
 
 
-def fire_timers(proc: PartitionProcessor, writer: LogWriter) -> None:
+def fire_timers(proc: PartitionProcessor, writer: LogAppender, now_ms: int) -> int:
     """Appends ``TimerFired`` for due timers, and again until the store shows it applied.
 
     The store, not the heap, says whether a timer is armed: a record lost on its way (Kafka
-    refused it) is simply fired again.
+    refused it) is simply fired again. Returns how many it fired.
     """
-    now_ms = time.time() * 1000
     if not proc.timers or proc.timers[0][0] > now_ms:
-        return  # the usual pass: nothing to fire
+        return 0  # the usual pass: nothing to fire
     view = proc.store  # what is committed: the processor's thread applies every batch
     epoch = proc.epoch  # a read of the store: once, not per timer
     fired = []
@@ -76,16 +104,17 @@ def fire_timers(proc: PartitionProcessor, writer: LogWriter) -> None:
         if not state_machine.timer_armed(view, wake_at, invocation_id, index):
             continue  # its TimerFired was applied (or the invocation ended)
         writer.append(proc.partition, Envelope(TimerFired(invocation_id, index), epoch))
-        fired.append((int(now_ms) + TIMER_REFIRE_MS, wake_at, invocation_id, index))
+        fired.append((now_ms + TIMER_REFIRE_MS, wake_at, invocation_id, index))
     for timer in fired:
         heapq.heappush(proc.timers, timer)
+    return len(fired)
 
 
 class Outbox:
     """Delivers a leader's commands to the partitions of their receivers.
 
     Args:
-        writer: the worker's log writer.
+        writer: the log.
         partition_count: the log's partitions (a receiver's id routes it to one).
         leader_id: this worker's id, the origin of what it delivers.
         metrics: where a command that cannot be routed is counted.
@@ -94,7 +123,7 @@ class Outbox:
 
     def __init__(
         self,
-        writer: LogWriter,
+        writer: LogAppender,
         partition_count: int,
         leader_id: str,
         metrics: WorkerMetrics,
@@ -118,14 +147,13 @@ class Outbox:
             return
         self.writer.append(partition, Envelope(action.command, 0, self.leader_id))
 
-    def redeliver(self, proc: PartitionProcessor) -> None:
+    def redeliver(self, proc: PartitionProcessor, now: float) -> None:
         """Delivers again what the outbox holds, each entry on its own back-off.
 
         The receiver deduplicates (by invocation id, or by the caller's receipt) and answers
         again, so a lost command or a lost answer is made good; the back-off (5 s, doubling to
         5 minutes) keeps a call that waits for a day from writing thousands of records.
         """
-        now = time.monotonic()
         proc.last_redelivery = now
         seen: set[bytes] = set()
         for key, action in state_machine.outbox(proc.store):
@@ -139,50 +167,3 @@ class Outbox:
         for key in list(proc.redeliveries):
             if key not in seen:
                 del proc.redeliveries[key]
-
-
-Call = tuple[Callable[..., None], tuple[object, ...]]
-
-
-class LoopCrossing:
-    """Runs calls on the invoker's event loop, in order; the processor's batch goes at once.
-
-    A wake-up of the loop per action cost a syscall and a thread switch each: while the
-    processor applies a batch (between :meth:`gather` and :meth:`flush`) its calls are
-    gathered and handed over in one. Calls from any other thread, or outside a batch, go at
-    once.
-    """
-
-    def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._gathered: list[Call] | None = None
-        self._processor_thread = 0
-
-    def gather(self) -> None:
-        """From the processor's thread: gather the calls until :meth:`flush`."""
-        self._processor_thread = threading.get_ident()
-        self._gathered = []
-
-    def call(self, fn: Callable[..., None], *args: object) -> None:
-        """Runs ``fn(*args)`` on the loop, after every call made before."""
-        if self._gathered is not None and threading.get_ident() == self._processor_thread:
-            self._gathered.append((fn, args))
-            return
-        assert self.loop is not None
-        self.loop.call_soon_threadsafe(fn, *args)
-
-    def flush(self) -> None:
-        """Hands the gathered calls over in one wake-up of the loop."""
-        calls, self._gathered = self._gathered, None
-        if calls:
-            assert self.loop is not None
-            self.loop.call_soon_threadsafe(_run_all, calls)
-
-
-def _run_all(calls: list[Call]) -> None:
-    # Each on its own, as separate loop callbacks would be: one that fails stops no other.
-    for fn, args in calls:
-        try:
-            fn(*args)
-        except Exception:
-            log.exception("on the invoker's loop: %s failed", getattr(fn, "__name__", fn))
