@@ -39,6 +39,9 @@ class Attempt:
     delivered: int = 0
     """...and of those, how many the log has taken or refused (counted on the writer's
     thread: a publish waits until the two meet, see Invoker._publish)."""
+    refused: bool = False
+    """The log refused one of its records (set on the writer's thread, before ``delivered``
+    counts it): nothing after it may be published (see Invoker._publish)."""
 
 
 class Suspended(InvocationAborted):

@@ -266,6 +266,8 @@ class Invoker:
         delivered: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None) -> None:
+            if err is not None:
+                attempt.refused = True  # before it counts as delivered: a publish reads both
             attempt.delivered += 1  # only the writer's thread counts: no lock needed
             if err is not None or wait:
                 loop.call_soon_threadsafe(self._delivered, attempt, delivered, err)
@@ -561,13 +563,20 @@ class Invoker:
 
 
 async def _until_delivered(attempt: Attempt, timeout_s: float) -> None:
-    """Until the log has taken (or refused) every record the attempt appended so far."""
+    """Until the log has taken every record the attempt appended so far.
+
+    One it refused ends the attempt here: a record published after it would be committed with
+    an entry the partition drops as out of turn, and published again by the next attempt
+    (found by the simulator, seed 136).
+    """
     loop = asyncio.get_running_loop()
     give_up = loop.time() + timeout_s
     while attempt.delivered < attempt.appended:
         if loop.time() > give_up:
             raise InvocationAborted()  # the watchdog restarts it from the journal
         await asyncio.sleep(0.001)
+    if attempt.refused:
+        raise InvocationAborted()  # it restarts from the journal (Invoker._give_up)
 
 
 class _Driver:
