@@ -66,20 +66,38 @@ class StuckError(RuntimeError):
 
 
 class Invocation(Generic[OutputT]):
-    """A started invocation: its id, and its result when the test wants to wait for it."""
+    """A started invocation: its id, and its result when the test wants to wait for it.
+
+    ``invocation_id`` is the name the HTTP client's handles use too (``Sent.invocation_id``);
+    ``id`` is kept as another name for it.
+    """
 
     def __init__(self, runtime: TestRuntime, invocation_id: str, output_type: Any) -> None:
-        self.id = invocation_id
+        self.invocation_id = invocation_id
         self._runtime = runtime
         self._output_type = output_type
 
-    async def result(self, limit: timedelta | None = None) -> OutputT:
+    @property
+    def id(self) -> str:
+        """The invocation's id (the same as :attr:`invocation_id`)."""
+        return self.invocation_id
+
+    async def result(self, limit: timedelta | float | None = None) -> OutputT:
         """Waits for the invocation's outcome (attach); raises its :class:`TerminalError`."""
-        value: OutputT = await self._runtime._attach(self.id, self._output_type, limit)
+        value: OutputT = await self._runtime._attach(self.invocation_id, self._output_type, limit)
         return value
 
     def __repr__(self) -> str:
-        return f"Invocation({self.id!r})"
+        return f"Invocation({self.invocation_id!r})"
+
+
+def _seconds(value: timedelta | float, what: str) -> float:
+    """A duration given as a ``timedelta`` or as seconds."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise TypeError(f"{what} must be a timedelta or a number of seconds, not {value!r}")
+    return float(value)
 
 
 class TestRuntime:
@@ -96,9 +114,12 @@ class TestRuntime:
             and every handler waits for time to pass.
         start: the virtual clock's first reading (default: now).
         suspend_after: how long (real time) a handler waiting for a timer, call or awakeable
-            keeps its task before it suspends, as ``PERDURE_SUSPEND_AFTER_S``.
+            keeps its task before it suspends, as ``PERDURE_SUSPEND_AFTER_S`` (a
+            ``timedelta`` or seconds).
         timeout: how long (real time) a call may take before the test fails with
-            :class:`StuckError` describing where the invocation stands.
+            :class:`StuckError` describing where the invocation stands (a ``timedelta`` or
+            seconds). A call that nothing can finish — every handler waits, no record is to
+            apply and no timer is armed — fails at once, without waiting for it.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
@@ -109,14 +130,14 @@ class TestRuntime:
         *,
         auto_advance: bool = True,
         start: datetime | None = None,
-        suspend_after: timedelta = timedelta(seconds=1),
-        timeout: timedelta = timedelta(seconds=30),
+        suspend_after: timedelta | float = timedelta(seconds=1),
+        timeout: timedelta | float = timedelta(seconds=30),
     ) -> None:
         self.app = app
         self.clock = VirtualClock(start)
         self._auto_advance = auto_advance
-        self._suspend_after_s = suspend_after.total_seconds()
-        self._timeout_s = timeout.total_seconds()
+        self._suspend_after_s = _seconds(suspend_after, "suspend_after")
+        self._timeout_s = _seconds(timeout, "timeout")
         self._p: LocalPartition | None = None
         self._clock_token: Any = None
 
@@ -157,6 +178,7 @@ class TestRuntime:
         key: str | None = None,
         idempotency_key: str | None = None,
         headers: dict[str, str] | None = None,
+        timeout: timedelta | float | None = None,
     ) -> OutputT: ...
 
     @overload
@@ -168,6 +190,7 @@ class TestRuntime:
         key: str | None = None,
         idempotency_key: str | None = None,
         headers: dict[str, str] | None = None,
+        timeout: timedelta | float | None = None,
     ) -> OutputT: ...
 
     async def call(
@@ -178,17 +201,22 @@ class TestRuntime:
         key: str | None = None,
         idempotency_key: str | None = None,
         headers: dict[str, str] | None = None,
+        timeout: timedelta | float | None = None,
     ) -> Any:
         """Calls a handler and waits for its result, as ``POST /{service}/{key}/{handler}``.
 
+        ``timeout`` (real time) overrides the runtime's for this call.
+
         Raises:
-            TerminalError: the invocation failed (its status code and message).
+            TerminalError: the invocation failed (its status code and message); 404 for a
+                handler whose service is not in the runtime's Endpoint, as over HTTP.
             StuckError: it cannot finish (it waits for something only the test could do).
         """
-        h = _handler_def(handler)
+        h = self._handler_def(handler)
         invoke, inv = self._invoke_record(h, arg, key, idempotency_key, headers, send=False)
         assert invoke.reply is not None  # a call always waits for its answer
-        response = await self._request(invoke, invoke.reply.request_id, inv)
+        limit = None if timeout is None else _seconds(timeout, "timeout")
+        response = await self._request(invoke, invoke.reply.request_id, inv, limit_s=limit)
         return _outcome(response, h.output_type)
 
     @overload
@@ -223,7 +251,7 @@ class TestRuntime:
     ) -> Invocation[Any]:
         """Starts a handler without waiting for it (``.../send``, ``?delay=``); returns its
         handle once the invocation is recorded."""
-        h = _handler_def(handler)
+        h = self._handler_def(handler)
         delay_ms = 0 if delay is None else int(delay.total_seconds() * 1000)
         invoke, inv = self._invoke_record(
             h, arg, key, idempotency_key, None, send=True, delay_ms=delay_ms
@@ -237,7 +265,7 @@ class TestRuntime:
             await self.settle()
         return Invocation(self, invoke.invocation_id, h.output_type)
 
-    async def attach(self, invocation_id: str, limit: timedelta | None = None) -> Any:
+    async def attach(self, invocation_id: str, limit: timedelta | float | None = None) -> Any:
         """Waits for an invocation's outcome by its id; its result as JSON (untyped)."""
         return await self._attach(invocation_id, None, limit)
 
@@ -323,7 +351,7 @@ class TestRuntime:
 
     def state(self, service: str | Callable[..., Any], key: str) -> dict[str, Any]:
         """A virtual object's or workflow's state for ``key``, each value decoded as JSON."""
-        name = service if isinstance(service, str) else _handler_def(service).service
+        name = service if isinstance(service, str) else self._handler_def(service).service
         return {k: serde.decode(v, None) for k, v in keyed.read_state(self._part.store, name, key)}
 
     def records(self) -> list[LogRecord]:
@@ -356,6 +384,22 @@ class TestRuntime:
         ]
 
     # -- internals: records in --------------------------------------------------------------
+
+    def _handler_def(self, handler: Callable[..., Any]) -> HandlerDef:
+        h = getattr(handler, "__perdure_handler__", None)
+        if not isinstance(h, HandlerDef):
+            raise TypeError(
+                f"{handler!r} is not a Perdure handler (decorate it with @svc.handler())"
+            )
+        service = self.app.services.get(h.service)
+        if service is None or h.name not in service.handlers:
+            # As the ingress answers: the Endpoint does not serve it.
+            raise TerminalError(
+                f"service {h.service!r} is not in this runtime's Endpoint "
+                f"(it has {sorted(self.app.services)})",
+                404,
+            )
+        return h
 
     def _invoke_record(
         self,
@@ -390,10 +434,12 @@ class TestRuntime:
         )
         return record, inv
 
-    async def _attach(self, invocation_id: str, output_type: Any, limit: timedelta | None) -> Any:
+    async def _attach(
+        self, invocation_id: str, output_type: Any, limit: timedelta | float | None
+    ) -> Any:
         request_id = uuid.uuid4().hex
         record = Attach(invocation_id, Reply(PARTITION, request_id), True)
-        seconds = None if limit is None else limit.total_seconds()
+        seconds = None if limit is None else _seconds(limit, "limit")
         response = await self._request(record, request_id, invocation_id, limit_s=seconds)
         return _outcome(response, output_type)
 
@@ -425,19 +471,55 @@ class TestRuntime:
         """
         p = self._part
         fut = p.waiter(request_id, outcome)
+        stuck: asyncio.Future[Any] = asyncio.ensure_future(self._nothing_can_finish(fut))
         try:
             p.append(record)
             limit = self._timeout_s if limit_s is None else limit_s
-            try:
-                return await asyncio.wait_for(asyncio.shield(fut), limit)
-            except TimeoutError:
-                raise StuckError(self._describe(about, limit)) from None
+            waits: list[asyncio.Future[Any]] = [fut, stuck]
+            done, _ = await asyncio.wait(waits, timeout=limit, return_when="FIRST_COMPLETED")
+            if fut in done:
+                return fut.result()
+            if stuck in done and stuck.result():
+                raise StuckError(self._describe(about, None))
+            raise StuckError(self._describe(about, limit))
         finally:
+            stuck.cancel()
             p.forget(request_id)
 
-    def _describe(self, about: InvocationId | str | None, limit: float) -> str:
+    async def _nothing_can_finish(self, fut: asyncio.Future[Response]) -> bool:
+        """True once nothing in the runtime can answer ``fut``: every record is applied, every
+        handler waits, and no timer or retry is armed for the clock to move to. Looked at on
+        the partition's quiet moments, twice, so that a record in flight is not missed."""
+        p = self._part
+        while True:
+            await p.wait_quiet()
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if fut.done() or not self._could_be_stuck():
+                await asyncio.sleep(0.01)  # time may move for it, or a leader take over
+                continue
+            await p.wait_quiet()
+            if not fut.done() and self._could_be_stuck():
+                return True
+
+    def _could_be_stuck(self) -> bool:
+        """Quiet, leading (not between a crash and the next claim), nothing armed or to apply."""
+        p = self._part
+        return (
+            p.proc.is_leader
+            and p.invoker.all_waiting()
+            and p.runtime.next_due_ms() is None
+            and not p.pending()
+        )
+
+    def _describe(self, about: InvocationId | str | None, limit: float | None) -> str:
+        within = (
+            "nothing in the runtime can finish it (every handler waits and no timer is armed)"
+            if limit is None
+            else f"no answer within {limit:.0f}s (real time)"
+        )
         if about is None:
-            return f"no answer within {limit:.0f}s"
+            return within
         invocation_id = str(about)
         journal = self.journal(invocation_id)
         waits = [
@@ -447,17 +529,10 @@ class TestRuntime:
             f"it waits on entry {', '.join(waits)}" if waits else "it is not waiting on an entry"
         )
         return (
-            f"invocation {invocation_id} did not finish within {limit:.0f}s (real time); "
+            f"invocation {invocation_id} did not finish: {within}; "
             f"{where}. If it waits for an awakeable or a promise, complete it from the test "
             "(rt.send, then rt.resolve_awakeable or a call), then wait for its result."
         )
-
-
-def _handler_def(handler: Callable[..., Any]) -> HandlerDef:
-    h = getattr(handler, "__perdure_handler__", None)
-    if not isinstance(h, HandlerDef):
-        raise TypeError(f"{handler!r} is not a Perdure handler (decorate it with @svc.handler())")
-    return h
 
 
 def _outcome(response: Response, output_type: Any) -> Any:
