@@ -23,7 +23,7 @@ from prometheus_client import (
 from engine import census
 
 if TYPE_CHECKING:
-    from partitions.processor import PartitionProcessor
+    from partitions.runtime.processor import PartitionProcessor
 
 _STEP_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 

@@ -22,8 +22,8 @@ from partitions.backup import BackupWriter, Trimmer
 from partitions.config import WorkerSettings
 from partitions.errors import PartitionError
 from partitions.metrics import WorkerMetrics
-from partitions.processor import PartitionProcessor
 from partitions.restore import Restorer
+from partitions.runtime.processor import PartitionProcessor
 from partitions.store import PartitionStore
 
 log = logging.getLogger("perdure.recovery")

@@ -31,8 +31,8 @@ from engine.client_logs import CLIENT_LOGGER
 from engine.cluster import CONSUMER_QUEUE_KBYTES
 from engine.kafka_settings import client_settings
 from partitions.metrics import WorkerMetrics
-from partitions.processor import PartitionProcessor
 from partitions.recovery import Recovery
+from partitions.runtime.processor import PartitionProcessor
 from partitions.store import PartitionStore
 
 log = logging.getLogger("perdure.standby")

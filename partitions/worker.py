@@ -41,13 +41,13 @@ from partitions.invoker import Invoker
 from partitions.lease import Lease, LeaseKeeper
 from partitions.log import LogWriter
 from partitions.metrics import WorkerMetrics
-from partitions.processor import PartitionProcessor
 from partitions.publisher import Publisher
 from partitions.queries import QueryAnswerer
 from partitions.recovery import Recovery
 from partitions.remote_invoker import RemoteInvoker
 from partitions.runtime.leader import LeaderTiming, PartitionRuntime
 from partitions.runtime.ports import WallClock
+from partitions.runtime.processor import PartitionProcessor
 from partitions.service_directory import ServiceDirectory
 from partitions.standby import Standbys
 from partitions.store import StoreSnapshot, configure_memory, memory_in_use
@@ -162,6 +162,7 @@ class Worker:
             recovery=self.recovery,
             queries=self.queries,
             fenced=self.publisher.ready,
+            on_stop_leading=self._stopped_leading,
         )
         self.runtime.processors = self.processors
         self.invoker = Invoker(
@@ -341,6 +342,18 @@ class Worker:
                 self.standbys.close()
             consumer.close()
             self._spare.close()
+
+    def _stopped_leading(self, partition: int) -> None:
+        """A partition this worker still owns but no longer leads (a lapsed lease, another
+        claim): its publish producer is made anew before it claims the partition again, under
+        a current lease (see :meth:`_housekeeping`). The new producer settles a transaction the
+        old one still had open, so a publish of the epoch it left commits before the next
+        claim or not at all; without it, the commit could land after the claim, its entry be
+        fenced, and the replay publish the record again (found by the simulator, seed 1820).
+        """
+        if self.publisher is not None and partition in self.processors:
+            self.publisher.release(partition)
+            self._unprepared.add(partition)
 
     def _block(self, proc: PartitionProcessor) -> None:
         """Stops fetching a partition that cannot go on (it stays assigned, and says so)."""

@@ -41,8 +41,8 @@ from partitions.local.memory_log import MemoryLog
 from partitions.local.memory_publisher import MemoryPublisher
 from partitions.local.memory_store import MemoryStore
 from partitions.metrics import WorkerMetrics
-from partitions.processor import PartitionProcessor
 from partitions.runtime.leader import LeaderTiming, PartitionRuntime
+from partitions.runtime.processor import PartitionProcessor
 from sdk import Endpoint
 
 log = logging.getLogger("perdure.partition")

@@ -23,7 +23,7 @@ from engine.ids import InvocationId
 from engine.records import Deliver, Envelope, RegisterTimer, TimerFired
 from partitions.log import LogAppender
 from partitions.metrics import WorkerMetrics
-from partitions.processor import PartitionProcessor
+from partitions.runtime.processor import PartitionProcessor
 
 log = logging.getLogger("perdure.worker")
 

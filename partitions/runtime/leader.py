@@ -5,7 +5,7 @@ The one dispatch of leader actions (DESIGN.md, "the partition runtime"). Whoever
 partition's records to :meth:`PartitionRuntime.apply` and calls :meth:`housekeeping` between
 batches; everything else happens here, the same way for all of them:
 
-- a record batch is folded by the partition's :class:`~partitions.processor.PartitionProcessor`
+- a record batch is folded by the partition's :class:`~partitions.runtime.processor.PartitionProcessor`
   (state and applied offset in one commit); its actions, only a leader's, are carried out;
 - a new leader starts what runs, arms the timers its store holds and delivers its outbox;
 - between batches: retries whose back-off ended, due timers, leadership claims, redeliveries,
@@ -45,10 +45,10 @@ from partitions import invocation_log
 from partitions.lease import Lease
 from partitions.log import LogAppender
 from partitions.metrics import WorkerMetrics
-from partitions.processor import Applied, PartitionProcessor
 from partitions.runtime import duties
 from partitions.runtime.duties import Outbox
 from partitions.runtime.ports import InvokerPort, LogRecord, Responder, RuntimeClock
+from partitions.runtime.processor import Applied, PartitionProcessor
 
 log = logging.getLogger("perdure.worker")
 
@@ -101,6 +101,9 @@ class PartitionRuntime:
         recovery: backups and trims (the Kafka worker's; None elsewhere).
         queries: answers operators' queries (the Kafka worker's; None elsewhere).
         fenced: whether a partition's previous owner can no longer publish (None: always).
+        on_stop_leading: told of each partition it stops leading (the worker then makes its
+            publish producer anew before it claims the partition again, which settles a
+            transaction still open from the epoch it left).
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class PartitionRuntime:
         recovery: Recovery | None = None,
         queries: Queries | None = None,
         fenced: Callable[[int], bool] | None = None,
+        on_stop_leading: Callable[[int], None] | None = None,
     ) -> None:
         self.log = log
         self.responder = responder
@@ -128,6 +132,7 @@ class PartitionRuntime:
         self.recovery = recovery
         self.queries = queries
         self._fenced = fenced
+        self._on_stop_leading = on_stop_leading
         self.processors: dict[int, PartitionProcessor] = {}
         self.outbox = Outbox(
             log, partition_count, leader_id, metrics, timing.redelivery_interval_s or 5.0
@@ -216,6 +221,8 @@ class PartitionRuntime:
         self.metrics.not_leading(proc.partition)
         proc.timers = []
         proc.retries = []
+        if self._on_stop_leading is not None:
+            self._on_stop_leading(proc.partition)
 
     def step_down(self, why: str) -> None:
         """Stops leading every partition (they stay owned); each is claimed again, with a new

@@ -128,9 +128,11 @@ class SimLog:
         envelope: Envelope,
         on_delivery: DeliveryCallback | None,
         guard: Callable[[], bool] | None = None,
+        on_land: Callable[[], None] | None = None,
     ) -> None:
         """Sends a record; it lands after a latency unless a fault or ``guard`` (checked when
-        it would land: a fenced transaction) says otherwise."""
+        it would land: a fenced transaction) says otherwise. ``on_land`` is told when it lands
+        (a transaction's other records become visible then, whenever its producer hears)."""
         loop = asyncio.get_running_loop()
         raw = codec.encode_envelope(envelope)
         sent_ms = self._now_ms()
@@ -149,7 +151,7 @@ class SimLog:
         key = (producer, partition)
         land = max(loop.time() + delay, self._landing.get(key, 0.0))
         self._landing[key] = land
-        loop.call_at(land, self._land, partition, sent_ms, raw, on_delivery, guard)
+        loop.call_at(land, self._land, partition, sent_ms, raw, on_delivery, guard, on_land)
 
     def _land(
         self,
@@ -158,6 +160,7 @@ class SimLog:
         raw: bytes,
         on_delivery: DeliveryCallback | None,
         guard: Callable[[], bool] | None,
+        on_land: Callable[[], None] | None = None,
     ) -> None:
         if guard is not None and not guard():
             if on_delivery is not None:
@@ -173,6 +176,8 @@ class SimLog:
             self.records[partition].append(record)
             self.history[partition].append(record)
         self.wake.set()
+        if on_land is not None:
+            on_land()
         if on_delivery is None:
             return
         if self._chance() < self.faults.late_ack:
@@ -193,8 +198,12 @@ class SimAppender:
         self.guard: Callable[[], bool] | None = None
 
     def append(
-        self, partition: int, envelope: Envelope, on_delivery: DeliveryCallback | None = None
+        self,
+        partition: int,
+        envelope: Envelope,
+        on_delivery: DeliveryCallback | None = None,
+        on_land: Callable[[], None] | None = None,
     ) -> None:
         if self.dead:
             return
-        self._log.append(self.name, partition, envelope, on_delivery, self.guard)
+        self._log.append(self.name, partition, envelope, on_delivery, self.guard, on_land)

@@ -22,10 +22,11 @@ from partitions.invoker import Invoker
 from partitions.lease import Lease
 from partitions.local.memory_store import MemoryStore
 from partitions.metrics import WorkerMetrics
-from partitions.processor import PartitionProcessor
 from partitions.runtime.leader import LeaderTiming, PartitionRuntime
+from partitions.runtime.processor import PartitionProcessor
 from partitions.simulation.log import SimAppender, Trimmed, Unavailable
 from partitions.simulation.workload import CURRENT_WORKER
+from sdk import InvocationAborted
 
 if TYPE_CHECKING:
     from partitions.simulation.world import World
@@ -51,6 +52,9 @@ class SimWorker:
         self._claims = 0
         self._opened: dict[int, int] = {}
         self._unfenced: set[int] = set()
+        self.producer_of: dict[int, str] = {}
+        """Partition -> this worker's current publish producer of it."""
+        self._producers = 0
 
     @property
     def token(self) -> str:
@@ -63,6 +67,7 @@ class SimWorker:
         self.alive = True
         self._opened = {}
         self._unfenced = set()
+        self.producer_of = {}
         loop = asyncio.get_running_loop()
         self.lease = Lease(w.lease_s, clock=loop.time)
         metrics = WorkerMetrics()
@@ -81,7 +86,8 @@ class SimWorker:
                 redelivery_interval_s=1.0,
                 purge_interval_s=None,
             ),
-            fenced=lambda p: w.fence.get(p) == self.token,
+            fenced=self._fenced,
+            on_stop_leading=self._stopped_leading,
         )
         self.invoker = Invoker(
             w.app,
@@ -119,6 +125,24 @@ class SimWorker:
             self.disk.clear()
         self.world.event(f"{self.token} crashes{' and loses its disk' if lose_disk else ''}")
 
+    def _fence(self, partition: int) -> None:
+        """A new publish producer for ``partition``: it fences every earlier one, this
+        worker's own included (as ``init_transactions`` on a ``transactional.id`` does)."""
+        self._producers += 1
+        self.producer_of[partition] = f"{self.token}.{self._producers}"
+        self.world.fence[partition] = self.producer_of[partition]
+
+    def _fenced(self, partition: int) -> bool:
+        """Whether this worker's producer of ``partition`` fenced every earlier one."""
+        mine = self.producer_of.get(partition)
+        return mine is not None and self.world.fence.get(partition) == mine
+
+    def _stopped_leading(self, partition: int) -> None:
+        """As the Kafka worker: the producer is made anew before the next claim."""
+        if partition in self.runtime.processors:
+            self.producer_of.pop(partition, None)
+            self._unfenced.add(partition)
+
     def paused(self) -> bool:
         return asyncio.get_running_loop().time() < self.paused_until
 
@@ -149,7 +173,7 @@ class SimWorker:
         self.runtime.check_lease()
         if self._unfenced and self.lease.current():
             for partition in sorted(self._unfenced & set(self.runtime.processors)):
-                w.fence[partition] = self.token
+                self._fence(partition)
             self._unfenced.clear()
         for partition, proc in list(self.runtime.processors.items()):
             try:
@@ -199,7 +223,7 @@ class SimWorker:
             store, how = w.restore(partition)
             self.disk[partition] = store
         if member or self.lease.current():
-            w.fence[partition] = self.token  # a new transactional owner fences the old one
+            self._fence(partition)
         else:
             self._unfenced.add(partition)
         self._claims += 1
@@ -240,21 +264,22 @@ class SimPublisher:
 
     async def publish(self, partition: int, envelope: Envelope, record: OutgoingRecord) -> None:
         world = self._w.world
-        token = self._w.token
+        token = self._w.producer_of.get(partition)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def fenced() -> bool:
-            return world.fence.get(partition) != token
+            return token is None or world.fence.get(partition) != token
+
+        def visible() -> None:
+            world.published.append(record)
+            c = envelope.command
+            world.event(
+                f"{token} published the record of {getattr(c, 'invocation_id', '?')} "
+                f"(entry {getattr(c, 'index', '?')}, attempt {getattr(c, 'attempt', '?')},"
+                f" epoch {envelope.epoch})"
+            )
 
         def committed(err: object) -> None:
-            if err is None:
-                world.published.append(record)
-                c = envelope.command
-                world.event(
-                    f"{token} published the record of {getattr(c, 'invocation_id', '?')} "
-                    f"(entry {getattr(c, 'index', '?')}, attempt {getattr(c, 'attempt', '?')},"
-                    f" epoch {envelope.epoch})"
-                )
             if not done.done():
                 if err is None:
                     done.set_result(None)
@@ -262,7 +287,7 @@ class SimPublisher:
                     done.set_exception(RuntimeError(f"the publish transaction failed: {err}"))
 
         if fenced():
-            raise RuntimeError("this producer is fenced")
+            raise InvocationAborted()  # as the Kafka publisher: another producer owns it
         self._appender.guard = lambda: not fenced() and not self._appender.dead
-        self._appender.append(partition, envelope, committed)
+        self._appender.append(partition, envelope, committed, visible)
         await done

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from engine.ids import partition_for_key
 from engine.records import SendResponse
 from partitions.local.memory_store import MemoryStore
-from partitions.processor import PartitionProcessor
+from partitions.runtime.processor import PartitionProcessor
 from partitions.simulation.checks import Expectation, Observer, violations
 from partitions.simulation.cluster import Coordinator
 from partitions.simulation.log import LogFaults, SimLog

@@ -26,9 +26,9 @@ from engine.records import (
 )
 from partitions import crossing as loop_crossing
 from partitions.metrics import WorkerMetrics
-from partitions.processor import PartitionProcessor
 from partitions.runtime import duties as leader_duties
 from partitions.runtime.duties import Outbox
+from partitions.runtime.processor import PartitionProcessor
 from partitions.store import PartitionStore
 
 A, B = (str(InvocationId.new_unkeyed(bytes([i]) * 16)) for i in (1, 2))

@@ -25,7 +25,7 @@ from engine.records import (
     StartInvocation,
 )
 from engine.storage import MemoryTxn
-from partitions.processor import PartitionProcessor
+from partitions.runtime.processor import PartitionProcessor
 from partitions.store import PartitionStore
 
 VERSION = str(schemas.SCHEMA_VERSION).encode()
