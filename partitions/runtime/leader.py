@@ -5,8 +5,8 @@ The one dispatch of leader actions (DESIGN.md, "the partition runtime"). Whoever
 partition's records to :meth:`PartitionRuntime.apply` and calls :meth:`housekeeping` between
 batches; everything else happens here, the same way for all of them:
 
-- a record batch is folded by the partition's :class:`~partitions.runtime.processor.PartitionProcessor`
-  (state and applied offset in one commit); its actions, only a leader's, are carried out;
+- a record batch is folded by the partition's processor (``partitions/runtime/processor.py``:
+  state and applied offset in one commit); its actions, only a leader's, are carried out;
 - a new leader starts what runs, arms the timers its store holds and delivers its outbox;
 - between batches: retries whose back-off ended, due timers, leadership claims, redeliveries,
   backups and the purge of expired invocations;
