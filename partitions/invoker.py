@@ -325,7 +325,13 @@ class Invoker:
         # orders records only within one producer: a publish that overtook its predecessor
         # would be dropped as out of turn after its record was committed, and published
         # again by the replay. So it waits until every earlier record of the attempt is in.
-        await _until_delivered(attempt, self.ack_timeout_s)
+        try:
+            await _until_delivered(attempt, self.ack_timeout_s)
+        except InvocationAborted:
+            # Restarted from the store; a bare abort left the attempt's task ended and nothing
+            # to restart it while this worker kept leading (simulator seed 9039: it hung).
+            self._give_up(attempt, "the log did not take its earlier records in time")
+            raise
         acked: asyncio.Future[JournalEntry | None] = loop.create_future()
         attempt.pending[index] = acked
         start = attempt.start
