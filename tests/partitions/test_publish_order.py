@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError
 
 from engine.model import Target
 from engine.records import Envelope, StartInvocation
@@ -72,4 +73,58 @@ async def test_a_publish_waits_until_the_entry_before_it_is_in_the_log() -> None
         if publisher.undelivered_at_publish:
             break
     assert publisher.undelivered_at_publish == [0]
+    await inv.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_a_publish_after_a_refused_record_restarts_the_attempt_instead() -> None:
+    """Found by the simulator (seed 136): the log refused the entry before the publish, the
+    publish went ahead, its entry was dropped as out of turn and the replay published again.
+    This pins the outcome; the race itself (the refusal counted in the same loop pass as the
+    publish's wait looks) is the simulator's planted fault ``publish-after-refusal``."""
+    writer = SlowWriter()
+    publisher = Publisher(writer)
+    restarts: list[str] = []
+    inv = Invoker(
+        Endpoint([pub]),
+        writer,  # type: ignore[arg-type]
+        WorkerMetrics(),
+        restart=lambda _p, invocation_id: restarts.append(invocation_id),
+        publisher=publisher,  # type: ignore[arg-type]
+    )
+    inv.start(0, 1, StartInvocation("inv_1", Target("pub", "awakeable_then_publish"), b"", (), 0))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    writer.undelivered.pop()(KafkaError(KafkaError._MSG_TIMED_OUT))
+    for _ in range(300):  # the restart comes after the invoker's pause (1 s)
+        await asyncio.sleep(0.01)
+        if restarts:
+            break
+    assert publisher.undelivered_at_publish == [], "it published after a refused record"
+    assert restarts == ["inv_1"], "the attempt starts again from the store"
+    await inv.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_a_publish_whose_predecessor_never_lands_restarts_the_attempt() -> None:
+    """Found by the simulator (seed 9039): the wait timed out and only aborted the handler;
+    nothing restarted it while the worker kept leading, and the invocation hung."""
+    writer = SlowWriter()
+    publisher = Publisher(writer)
+    restarts: list[str] = []
+    inv = Invoker(
+        Endpoint([pub]),
+        writer,  # type: ignore[arg-type]
+        WorkerMetrics(),
+        restart=lambda _p, invocation_id: restarts.append(invocation_id),
+        ack_timeout_s=0.05,
+        publisher=publisher,  # type: ignore[arg-type]
+    )
+    inv.start(0, 1, StartInvocation("inv_1", Target("pub", "awakeable_then_publish"), b"", (), 0))
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if restarts:
+            break
+    assert publisher.undelivered_at_publish == []
+    assert restarts == ["inv_1"]
     await inv.shutdown()
