@@ -14,11 +14,11 @@ import hashlib
 import inspect
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, TypeVar, get_type_hints, overload
+from typing import Any, Generic, TypeVar, get_type_hints, overload
 
 from engine.errors import InvalidId
 from engine.ids import InvocationId, awakeable_id, call_uid
@@ -395,7 +395,7 @@ class Context:
                 done = await self._driver.completion(index)
             return self._outcome(done, type_hint)
 
-        return awakeable, value()
+        return awakeable, _Lazy(value)
 
     async def resolve_awakeable(self, awakeable: str, value: Any) -> None:
         """Resolves another invocation's awakeable; a second completion raises (409)."""
@@ -651,3 +651,20 @@ def _fail(fut: asyncio.Future[None], err: BaseException) -> None:
 
 def _delay(policy: RetryPolicy, attempt: int) -> float:
     return policy.delay_after(attempt).total_seconds()
+
+
+class _Lazy(Generic[T]):
+    """An awaitable whose coroutine is made when it is first awaited: an awakeable's value that
+    its handler never awaits (it was cancelled first, or chose another branch) leaves no
+    "coroutine was never awaited" warning behind."""
+
+    __slots__ = ("_coroutine", "_make")
+
+    def __init__(self, make: Callable[[], Coroutine[Any, Any, T]]) -> None:
+        self._make = make
+        self._coroutine: Coroutine[Any, Any, T] | None = None
+
+    def __await__(self) -> Generator[Any, None, T]:
+        if self._coroutine is None:
+            self._coroutine = self._make()
+        return self._coroutine.__await__()

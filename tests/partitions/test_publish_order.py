@@ -121,8 +121,8 @@ async def test_a_publish_whose_predecessor_never_lands_restarts_the_attempt() ->
         publisher=publisher,  # type: ignore[arg-type]
     )
     inv.start(0, 1, StartInvocation("inv_1", Target("pub", "awakeable_then_publish"), b"", (), 0))
-    for _ in range(200):
-        await asyncio.sleep(0.005)
+    for _ in range(500):  # the wait times out at 0.05 s; the restart comes 1 s after that
+        await asyncio.sleep(0.01)
         if restarts:
             break
     assert publisher.undelivered_at_publish == []
