@@ -82,17 +82,7 @@ async def test_a_publish_after_a_refused_record_restarts_the_attempt_instead() -
     publish went ahead, its entry was dropped as out of turn and the replay published again.
     This pins the outcome; the race itself (the refusal counted in the same loop pass as the
     publish's wait looks) is the simulator's planted fault ``publish-after-refusal``."""
-    writer = SlowWriter()
-    publisher = Publisher(writer)
-    restarts: list[str] = []
-    inv = Invoker(
-        Endpoint([pub]),
-        writer,  # type: ignore[arg-type]
-        WorkerMetrics(),
-        restart=lambda _p, invocation_id: restarts.append(invocation_id),
-        publisher=publisher,  # type: ignore[arg-type]
-    )
-    inv.start(0, 1, StartInvocation("inv_1", Target("pub", "awakeable_then_publish"), b"", (), 0))
+    writer, publisher, restarts, inv = _restartable(ack_timeout_s=30.0)
     for _ in range(50):
         await asyncio.sleep(0)
     writer.undelivered.pop()(KafkaError(KafkaError._MSG_TIMED_OUT))
@@ -109,6 +99,18 @@ async def test_a_publish_after_a_refused_record_restarts_the_attempt_instead() -
 async def test_a_publish_whose_predecessor_never_lands_restarts_the_attempt() -> None:
     """Found by the simulator (seed 9039): the wait timed out and only aborted the handler;
     nothing restarted it while the worker kept leading, and the invocation hung."""
+    _writer, publisher, restarts, inv = _restartable(ack_timeout_s=0.05)
+    for _ in range(500):  # the wait times out at 0.05 s; the restart comes 1 s after that
+        await asyncio.sleep(0.01)
+        if restarts:
+            break
+    assert publisher.undelivered_at_publish == []
+    assert restarts == ["inv_1"]
+    await inv.shutdown()
+
+
+def _restartable(ack_timeout_s: float) -> tuple[SlowWriter, Publisher, list[str], Invoker]:
+    """An invoker running ``awakeable_then_publish`` whose restarts the test records."""
     writer = SlowWriter()
     publisher = Publisher(writer)
     restarts: list[str] = []
@@ -117,14 +119,8 @@ async def test_a_publish_whose_predecessor_never_lands_restarts_the_attempt() ->
         writer,  # type: ignore[arg-type]
         WorkerMetrics(),
         restart=lambda _p, invocation_id: restarts.append(invocation_id),
-        ack_timeout_s=0.05,
+        ack_timeout_s=ack_timeout_s,
         publisher=publisher,  # type: ignore[arg-type]
     )
     inv.start(0, 1, StartInvocation("inv_1", Target("pub", "awakeable_then_publish"), b"", (), 0))
-    for _ in range(500):  # the wait times out at 0.05 s; the restart comes 1 s after that
-        await asyncio.sleep(0.01)
-        if restarts:
-            break
-    assert publisher.undelivered_at_publish == []
-    assert restarts == ["inv_1"]
-    await inv.shutdown()
+    return writer, publisher, restarts, inv
