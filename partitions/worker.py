@@ -87,9 +87,6 @@ class Worker:
         self._counted_at = 0.0
         self.crossing = LoopCrossing()
         self.runtime: PartitionRuntime | None = None
-        self._unprepared: set[int] = set()
-        """Partitions reopened without a current lease: their publish producer is made (and
-        the previous owner's fenced) once the lease is current again."""
         self._stop = threading.Event()
         self.writer: LogWriter | None = None
         self.invoker: Invoker | None = None
@@ -161,8 +158,7 @@ class Worker:
             ),
             recovery=self.recovery,
             queries=self.queries,
-            fenced=self.publisher.ready,
-            on_stop_leading=self._stopped_leading,
+            fence=self.publisher,
         )
         self.runtime.processors = self.processors
         self.invoker = Invoker(
@@ -343,18 +339,6 @@ class Worker:
             consumer.close()
             self._spare.close()
 
-    def _stopped_leading(self, partition: int) -> None:
-        """A partition this worker still owns but no longer leads (a lapsed lease, another
-        claim): its publish producer is made anew before it claims the partition again, under
-        a current lease (see :meth:`_housekeeping`). The new producer settles a transaction the
-        old one still had open, so a publish of the epoch it left commits before the next
-        claim or not at all; without it, the commit could land after the claim, its entry be
-        fenced, and the replay publish the record again (found by the simulator, seed 1820).
-        """
-        if self.publisher is not None and partition in self.processors:
-            self.publisher.release(partition)
-            self._unprepared.add(partition)
-
     def _block(self, proc: PartitionProcessor) -> None:
         """Stops fetching a partition that cannot go on (it stays assigned, and says so)."""
         assert self._consumer is not None
@@ -367,11 +351,6 @@ class Worker:
     def _housekeeping(self) -> None:
         """The runtime's duties, then the Kafka adapter's: the lease's renewal, lag, census."""
         assert self.runtime is not None
-        if self._unprepared and self.publisher is not None and self.lease.current():
-            for partition in sorted(self._unprepared):
-                if partition in self.processors:
-                    self.publisher.prepare(partition)
-            self._unprepared.clear()
         self.runtime.housekeeping()
         now = time.monotonic()
         if self._consumer is not None and self.lease_keeper.due(now):
@@ -410,22 +389,15 @@ class Worker:
     ) -> PartitionProcessor:
         """Opens (restores, or takes over the standby copy of) a partition's store.
 
-        ``member``: the group coordinator just assigned it (a rebalance callback), so this
-        worker is its owner. Otherwise only a current lease says so: a worker cut off from the
-        coordinator that reopens a partition after a trim must not fence the publish producer
-        of the partition's new owner (found by the simulator, seed 154: the owner's publishes
-        failed until its next takeover, which never came); it fences once its lease is current
-        again (see :meth:`_housekeeping`), before it may claim the partition.
+        ``member``: the group coordinator just assigned it (a rebalance callback); False when
+        it is reopened after a trim (see PartitionRuntime.open_fence for what that changes).
         """
         assert self.recovery is not None
         tp = TopicPartition(self.names.log_topic, partition)
         low, high = _log_range(consumer, tp, self._stop, self._spare)
         warm = self.standbys.take(partition) if self.standbys is not None else None
-        if self.publisher is not None:
-            if member or self.lease.current():
-                self.publisher.prepare(partition)  # in the background, while the store opens
-            else:
-                self._unprepared.add(partition)
+        assert self.runtime is not None
+        self.runtime.open_fence(partition, member)  # in the background, while the store opens
         opened = self.recovery.open(partition, self._store_path(partition), low, high, warm)
         claim = f"{self.leader_id}/{next(self._claims)}"
         proc = PartitionProcessor(partition, opened.store, claim, high)
@@ -481,11 +453,9 @@ class Worker:
 
     def _drop(self, partition: int, why: str) -> None:
         assert self.runtime is not None
-        proc = self.runtime.drop(partition)
+        proc = self.runtime.drop(partition)  # its handlers and its publish producer stop
         if proc is None:
             return
-        if self.publisher is not None:
-            self.publisher.release(partition)
         if self.recovery is not None:
             self.recovery.release(partition)
         if self.queries is not None:

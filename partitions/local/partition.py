@@ -30,7 +30,6 @@ from engine.records import (
     ProposeEntry,
     Response,
     SendResponse,
-    StartInvocation,
 )
 from engine.status import get_entry
 from partitions.invoker import Invoker
@@ -41,6 +40,7 @@ from partitions.local.memory_log import MemoryLog
 from partitions.local.memory_publisher import MemoryPublisher
 from partitions.local.memory_store import MemoryStore
 from partitions.metrics import WorkerMetrics
+from partitions.runtime.direct import DirectPort
 from partitions.runtime.leader import LeaderTiming, PartitionRuntime
 from partitions.runtime.processor import PartitionProcessor
 from sdk import Endpoint
@@ -82,7 +82,7 @@ class LocalPartition:
         self.runtime = PartitionRuntime(
             self.log,
             self,
-            _DirectPort(self),
+            DirectPort(lambda: self.invoker, self._survives_ack),
             clock.view(),
             "local",
             1,
@@ -276,9 +276,9 @@ class LocalPartition:
         )
         return not crashed  # a crash takes the record with it
 
-    def crash_before_ack(self, action: AckEntry) -> bool:
-        """Whether a crash plan takes the worker down before this acknowledgement."""
-        return self._crash_at(AFTER, action.invocation_id, action.index, action.entry)
+    def _survives_ack(self, action: AckEntry) -> bool:
+        """False when a crash plan takes the worker down before this acknowledgement."""
+        return not self._crash_at(AFTER, action.invocation_id, action.index, action.entry)
 
     def _crash_at(
         self, point: str, invocation_id: str, index: int, entry: JournalEntry | None
@@ -300,26 +300,3 @@ class LocalPartition:
         self.runtime.drop(PARTITION)
         self.proc = self._open()
         self.log.wake.set()
-
-
-class _DirectPort:
-    """The runtime's calls into the invoker: on this loop already, so directly."""
-
-    def __init__(self, part: LocalPartition) -> None:
-        self._part = part
-
-    def _invoker(self) -> Invoker:
-        return self._part.invoker
-
-    def start(self, partition: int, epoch: int, start: StartInvocation) -> None:
-        self._invoker().start(partition, epoch, start)
-
-    def ack(self, partition: int, action: AckEntry) -> None:
-        if not self._part.crash_before_ack(action):
-            self._invoker().ack(partition, action)
-
-    def ended(self, invocation_id: str) -> None:
-        self._invoker().ended(invocation_id)
-
-    def release(self, partition: int) -> None:
-        self._invoker().release_partition(partition)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,7 +47,13 @@ from partitions.log import LogAppender
 from partitions.metrics import WorkerMetrics
 from partitions.runtime import duties
 from partitions.runtime.duties import Outbox
-from partitions.runtime.ports import InvokerPort, LogRecord, Responder, RuntimeClock
+from partitions.runtime.ports import (
+    InvokerPort,
+    LogRecord,
+    PublishFence,
+    Responder,
+    RuntimeClock,
+)
 from partitions.runtime.processor import Applied, PartitionProcessor
 
 log = logging.getLogger("perdure.worker")
@@ -100,10 +106,8 @@ class PartitionRuntime:
         timing: the intervals of the periodic duties.
         recovery: backups and trims (the Kafka worker's; None elsewhere).
         queries: answers operators' queries (the Kafka worker's; None elsewhere).
-        fenced: whether a partition's previous owner can no longer publish (None: always).
-        on_stop_leading: told of each partition it stops leading (the worker then makes its
-            publish producer anew before it claims the partition again, which settles a
-            transaction still open from the epoch it left).
+        fence: the partitions' publish producers (None: nothing publishes through Kafka
+            transactions). See :meth:`open_fence`.
     """
 
     def __init__(
@@ -119,8 +123,7 @@ class PartitionRuntime:
         timing: LeaderTiming,
         recovery: Recovery | None = None,
         queries: Queries | None = None,
-        fenced: Callable[[int], bool] | None = None,
-        on_stop_leading: Callable[[int], None] | None = None,
+        fence: PublishFence | None = None,
     ) -> None:
         self.log = log
         self.responder = responder
@@ -131,8 +134,9 @@ class PartitionRuntime:
         self.timing = timing
         self.recovery = recovery
         self.queries = queries
-        self._fenced = fenced
-        self._on_stop_leading = on_stop_leading
+        self.fence = fence
+        self._unfenced: set[int] = set()
+        """Owned partitions whose producer is made once the lease is current again."""
         self.processors: dict[int, PartitionProcessor] = {}
         self.outbox = Outbox(
             log, partition_count, leader_id, metrics, timing.redelivery_interval_s or 5.0
@@ -221,8 +225,13 @@ class PartitionRuntime:
         self.metrics.not_leading(proc.partition)
         proc.timers = []
         proc.retries = []
-        if self._on_stop_leading is not None:
-            self._on_stop_leading(proc.partition)
+        if self.fence is not None and proc.partition in self.processors:
+            # Still owned: its producer is made anew before the next claim, which settles a
+            # transaction still open from the epoch it left; without it that commit could land
+            # after the claim, its entry be fenced, and the replay publish the record again
+            # (found by the simulator, seed 1820).
+            self.fence.release(proc.partition)
+            self._unfenced.add(proc.partition)
 
     def step_down(self, why: str) -> None:
         """Stops leading every partition (they stay owned); each is claimed again, with a new
@@ -245,7 +254,26 @@ class PartitionRuntime:
         if proc.is_leader:
             self.metrics.not_leading(partition)
         self.invoker.release(partition)
+        if self.fence is not None:
+            self.fence.release(partition)
+        self._unfenced.discard(partition)
         return proc
+
+    def open_fence(self, partition: int, member: bool) -> None:
+        """Fences the previous publish producers of a partition this process opens.
+
+        ``member``: the group coordinator just gave it the partition, so this process owns it.
+        Otherwise only a current lease says so: a worker cut off from the coordinator that
+        reopens a partition after a trim must not fence the producer of the partition's new
+        owner (found by the simulator, seed 154: the owner's publishes failed until a takeover
+        that never came); it fences once its lease is current again, before it may claim.
+        """
+        if self.fence is None:
+            return
+        if member or self.lease.current():
+            self.fence.prepare(partition)  # in the background, while the store opens
+        else:
+            self._unfenced.add(partition)
 
     # -- between batches ----------------------------------------------------------------------
 
@@ -266,6 +294,10 @@ class PartitionRuntime:
         partition (a worker stopped past its session leads nothing any more).
         """
         self.check_lease()
+        if self._unfenced and self.fence is not None and self.lease.current():
+            for partition in sorted(self._unfenced):
+                self.fence.prepare(partition)
+            self._unfenced.clear()
         did = self._drain_restarts()
         now_ms = self.clock.now_ms()
         now = self.clock.monotonic()
@@ -306,7 +338,7 @@ class PartitionRuntime:
             self.step_down("its lease lapsed (no word from the group coordinator)")
 
     def _may_claim(self, proc: PartitionProcessor) -> bool:
-        fenced = self._fenced is None or self._fenced(proc.partition)
+        fenced = self.fence is None or self.fence.ready(proc.partition)
         return fenced and self.lease.current()
 
     def _drain_restarts(self) -> bool:

@@ -132,6 +132,21 @@ class InvokerPort(Protocol):
     def release(self, partition: int) -> None: ...
 
 
+class PublishFence(Protocol):
+    """The publish producers of a process's partitions (partitions/publisher.py in workers).
+
+    Preparing a partition's producer fences every earlier one of it (another worker's, or this
+    worker's own from an epoch it left) and settles what they left open; a leader claims the
+    partition only once it is ready.
+    """
+
+    def prepare(self, partition: int) -> None: ...
+
+    def release(self, partition: int) -> None: ...
+
+    def ready(self, partition: int) -> bool: ...
+
+
 class Responder(Protocol):
     """Where the answer to a caller goes (the responses topic, or a waiter in this process)."""
 

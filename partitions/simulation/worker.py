@@ -17,11 +17,12 @@ from traceback import format_exc
 from typing import TYPE_CHECKING
 
 from engine.model import OutgoingRecord
-from engine.records import AckEntry, Envelope, StartInvocation
+from engine.records import Envelope
 from partitions.invoker import Invoker
 from partitions.lease import Lease
 from partitions.local.memory_store import MemoryStore
 from partitions.metrics import WorkerMetrics
+from partitions.runtime.direct import DirectPort
 from partitions.runtime.leader import LeaderTiming, PartitionRuntime
 from partitions.runtime.processor import PartitionProcessor
 from partitions.simulation.log import SimAppender, Trimmed, Unavailable
@@ -51,10 +52,6 @@ class SimWorker:
         self._renewed_at = -1e9
         self._claims = 0
         self._opened: dict[int, int] = {}
-        self._unfenced: set[int] = set()
-        self.producer_of: dict[int, str] = {}
-        """Partition -> this worker's current publish producer of it."""
-        self._producers = 0
 
     @property
     def token(self) -> str:
@@ -66,8 +63,7 @@ class SimWorker:
         self.generation += 1
         self.alive = True
         self._opened = {}
-        self._unfenced = set()
-        self.producer_of = {}
+        self.fence = SimFence(self.world, self.token)
         loop = asyncio.get_running_loop()
         self.lease = Lease(w.lease_s, clock=loop.time)
         metrics = WorkerMetrics()
@@ -75,7 +71,7 @@ class SimWorker:
         self.runtime = PartitionRuntime(
             self.appender,
             w,
-            _Port(self),
+            DirectPort(lambda: self.invoker),
             w.clock,
             self.token,
             w.log.partitions,
@@ -86,8 +82,7 @@ class SimWorker:
                 redelivery_interval_s=1.0,
                 purge_interval_s=None,
             ),
-            fenced=self._fenced,
-            on_stop_leading=self._stopped_leading,
+            fence=self.fence,
         )
         self.invoker = Invoker(
             w.app,
@@ -125,24 +120,6 @@ class SimWorker:
             self.disk.clear()
         self.world.event(f"{self.token} crashes{' and loses its disk' if lose_disk else ''}")
 
-    def _fence(self, partition: int) -> None:
-        """A new publish producer for ``partition``: it fences every earlier one, this
-        worker's own included (as ``init_transactions`` on a ``transactional.id`` does)."""
-        self._producers += 1
-        self.producer_of[partition] = f"{self.token}.{self._producers}"
-        self.world.fence[partition] = self.producer_of[partition]
-
-    def _fenced(self, partition: int) -> bool:
-        """Whether this worker's producer of ``partition`` fenced every earlier one."""
-        mine = self.producer_of.get(partition)
-        return mine is not None and self.world.fence.get(partition) == mine
-
-    def _stopped_leading(self, partition: int) -> None:
-        """As the Kafka worker: the producer is made anew before the next claim."""
-        if partition in self.runtime.processors:
-            self.producer_of.pop(partition, None)
-            self._unfenced.add(partition)
-
     def paused(self) -> bool:
         return asyncio.get_running_loop().time() < self.paused_until
 
@@ -171,10 +148,6 @@ class SimWorker:
         if now >= self.cut_until:
             self._follow(w.coordinator.owned(self.token))
         self.runtime.check_lease()
-        if self._unfenced and self.lease.current():
-            for partition in sorted(self._unfenced & set(self.runtime.processors)):
-                self._fence(partition)
-            self._unfenced.clear()
         for partition, proc in list(self.runtime.processors.items()):
             try:
                 records = w.log.read(partition, proc.next_offset)
@@ -209,9 +182,7 @@ class SimWorker:
         self._open(partition, member=False)
 
     def _open(self, partition: int, member: bool) -> bool:
-        """Opens a partition's store; as the Kafka worker does, it fences the partition's
-        previous publish producer only as a member the coordinator just gave it the partition,
-        or with a current lease (otherwise once its lease is current again)."""
+        """Opens a partition's store (and its publish producer, as the runtime decides)."""
         w = self.world
         try:
             start, end = w.log.watermarks(partition)
@@ -222,10 +193,7 @@ class SimWorker:
         if store is None or store.applied_offset() + 1 < start:
             store, how = w.restore(partition)
             self.disk[partition] = store
-        if member or self.lease.current():
-            self._fence(partition)
-        else:
-            self._unfenced.add(partition)
+        self.runtime.open_fence(partition, member)
         self._claims += 1
         claim = f"{self.token}/{self._claims}"
         proc = PartitionProcessor(partition, store, claim, end, asyncio.get_running_loop().time)
@@ -234,23 +202,29 @@ class SimWorker:
         return True
 
 
-class _Port:
-    """The runtime's calls into the invoker: on one loop, so directly."""
+class SimFence:
+    """One worker's publish producers (the ``PublishFence`` port): making one fences every
+    earlier producer of its partition, this worker's own included, as ``init_transactions`` on
+    a ``transactional.id`` does."""
 
-    def __init__(self, worker: SimWorker) -> None:
-        self._w = worker
+    def __init__(self, world: World, token: str) -> None:
+        self._world = world
+        self._token = token
+        self._made = 0
+        self.producer_of: dict[int, str] = {}
+        """Partition -> this worker's current producer of it."""
 
-    def start(self, partition: int, epoch: int, start: StartInvocation) -> None:
-        self._w.invoker.start(partition, epoch, start)
-
-    def ack(self, partition: int, action: AckEntry) -> None:
-        self._w.invoker.ack(partition, action)
-
-    def ended(self, invocation_id: str) -> None:
-        self._w.invoker.ended(invocation_id)
+    def prepare(self, partition: int) -> None:
+        self._made += 1
+        self.producer_of[partition] = f"{self._token}.{self._made}"
+        self._world.fence[partition] = self.producer_of[partition]
 
     def release(self, partition: int) -> None:
-        self._w.invoker.release_partition(partition)
+        self.producer_of.pop(partition, None)
+
+    def ready(self, partition: int) -> bool:
+        mine = self.producer_of.get(partition)
+        return mine is not None and self._world.fence.get(partition) == mine
 
 
 class SimPublisher:
@@ -264,7 +238,7 @@ class SimPublisher:
 
     async def publish(self, partition: int, envelope: Envelope, record: OutgoingRecord) -> None:
         world = self._w.world
-        token = self._w.producer_of.get(partition)
+        token = self._w.fence.producer_of.get(partition)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def fenced() -> bool:
