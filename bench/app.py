@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sdk import Context, Endpoint, ObjectContext, Service, VirtualObject
+from perdure import Context, Endpoint, ObjectContext, Service, VirtualObject
 
 bench = Service("bench")
 

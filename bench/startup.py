@@ -2,8 +2,8 @@
 
     python -m bench.startup --rounds 3
 
-Each round, alternately: ``perdure dev --embedded examples.payments:app`` with a fresh log
-folder, ``perdure dev examples.payments:app`` starting its own local broker in a fresh data
+Each round, alternately: ``perdure dev --embedded perdure.examples.payments:app`` with a fresh log
+folder, ``perdure dev perdure.examples.payments:app`` starting its own local broker in a fresh data
 folder (what ``deploy/up.sh`` does once it has installed; the broker's jars are cached), and
 ``perdure dev`` reusing a broker that already runs. The time is from the command to the first
 200 of ``POST /payments/process_payment``. Medians go to ``bench/results/startup-*.md``, with
@@ -80,7 +80,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    me = [sys.executable, "-m", "perdure", "dev", "examples.payments:app"]
+    me = [sys.executable, "-m", "perdure", "dev", "perdure.examples.payments:app"]
     times: dict[str, list[float]] = {"embedded": [], "kafka, cold broker": [], "kafka, warm": []}
     with tempfile.TemporaryDirectory(prefix="perdure-startup-") as tmp:
         warm_dir, warm_port = Path(tmp) / "warm-kafka", free_port()

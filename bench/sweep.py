@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine import codec, keys, state_machine
-from engine.model import InvocationStatus, Phase, Target
-from engine.records import AnnounceLeader, Envelope, PurgeExpired
-from partitions.store import PartitionStore
+from perdure.engine import codec, keys, state_machine
+from perdure.engine.model import InvocationStatus, Phase, Target
+from perdure.engine.records import AnnounceLeader, Envelope, PurgeExpired
+from perdure.partitions.store import PartitionStore
 
 
 def main(argv: list[str] | None = None) -> int:

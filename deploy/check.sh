@@ -17,7 +17,7 @@ step "ruff (lint, format)"
 ruff check .
 ruff format --check .
 step "mypy (strict on engine/ and sdk/)"
-mypy engine sdk partitions ingress perdure.py
+mypy -p perdure
 step "import rules"
 lint-imports --no-cache
 step "shell scripts"

@@ -2,7 +2,7 @@
 # Set-up and run, from a fresh clone: venv, install, the local Kafka broker (jars fetched once from
 # Maven Central), then Perdure (one worker + the ingress on :8080) with the payments example, in the
 # foreground. Ctrl-C stops Perdure; the broker keeps running (deploy/kafka/broker.sh stop).
-# Usage: deploy/up.sh [MODULE:APP]      (default examples.payments:app)
+# Usage: deploy/up.sh [MODULE:APP]      (default perdure.examples.payments:app)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,4 +22,4 @@ Try it:
   curl -s localhost:${PERDURE_PORT:-8080}/payments/process_payment \\
        -H 'content-type: application/json' -d '{"orderId": "o-1", "userId": "u-7", "amount": 42}'
 MSG
-exec perdure dev "${1:-examples.payments:app}" --bootstrap "$BOOTSTRAP" --port "${PERDURE_PORT:-8080}"
+exec perdure dev "${1:-perdure.examples.payments:app}" --bootstrap "$BOOTSTRAP" --port "${PERDURE_PORT:-8080}"

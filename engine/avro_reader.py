@@ -8,7 +8,7 @@ their own errors. Unions are read strictly: only the branches their schema has.
 
 from __future__ import annotations
 
-from engine.model import (
+from perdure.engine.model import (
     Caller,
     CallSpec,
     EntryKind,

@@ -9,8 +9,8 @@ fastavro.
 
 from __future__ import annotations
 
-from engine.errors import CodecError
-from engine.model import Caller, CallSpec, Failure, JournalEntry, Reply, StateOp, Target
+from perdure.engine.errors import CodecError
+from perdure.engine.model import Caller, CallSpec, Failure, JournalEntry, Reply, StateOp, Target
 
 _U64 = 1 << 64
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import keys
-from engine.records import Action, BackupTaken, Envelope, TrimLog
-from engine.storage import PartitionReader, PartitionTxn
+from perdure.engine import keys
+from perdure.engine.records import Action, BackupTaken, Envelope, TrimLog
+from perdure.engine.storage import PartitionReader, PartitionTxn
 
 
 @dataclass(frozen=True, slots=True)

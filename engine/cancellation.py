@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine import codec, keyed, keys, receipts
-from engine.lifecycle import complete_entry, disarm, finish
-from engine.model import Caller, EntryKind, Failure, InvocationStatus, JournalEntry, Phase
-from engine.records import Action, Cancel, Deliver, Envelope, ResponseStatus
-from engine.status import get_status, pending_entries, put_entry, put_status, start_of
-from engine.storage import PartitionTxn
+from perdure.engine import codec, keyed, keys, receipts
+from perdure.engine.lifecycle import complete_entry, disarm, finish
+from perdure.engine.model import Caller, EntryKind, Failure, InvocationStatus, JournalEntry, Phase
+from perdure.engine.records import Action, Cancel, Deliver, Envelope, ResponseStatus
+from perdure.engine.status import get_status, pending_entries, put_entry, put_status, start_of
+from perdure.engine.storage import PartitionTxn
 
 CANCELLED = Failure(409, "the invocation was cancelled")
 KILLED = Failure(409, "the invocation was killed")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from engine import keys, queries
-from engine.status import get_status
-from engine.storage import PartitionReader
+from perdure.engine import keys, queries
+from perdure.engine.status import get_status
+from perdure.engine.storage import PartitionReader
 
 IN_FLIGHT = ("scheduled", "pending", "running", "suspended", "backing-off")
 """The statuses counted, in the order operators read them."""

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import kafka_settings
-from engine.client_logs import CLIENT_LOGGER
-from engine.replication import Replication
+from perdure.engine import kafka_settings
+from perdure.engine.client_logs import CLIENT_LOGGER
+from perdure.engine.replication import Replication
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,9 @@ from typing import Any
 
 import fastavro
 
-from engine import log_bytes, schemas, store_bytes
-from engine.errors import CodecError
-from engine.model import (
+from perdure.engine import log_bytes, schemas, store_bytes
+from perdure.engine.errors import CodecError
+from perdure.engine.model import (
     Caller,
     CallSpec,
     EntryKind,
@@ -23,7 +23,7 @@ from engine.model import (
     StateOpKind,
     Target,
 )
-from engine.records import (
+from perdure.engine.records import (
     AnnounceLeader,
     Attach,
     AttemptFailed,
@@ -47,7 +47,7 @@ from engine.records import (
     Suspend,
     TimerFired,
 )
-from engine.status_cache import StatusCache
+from perdure.engine.status_cache import StatusCache
 
 _named: dict[str, Any] = {}
 for _schema in schemas.NAMED_TYPES:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from engine.errors import EngineError
-from engine.model import OutgoingRecord
+from perdure.engine.errors import EngineError
+from perdure.engine.model import OutgoingRecord
 
 FORWARD_CLUSTER_HEADER = "perdure.forward.cluster"
 FORWARD_TOPIC_HEADER = "perdure.forward.topic"

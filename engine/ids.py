@@ -14,8 +14,8 @@ import os
 import struct
 from dataclasses import dataclass
 
-from engine.errors import InvalidId
-from engine.limits import LimitExceeded, parse_u32
+from perdure.engine.errors import InvalidId
+from perdure.engine.limits import LimitExceeded, parse_u32
 
 _ID_PREFIX = "inv_"
 _M = 0x5BD1E995

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine import keyed, keys
-from engine.model import Failure, HandlerKind, Phase
-from engine.records import Action, Envelope, Purge, Response, ResponseStatus, RetryNow, SendResponse
-from engine.status import forget, get_status, put_status, start_of
-from engine.storage import PartitionTxn
+from perdure.engine import keyed, keys
+from perdure.engine.model import Failure, HandlerKind, Phase
+from perdure.engine.records import (
+    Action,
+    Envelope,
+    Purge,
+    Response,
+    ResponseStatus,
+    RetryNow,
+    SendResponse,
+)
+from perdure.engine.status import forget, get_status, put_status, start_of
+from perdure.engine.storage import PartitionTxn
 
 
 def _answer(c: Purge | RetryNow, failure: Failure | None = None) -> SendResponse:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import kafka_settings
-from engine.errors import EngineError
+from perdure.engine import kafka_settings
+from perdure.engine.errors import EngineError
 
 DEFAULT = "default"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine import keys
-from engine.model import StateOp, StateOpKind, Target
-from engine.storage import PartitionReader, PartitionTxn
+from perdure.engine import keys
+from perdure.engine.model import StateOp, StateOpKind, Target
+from perdure.engine.storage import PartitionReader, PartitionTxn
 
 
 def read_state(txn: PartitionReader, service: str, key: str) -> tuple[tuple[str, bytes], ...]:

@@ -6,7 +6,7 @@ so that prefix scans return a table (or one invocation's journal) in order.
 
 from __future__ import annotations
 
-from engine.limits import MAX_COMPONENT_BYTES, LimitExceeded
+from perdure.engine.limits import MAX_COMPONENT_BYTES, LimitExceeded
 
 STORE_FORMAT_VERSION = 2
 """Written under ``META_FORMAT``; a store with another version is rebuilt from the log.

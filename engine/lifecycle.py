@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine import keyed, keys, notifications, queries, timeline
-from engine.model import EntryKind, Failure, HandlerKind, InvocationStatus, JournalEntry, Phase
-from engine.records import AckEntry, Action, InvocationEnded
-from engine.status import (
+from perdure.engine import keyed, keys, notifications, queries, timeline
+from perdure.engine.model import (
+    EntryKind,
+    Failure,
+    HandlerKind,
+    InvocationStatus,
+    JournalEntry,
+    Phase,
+)
+from perdure.engine.records import AckEntry, Action, InvocationEnded
+from perdure.engine.status import (
     get_status,
     notify,
     outcome,
@@ -22,7 +29,7 @@ from engine.status import (
     start_of,
     take_waiters,
 )
-from engine.storage import PartitionTxn
+from perdure.engine.storage import PartitionTxn
 
 
 def begin(txn: PartitionTxn, status: InvocationStatus) -> list[Action]:

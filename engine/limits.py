@@ -17,7 +17,7 @@ calls these checks and turns :class:`LimitExceeded` into its own clear answer (a
 
 from __future__ import annotations
 
-from engine.errors import EngineError
+from perdure.engine.errors import EngineError
 
 MAX_COMPONENT_BYTES = 0xFFFF
 """The longest name, key or id a store key holds (2-byte length prefix), in UTF-8 bytes."""

@@ -16,11 +16,11 @@ byte for byte against fastavro.
 
 from __future__ import annotations
 
-from engine import avro_reader as r
-from engine import avro_writer as w
-from engine.errors import CodecError
-from engine.model import HandlerKind
-from engine.records import (
+from perdure.engine import avro_reader as r
+from perdure.engine import avro_writer as w
+from perdure.engine.errors import CodecError
+from perdure.engine.model import HandlerKind
+from perdure.engine.records import (
     Command,
     Complete,
     Envelope,

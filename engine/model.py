@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from engine.kafka_clusters import DEFAULT
+from perdure.engine.kafka_clusters import DEFAULT
 
 
 class ServiceKind(StrEnum):

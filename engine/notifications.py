@@ -17,8 +17,8 @@ and holds the entry's index and the journal's length then (4 bytes each).
 
 from __future__ import annotations
 
-from engine import keys
-from engine.storage import PartitionReader, PartitionTxn
+from perdure.engine import keys
+from perdure.engine.storage import PartitionReader, PartitionTxn
 
 
 def record(txn: PartitionTxn, invocation_id: str, index: int, journal_length: int) -> None:

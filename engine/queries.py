@@ -28,12 +28,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine import codec, keyed, keys, timeline
-from engine.errors import EngineError
-from engine.model import EntryKind, Failure, InvocationStatus, Phase
-from engine.status import get_status, journal
-from engine.status_head import StatusHead, encoded_text, read_head
-from engine.storage import PartitionReader
+from perdure.engine import codec, keyed, keys, timeline
+from perdure.engine.errors import EngineError
+from perdure.engine.model import EntryKind, Failure, InvocationStatus, Phase
+from perdure.engine.status import get_status, journal
+from perdure.engine.status_head import StatusHead, encoded_text, read_head
+from perdure.engine.storage import PartitionReader
 
 QUERY_FORMAT = 1
 """The ``v`` of a query request; an answer to another version is an error, never a guess."""

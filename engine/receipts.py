@@ -10,9 +10,9 @@ the resolver that won. Receipts go when the target invocation is purged.
 
 from __future__ import annotations
 
-from engine import codec, keys
-from engine.model import Caller, Failure, Reply
-from engine.records import (
+from perdure.engine import codec, keys
+from perdure.engine.model import Caller, Failure, Reply
+from perdure.engine.records import (
     Action,
     CallResult,
     Deliver,
@@ -21,8 +21,8 @@ from engine.records import (
     ResponseStatus,
     SendResponse,
 )
-from engine.status import notify
-from engine.storage import PartitionTxn
+from perdure.engine.status import notify
+from perdure.engine.storage import PartitionTxn
 
 
 def already_done(txn: PartitionTxn, target_id: str, caller: Caller | None) -> list[Action] | None:

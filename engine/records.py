@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from engine.model import Caller, Failure, HandlerKind, JournalEntry, Reply, StateOp, Target
+from perdure.engine.model import Caller, Failure, HandlerKind, JournalEntry, Reply, StateOp, Target
 
 # ---------------------------------------------------------------------------------------------
 # Records on the log topic

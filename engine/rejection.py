@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine import keys
-from engine.errors import CodecError, InvalidId
-from engine.lifecycle import finish
-from engine.limits import LimitExceeded
-from engine.model import Caller, Failure, Phase, Reply
-from engine.records import (
+from perdure.engine import keys
+from perdure.engine.errors import CodecError, InvalidId
+from perdure.engine.lifecycle import finish
+from perdure.engine.limits import LimitExceeded
+from perdure.engine.model import Caller, Failure, Phase, Reply
+from perdure.engine.records import (
     Action,
     AttemptFailed,
     CallResult,
@@ -44,8 +44,8 @@ from engine.records import (
     Suspend,
     TimerFired,
 )
-from engine.status import get_status, notify
-from engine.storage import PartitionTxn
+from perdure.engine.status import get_status, notify
+from perdure.engine.storage import PartitionTxn
 
 _OF_AN_ATTEMPT = (ProposeEntry, Complete, Suspend, AttemptFailed, TimerFired, CallResult)
 """Records that belong to an invocation's run: rejecting one fails the invocation."""

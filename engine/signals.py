@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine import codec, keys, receipts
-from engine.lifecycle import complete_entry
-from engine.model import EntryKind, Failure, InvocationStatus, JournalEntry, Phase
-from engine.records import Action, CompleteAwakeable, Envelope, ResponseStatus
-from engine.status import get_entry, get_status
-from engine.storage import PartitionTxn
+from perdure.engine import codec, keys, receipts
+from perdure.engine.lifecycle import complete_entry
+from perdure.engine.model import EntryKind, Failure, InvocationStatus, JournalEntry, Phase
+from perdure.engine.records import Action, CompleteAwakeable, Envelope, ResponseStatus
+from perdure.engine.status import get_entry, get_status
+from perdure.engine.storage import PartitionTxn
 
 ENTRY_PREFIX = "restate:signal:"
 

@@ -9,11 +9,18 @@ write its own changes when it completes, so an edit under it would be lost or mi
 
 from __future__ import annotations
 
-from engine import keyed, keys
-from engine.model import Failure, StateOp, StateOpKind
-from engine.queries import state_version
-from engine.records import Action, Envelope, Response, ResponseStatus, SendResponse, SetState
-from engine.storage import PartitionTxn
+from perdure.engine import keyed, keys
+from perdure.engine.model import Failure, StateOp, StateOpKind
+from perdure.engine.queries import state_version
+from perdure.engine.records import (
+    Action,
+    Envelope,
+    Response,
+    ResponseStatus,
+    SendResponse,
+    SetState,
+)
+from perdure.engine.storage import PartitionTxn
 
 
 def set_state(_env: Envelope, c: SetState, txn: PartitionTxn) -> list[Action]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from engine import (
+from perdure.engine import (
     backups,
     cancellation,
     codec,
@@ -27,10 +27,10 @@ from engine import (
     state_edits,
     timeline,
 )
-from engine.errors import InvalidId
-from engine.ids import InvocationId, parse_awakeable_id
-from engine.lifecycle import begin, complete_entry, finish
-from engine.model import (
+from perdure.engine.errors import InvalidId
+from perdure.engine.ids import InvocationId, parse_awakeable_id
+from perdure.engine.lifecycle import begin, complete_entry, finish
+from perdure.engine.model import (
     READ_KINDS,
     Caller,
     EntryKind,
@@ -40,7 +40,7 @@ from engine.model import (
     JournalEntry,
     Phase,
 )
-from engine.records import (
+from perdure.engine.records import (
     AckEntry,
     Action,
     AnnounceLeader,
@@ -73,7 +73,7 @@ from engine.records import (
     SweepAgain,
     TimerFired,
 )
-from engine.status import (
+from perdure.engine.status import (
     add_waiter,
     answer,
     forget,
@@ -88,7 +88,7 @@ from engine.status import (
     remove_waiter,
     start_of,
 )
-from engine.storage import PartitionReader, PartitionTxn
+from perdure.engine.storage import PartitionReader, PartitionTxn
 
 CANCELLED = cancellation.CANCELLED
 KILLED = cancellation.KILLED

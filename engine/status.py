@@ -7,9 +7,9 @@ waiter is added or removed without rewriting anything else.
 
 from __future__ import annotations
 
-from engine import codec, keyed, keys, notifications
-from engine.model import Caller, Failure, InvocationStatus, JournalEntry, Reply
-from engine.records import (
+from perdure.engine import codec, keyed, keys, notifications
+from perdure.engine.model import Caller, Failure, InvocationStatus, JournalEntry, Reply
+from perdure.engine.records import (
     CallResult,
     Deliver,
     Response,
@@ -17,7 +17,7 @@ from engine.records import (
     SendResponse,
     StartInvocation,
 )
-from engine.storage import PartitionReader, PartitionTxn
+from perdure.engine.storage import PartitionReader, PartitionTxn
 
 
 def get_status(txn: PartitionReader, invocation_id: str) -> InvocationStatus | None:

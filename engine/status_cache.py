@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 
-from engine.model import InvocationStatus
+from perdure.engine.model import InvocationStatus
 
 
 class StatusCache:

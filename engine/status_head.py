@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.avro_reader import ERRORS, Reader
-from engine.model import Failure, Phase, Target
+from perdure.engine.avro_reader import ERRORS, Reader
+from perdure.engine.model import Failure, Phase, Target
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,10 @@ there, never in a store.
 
 from __future__ import annotations
 
-from engine import avro_reader as r
-from engine import avro_writer as w
-from engine.errors import CodecError
-from engine.model import HandlerKind, InvocationStatus, JournalEntry, Phase
+from perdure.engine import avro_reader as r
+from perdure.engine import avro_writer as w
+from perdure.engine.errors import CodecError
+from perdure.engine.model import HandlerKind, InvocationStatus, JournalEntry, Phase
 
 
 def encode_entry(e: JournalEntry) -> bytes:

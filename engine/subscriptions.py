@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import EngineError
+from perdure.engine.errors import EngineError
 
 FORMAT_VERSION = 1
 

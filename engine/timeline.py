@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import keys
-from engine.storage import PartitionReader, PartitionTxn
+from perdure.engine import keys
+from perdure.engine.storage import PartitionReader, PartitionTxn
 
 JOURNALED = b"j"
 COMPLETED = b"c"

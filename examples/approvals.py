@@ -1,6 +1,6 @@
 """Waiting durably: a timer, a delayed send, an awakeable a person completes, and a race.
 
-perdure dev examples.approvals:app
+perdure dev perdure.examples.approvals:app
 curl -s localhost:8080/approvals/request/send -d '{"item": "laptop"}'     # -> invocationId
 grep approval .perdure/ledger.txt                                      # the awakeable id
 curl -s -X POST localhost:8080/restate/awakeables/<id>/resolve -d '"yes"'
@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from sdk import Context, Endpoint, Service
+from perdure import Context, Endpoint, Service
 
 
 def _note(*fields: object) -> None:
@@ -34,7 +35,7 @@ async def remind(ctx: Context, item: str) -> str:
 
 
 @approvals.handler()
-async def request(ctx: Context, req: dict) -> dict:
+async def request(ctx: Context, req: dict[str, Any]) -> dict[str, Any]:
     request_id = str(ctx.uuid())  # the same on every replay
     awakeable, answer = ctx.awakeable()
     await ctx.run("ask", _note, "approval", req["item"], awakeable)

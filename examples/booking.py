@@ -1,7 +1,7 @@
 """A trip booking saga: flight, hotel, car; when a later step fails for good (or the booking is
 cancelled), the compensations of the steps before run durably, in reverse order.
 
-    perdure dev examples.booking:app
+    perdure dev perdure.examples.booking:app
     curl -s localhost:8080/booking/book_trip -d '{"tripId": "t1"}'
     curl -s localhost:8080/booking/book_trip -d '{"tripId": "t2", "failCar": true}'
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sdk import Context, Endpoint, Service, TerminalError
+from perdure import Context, Endpoint, Service, TerminalError
 
 
 def _ledger() -> Path:
@@ -57,7 +57,7 @@ booking = Service("booking")
 
 
 @booking.handler()
-async def book_trip(ctx: Context, trip: dict) -> dict:
+async def book_trip(ctx: Context, trip: dict[str, Any]) -> dict[str, Any]:
     trip_id = trip["tripId"]
     undo: list[tuple[str, Callable[..., Any]]] = []
 

@@ -1,11 +1,11 @@
 """Orders from a Kafka topic start payment workflows, which publish ``payments.completed``.
 
-.venv/bin/perdure dev examples.orders:app      # worker + ingress + admin (which subscribes)
+.venv/bin/perdure dev perdure.examples.orders:app      # worker + ingress + admin (which subscribes)
 # an order event, keyed by order id, on the topic "orders" (both topics created if missing):
-.venv/bin/python -m examples.orders o-1 42
+.venv/bin/python -m perdure.examples.orders o-1 42
 curl -s localhost:8080/restate/workflow/payment/o-1/attach   # {"orderId":"o-1",...}
 curl -s localhost:9070/subscriptions                          # the subscription and its lag
-.venv/bin/python -m examples.orders --completed               # what payments.completed holds
+.venv/bin/python -m perdure.examples.orders --completed       # what payments.completed holds
 
 The handler declares its topic (``subscribe="orders"``); the admin process creates the
 subscription when it sees a worker hosting it. The record key is the workflow id: one payment
@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
-from sdk import Endpoint, Subscribe, Workflow, WorkflowContext
+from perdure import Endpoint, Subscribe, Workflow, WorkflowContext
 
 payment = Workflow("payment")
 COMPLETED = "payments.completed"
@@ -31,7 +32,7 @@ def charge(order_id: str, amount: int) -> str:
 
 
 @payment.main(subscribe=Subscribe("orders", options={"max_in_flight": 500}))
-async def run(ctx: WorkflowContext, order: dict) -> dict:
+async def run(ctx: WorkflowContext, order: dict[str, Any]) -> dict[str, Any]:
     charge_id = await ctx.run("charge", charge, ctx.key(), int(order["amount"]))
     ctx.set("status", "paid")
     paid = {"orderId": ctx.key(), "chargeId": charge_id, "amount": int(order["amount"])}
@@ -49,7 +50,7 @@ def _bootstrap() -> str:
 def _send(order_id: str, amount: int) -> None:
     """Puts one order event on the topic (the user's own service would)."""
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": _bootstrap()})
     existing = admin.list_topics(timeout=10).topics

@@ -3,7 +3,7 @@
 Each fake API appends one line per call to ``$PERDURE_EXAMPLE_LEDGER`` (default
 ``.perdure/ledger.txt``) so that tests and people can count side effects from outside.
 
-    perdure dev examples.payments:app
+    perdure dev perdure.examples.payments:app
     curl -s localhost:8080/payments/process_payment \\
          -H 'content-type: application/json' \\
          -d '{"orderId": "o-1", "userId": "u-7", "amount": 42}'
@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
-from sdk import Context, Endpoint, Service, TerminalError
+from perdure import Context, Endpoint, Service, TerminalError
 
 
 def _record(api: str, *fields: object) -> None:
@@ -70,7 +71,7 @@ payments = Service("payments")
 
 
 @payments.handler()
-async def process_payment(ctx: Context, order: dict) -> dict:
+async def process_payment(ctx: Context, order: dict[str, Any]) -> dict[str, Any]:
     if order.get("amount", 0) <= 0:
         raise TerminalError("amount must be positive", status_code=400)
     await ctx.run("reserve-inventory", inventory.reserve, order["orderId"])

@@ -1,6 +1,6 @@
 """Sign-up with e-mail verification: a workflow that waits on a promise resolved by a click.
 
-.venv/bin/perdure dev examples.signup:app
+.venv/bin/perdure dev perdure.examples.signup:app
 curl -s localhost:8080/signup/alice/run/send -d '{"email": "alice@example.com"}'
 curl -s -X POST localhost:8080/signup/alice/status        # "waiting for verification"
 code=$(cat .perdure/mailbox/alice@example.com)             # the fake mailer's "mail"
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from sdk import Endpoint, TerminalError, Workflow, WorkflowContext, WorkflowSharedContext
+from perdure import Endpoint, TerminalError, Workflow, WorkflowContext, WorkflowSharedContext
 
 signup = Workflow("signup")
 
@@ -32,7 +33,7 @@ def send_mail(address: str, code: str) -> None:
 
 
 @signup.main()
-async def run(ctx: WorkflowContext, user: dict) -> dict:
+async def run(ctx: WorkflowContext, user: dict[str, Any]) -> dict[str, Any]:
     code = await ctx.run("make-code", lambda: ctx.invocation_id[-6:])
     ctx.set("status", "waiting for verification")
     await ctx.run("send-mail", send_mail, user["email"], code)
@@ -52,7 +53,8 @@ async def verify(ctx: WorkflowSharedContext, code: str) -> str:
 
 @signup.handler()
 async def status(ctx: WorkflowSharedContext) -> str | None:
-    return await ctx.get("status")
+    value: str | None = await ctx.get("status")
+    return value
 
 
 app = Endpoint([signup])

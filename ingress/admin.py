@@ -24,23 +24,23 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from engine import subscriptions
-from engine.kafka_clusters import KafkaClusters, UnknownCluster
-from engine.kafka_settings import client_settings
-from engine.subscriptions import InvalidSubscription, Subscription
-from ingress.access import AccessGuard
-from ingress.admin_metrics import AdminMetrics, AdminMetricsMiddleware
-from ingress.answers import error_answer, install_error_handlers
-from ingress.app import Ingress
-from ingress.config import AdminSettings
-from ingress.deployments import register_deployments
-from ingress.errors import IngressError
-from ingress.forwarder import Forwarder, ForwarderMetrics
-from ingress.operations import Operations, register_operations
-from ingress.placement import placement
-from ingress.subscriber import SubscriptionRunner
-from ingress.subscription_metrics import SubscriptionMetrics
-from ingress.subscription_table import SubscriptionTable
+from perdure.engine import subscriptions
+from perdure.engine.kafka_clusters import KafkaClusters, UnknownCluster
+from perdure.engine.kafka_settings import client_settings
+from perdure.engine.subscriptions import InvalidSubscription, Subscription
+from perdure.ingress.access import AccessGuard
+from perdure.ingress.admin_metrics import AdminMetrics, AdminMetricsMiddleware
+from perdure.ingress.answers import error_answer, install_error_handlers
+from perdure.ingress.app import Ingress
+from perdure.ingress.config import AdminSettings
+from perdure.ingress.deployments import register_deployments
+from perdure.ingress.errors import IngressError
+from perdure.ingress.forwarder import Forwarder, ForwarderMetrics
+from perdure.ingress.operations import Operations, register_operations
+from perdure.ingress.placement import placement
+from perdure.ingress.subscriber import SubscriptionRunner
+from perdure.ingress.subscription_metrics import SubscriptionMetrics
+from perdure.ingress.subscription_table import SubscriptionTable
 
 log = logging.getLogger("perdure.admin")
 

@@ -13,9 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.records import Response as LogResponse
-from engine.records import ResponseStatus
-from ingress.errors import IngressError
+from perdure.engine.records import Response as LogResponse
+from perdure.engine.records import ResponseStatus
+from perdure.ingress.errors import IngressError
 
 log = logging.getLogger("perdure.ingress")
 

@@ -20,15 +20,15 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
 
-from engine.errors import InvalidId
-from engine.ids import (
+from perdure.engine.errors import InvalidId
+from perdure.engine.ids import (
     InvocationId,
     murmur2,
     parse_any_awakeable_id,
     workflow_run_id,
 )
-from engine.model import Failure, HandlerKind, Reply
-from engine.records import (
+from perdure.engine.model import Failure, HandlerKind, Reply
+from perdure.engine.records import (
     Attach,
     Cancel,
     CompleteAwakeable,
@@ -37,27 +37,27 @@ from engine.records import (
     Invoke,
     ResponseStatus,
 )
-from engine.records import Response as LogResponse
-from engine.replication import ReplicationError
-from ingress.access import AccessGuard
-from ingress.answers import (
+from perdure.engine.records import Response as LogResponse
+from perdure.engine.replication import ReplicationError
+from perdure.ingress.access import AccessGuard
+from perdure.ingress.answers import (
     StillRunning,
     answer_of,
     error_answer,
     install_error_handlers,
     still_running_answer,
 )
-from ingress.bodies import check_json, read_body, rejection_reason
-from ingress.calls import CallFastPath, serve_call
-from ingress.config import IngressSettings
-from ingress.errors import IngressError
-from ingress.health import KafkaProbe
-from ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
-from ingress.local_log import LocalLog, LocalProducer, LocalRegistry
-from ingress.lookups import register_lookups
-from ingress.metrics import IngressMetrics
-from ingress.openapi import document as openapi_document
-from ingress.routing import Route, route
+from perdure.ingress.bodies import check_json, read_body, rejection_reason
+from perdure.ingress.calls import CallFastPath, serve_call
+from perdure.ingress.config import IngressSettings
+from perdure.ingress.errors import IngressError
+from perdure.ingress.health import KafkaProbe
+from perdure.ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
+from perdure.ingress.local_log import LocalLog, LocalProducer, LocalRegistry
+from perdure.ingress.lookups import register_lookups
+from perdure.ingress.metrics import IngressMetrics
+from perdure.ingress.openapi import document as openapi_document
+from perdure.ingress.routing import Route, route
 
 log = logging.getLogger("perdure.ingress")
 

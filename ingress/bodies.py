@@ -6,7 +6,7 @@ import json
 
 from fastapi import Request
 
-from ingress.errors import IngressError
+from perdure.ingress.errors import IngressError
 
 
 def _no_constant(name: str) -> None:

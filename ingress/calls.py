@@ -18,8 +18,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.records import ResponseStatus
-from ingress.answers import (
+from perdure.engine.records import ResponseStatus
+from perdure.ingress.answers import (
     ID_HEADER,
     StillRunning,
     answer_of,
@@ -27,13 +27,13 @@ from ingress.answers import (
     still_running_answer,
     unexpected_answer,
 )
-from ingress.bodies import check_json, read_body
-from ingress.config import IngressSettings
-from ingress.errors import IngressError
-from ingress.routing import parse_delay, split_path
+from perdure.ingress.bodies import check_json, read_body
+from perdure.ingress.config import IngressSettings
+from perdure.ingress.errors import IngressError
+from perdure.ingress.routing import parse_delay, split_path
 
 if TYPE_CHECKING:
-    from ingress.app import Ingress
+    from perdure.ingress.app import Ingress
 
 TARGET_KEY = "perdure.target"
 """Where serve_call leaves the (service, handler) it routed to, for the metrics."""

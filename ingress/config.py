@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any
 
-from engine.cluster import ClusterNames
-from engine.settings import read_settings
+from perdure.engine.cluster import ClusterNames
+from perdure.engine.settings import read_settings
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from ingress.kafka import create_topic_if_missing, settle
+from perdure.ingress.kafka import create_topic_if_missing, settle
 
 Headers = list[tuple[str, str | bytes | None]]
 

@@ -27,11 +27,11 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from engine.cluster import ClusterNames, producer_settings
-from engine.deployments import Deployment, RetrySettings, deployment_id, remote_deployment
-from ingress.app import Ingress
-from ingress.errors import IngressError
-from ingress.kafka import ServiceRegistry
+from perdure.engine.cluster import ClusterNames, producer_settings
+from perdure.engine.deployments import Deployment, RetrySettings, deployment_id, remote_deployment
+from perdure.ingress.app import Ingress
+from perdure.ingress.errors import IngressError
+from perdure.ingress.kafka import ServiceRegistry
 
 log = logging.getLogger("perdure.admin")
 

@@ -1,6 +1,6 @@
 """The ingress's exceptions: one root, :class:`IngressError`."""
 
-from engine.limits import LimitExceeded, check_name
+from perdure.engine.limits import LimitExceeded, check_name
 
 
 class IngressError(Exception):

@@ -35,12 +35,12 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter
 
-from engine import faults, forwarding
-from engine.cluster import ClusterNames
-from engine.kafka_clusters import DEFAULT, KafkaClusters
-from engine.kafka_settings import heartbeat_interval_ms
-from ingress.dead_letters import DeadLetter, DeadLetters, own_headers, why_headers
-from ingress.kafka import create_topic_if_missing
+from perdure.engine import faults, forwarding
+from perdure.engine.cluster import ClusterNames
+from perdure.engine.kafka_clusters import DEFAULT, KafkaClusters
+from perdure.engine.kafka_settings import heartbeat_interval_ms
+from perdure.ingress.dead_letters import DeadLetter, DeadLetters, own_headers, why_headers
+from perdure.ingress.kafka import create_topic_if_missing
 
 log = logging.getLogger("perdure.forwarder")
 

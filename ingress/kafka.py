@@ -14,13 +14,13 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from engine import codec, replication, schemas
-from engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
-from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, producer_settings, topic_specs
-from engine.deployments import KEY_PREFIX as DEPLOYMENT_KEY_PREFIX
-from engine.deployments import Deployment, is_deployment_key
-from engine.kafka_settings import client_settings
-from engine.records import Envelope, Response
+from perdure.engine import codec, replication, schemas
+from perdure.engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
+from perdure.engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, producer_settings, topic_specs
+from perdure.engine.deployments import KEY_PREFIX as DEPLOYMENT_KEY_PREFIX
+from perdure.engine.deployments import Deployment, is_deployment_key
+from perdure.engine.kafka_settings import client_settings
+from perdure.engine.records import Envelope, Response
 
 log = logging.getLogger("perdure.ingress")
 

@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from engine.deployments import Deployment
-from engine.records import Envelope, Response
+from perdure.engine.deployments import Deployment
+from perdure.engine.records import Envelope, Response
 
 
 class LocalLog(Protocol):

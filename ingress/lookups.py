@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from engine.ids import InvocationId, workflow_run_id
-from engine.scopes import scoped_key
-from ingress.answers import answer_of
-from ingress.errors import IngressError
+from perdure.engine.ids import InvocationId, workflow_run_id
+from perdure.engine.scopes import scoped_key
+from perdure.ingress.answers import answer_of
+from perdure.ingress.errors import IngressError
 
 if TYPE_CHECKING:
-    from ingress.app import Ingress
+    from perdure.ingress.app import Ingress
 
 
 def invocation_of(ingress: Ingress, target: dict[str, Any]) -> str:

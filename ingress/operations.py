@@ -27,20 +27,20 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from engine import queries
-from engine.errors import InvalidId
-from engine.ids import InvocationId, partition_for_key
-from engine.model import Failure, Reply
-from engine.queries import InvocationFilter, QueryError
-from engine.records import Command, Purge, ResponseStatus, RetryNow, SetState
-from engine.records import Query as QueryRecord
-from engine.records import Response as LogResponse
-from ingress.answers import error_answer
-from ingress.bodies import strict_loads
-from ingress.errors import IngressError, checked_name
+from perdure.engine import queries
+from perdure.engine.errors import InvalidId
+from perdure.engine.ids import InvocationId, partition_for_key
+from perdure.engine.model import Failure, Reply
+from perdure.engine.queries import InvocationFilter, QueryError
+from perdure.engine.records import Command, Purge, ResponseStatus, RetryNow, SetState
+from perdure.engine.records import Query as QueryRecord
+from perdure.engine.records import Response as LogResponse
+from perdure.ingress.answers import error_answer
+from perdure.ingress.bodies import strict_loads
+from perdure.ingress.errors import IngressError, checked_name
 
 if TYPE_CHECKING:
-    from ingress.app import Ingress
+    from perdure.ingress.app import Ingress
 
 ASK_AGAIN_S = 2.0
 """A partition that did not answer is asked again (its leader may have changed meanwhile)."""

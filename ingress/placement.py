@@ -12,8 +12,8 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from engine.cluster import BLOCKED_NOTE, ClusterNames
-from ingress.errors import IngressError
+from perdure.engine.cluster import BLOCKED_NOTE, ClusterNames
+from perdure.ingress.errors import IngressError
 
 
 def placement(admin: AdminClient, names: ClusterNames, timeout_s: float = 10) -> dict[str, Any]:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from engine.ids import InvocationId, idempotent_uid, workflow_run_id
-from engine.limits import check_delay_ms
-from engine.model import HandlerKind, Target
-from engine.scopes import check_scope, scoped_key
-from ingress.errors import IngressError, checked_name
+from perdure.engine.ids import InvocationId, idempotent_uid, workflow_run_id
+from perdure.engine.limits import check_delay_ms
+from perdure.engine.model import HandlerKind, Target
+from perdure.engine.scopes import check_scope, scoped_key
+from perdure.ingress.errors import IngressError, checked_name
 
 
 @dataclass(frozen=True)

@@ -31,22 +31,22 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from engine.cluster import ClusterNames
-from engine.ids import InvocationId
-from engine.kafka_clusters import KafkaClusters
-from engine.kafka_settings import heartbeat_interval_ms
-from engine.model import HandlerKind, Reply
-from engine.records import Envelope, Invoke, ResponseStatus
-from engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
-from ingress.bodies import strict_loads
-from ingress.dead_letters import DeadLetter, DeadLetters, own_headers, why_headers
-from ingress.errors import IngressError
-from ingress.kafka import LogProducer
-from ingress.offsets import OffsetTracker, TopicPart
-from ingress.subscription_metrics import SubscriptionMetrics
+from perdure.engine.cluster import ClusterNames
+from perdure.engine.ids import InvocationId
+from perdure.engine.kafka_clusters import KafkaClusters
+from perdure.engine.kafka_settings import heartbeat_interval_ms
+from perdure.engine.model import HandlerKind, Reply
+from perdure.engine.records import Envelope, Invoke, ResponseStatus
+from perdure.engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
+from perdure.ingress.bodies import strict_loads
+from perdure.ingress.dead_letters import DeadLetter, DeadLetters, own_headers, why_headers
+from perdure.ingress.errors import IngressError
+from perdure.ingress.kafka import LogProducer
+from perdure.ingress.offsets import OffsetTracker, TopicPart
+from perdure.ingress.subscription_metrics import SubscriptionMetrics
 
 if TYPE_CHECKING:
-    from ingress.app import Ingress
+    from perdure.ingress.app import Ingress
 
 log = logging.getLogger("perdure.subscriptions")
 

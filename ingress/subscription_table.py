@@ -11,11 +11,11 @@ import threading
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from engine import subscriptions
-from engine.cluster import ClusterNames, producer_settings
-from engine.subscriptions import InvalidSubscription, Subscription
-from ingress.errors import IngressError
-from ingress.kafka import CompactedTable
+from perdure.engine import subscriptions
+from perdure.engine.cluster import ClusterNames, producer_settings
+from perdure.engine.subscriptions import InvalidSubscription, Subscription
+from perdure.ingress.errors import IngressError
+from perdure.ingress.kafka import CompactedTable
 
 log = logging.getLogger("perdure.admin")
 

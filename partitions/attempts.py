@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from engine.model import EntryKind, JournalEntry
-from engine.records import StartInvocation
-from sdk import InvocationAborted
+from perdure.engine.model import EntryKind, JournalEntry
+from perdure.engine.records import StartInvocation
+from perdure.sdk import InvocationAborted
 
 
 @dataclass

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from engine import faults, keys
-from engine.cluster import MAX_RECORD_BYTES, ClusterNames, producer_settings
-from engine.kafka_settings import client_settings
-from engine.records import BackupTaken, TrimLog
-from partitions import backup_format, heap
-from partitions.metrics import WorkerMetrics
-from partitions.store import PartitionStore
+from perdure.engine import faults, keys
+from perdure.engine.cluster import MAX_RECORD_BYTES, ClusterNames, producer_settings
+from perdure.engine.kafka_settings import client_settings
+from perdure.engine.records import BackupTaken, TrimLog
+from perdure.partitions import backup_format, heap
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.store import PartitionStore
 
 log = logging.getLogger("perdure.backup")
 

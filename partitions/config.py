@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.cluster import ClusterNames
-from engine.settings import read_settings
+from perdure.engine.cluster import ClusterNames
+from perdure.engine.settings import read_settings
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine import state_machine
-from engine.records import Envelope, Response
-from partitions.local.clock import VirtualClock
-from partitions.local.file_log import FileLog
-from partitions.local.partition import LocalPartition
-from sdk import Endpoint
+from perdure.engine import state_machine
+from perdure.engine.records import Envelope, Response
+from perdure.partitions.local.clock import VirtualClock
+from perdure.partitions.local.file_log import FileLog
+from perdure.partitions.local.partition import LocalPartition
+from perdure.sdk import Endpoint
 
 log = logging.getLogger("perdure.embedded")
 

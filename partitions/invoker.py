@@ -16,9 +16,9 @@ from datetime import timedelta
 
 from confluent_kafka import KafkaError
 
-from engine.deployments import Deployment
-from engine.model import Failure, HandlerKind, JournalEntry, OutgoingRecord, ServiceKind
-from engine.records import (
+from perdure.engine.deployments import Deployment
+from perdure.engine.model import Failure, HandlerKind, JournalEntry, OutgoingRecord, ServiceKind
+from perdure.engine.records import (
     AckEntry,
     AttemptFailed,
     Command,
@@ -28,24 +28,24 @@ from engine.records import (
     StartInvocation,
     Suspend,
 )
-from partitions import invocation_log
-from partitions.attempts import (
+from perdure.partitions import invocation_log
+from perdure.partitions.attempts import (
     COMPLETED_LATER,
     WAITING_KINDS,
     Attempt,
     Suspended,
     acknowledged,
 )
-from partitions.errors import PublishError
-from partitions.lease import Lease
-from partitions.log import LogAppender, RecordPublisher
-from partitions.metrics import WorkerMetrics
-from partitions.publisher import UnknownOutcome
-from partitions.remote_answer import RemoteFailure
-from partitions.remote_invoker import RemoteInvoker
-from partitions.remote_ops import RemoteOps
-from partitions.remote_retry import PAUSED_MS, remote_retry
-from sdk import (
+from perdure.partitions.errors import PublishError
+from perdure.partitions.lease import Lease
+from perdure.partitions.log import LogAppender, RecordPublisher
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.publisher import UnknownOutcome
+from perdure.partitions.remote_answer import RemoteFailure
+from perdure.partitions.remote_invoker import RemoteInvoker
+from perdure.partitions.remote_ops import RemoteOps
+from perdure.partitions.remote_retry import PAUSED_MS, remote_retry
+from perdure.sdk import (
     Context,
     Endpoint,
     InvocationAborted,

@@ -12,10 +12,10 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from engine import codec, schemas
-from engine.cluster import ClusterNames, producer_settings
-from engine.model import OutgoingRecord
-from engine.records import Envelope, Response, SendResponse
+from perdure.engine import codec, schemas
+from perdure.engine.cluster import ClusterNames, producer_settings
+from perdure.engine.model import OutgoingRecord
+from perdure.engine.records import Envelope, Response, SendResponse
 
 DeliveryCallback = Callable[[KafkaError | None], None]
 

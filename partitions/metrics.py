@@ -20,10 +20,10 @@ from prometheus_client import (
     make_wsgi_app,
 )
 
-from engine import census
+from perdure.engine import census
 
 if TYPE_CHECKING:
-    from partitions.runtime.processor import PartitionProcessor
+    from perdure.partitions.runtime.processor import PartitionProcessor
 
 _STEP_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 

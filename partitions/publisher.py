@@ -40,16 +40,16 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from engine import codec, faults
-from engine.cluster import ClusterNames, producer_settings
-from engine.forwarding import outbox_headers
-from engine.kafka_clusters import DEFAULT, KafkaClusters, UnknownCluster
-from engine.model import OutgoingRecord
-from engine.records import Envelope
-from partitions.errors import PublishError
-from partitions.lease import Lease
-from partitions.log import LOG_HEADERS
-from sdk import InvocationAborted, TerminalError
+from perdure.engine import codec, faults
+from perdure.engine.cluster import ClusterNames, producer_settings
+from perdure.engine.forwarding import outbox_headers
+from perdure.engine.kafka_clusters import DEFAULT, KafkaClusters, UnknownCluster
+from perdure.engine.model import OutgoingRecord
+from perdure.engine.records import Envelope
+from perdure.partitions.errors import PublishError
+from perdure.partitions.lease import Lease
+from perdure.partitions.log import LOG_HEADERS
+from perdure.sdk import InvocationAborted, TerminalError
 
 log = logging.getLogger("perdure.publisher")
 

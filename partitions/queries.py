@@ -21,11 +21,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine import census, queries
-from engine.census import Census
-from engine.records import Query, Response, ResponseStatus
-from partitions.log import LogWriter
-from partitions.store import StoreSnapshot
+from perdure.engine import census, queries
+from perdure.engine.census import Census
+from perdure.engine.records import Query, Response, ResponseStatus
+from perdure.partitions.log import LogWriter
+from perdure.partitions.store import StoreSnapshot
 
 log = logging.getLogger("perdure.queries")
 

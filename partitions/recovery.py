@@ -16,15 +16,15 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 
-from engine import backups
-from engine.records import BackupTaken, Envelope, TrimLog
-from partitions.backup import BackupWriter, Trimmer
-from partitions.config import WorkerSettings
-from partitions.errors import PartitionError
-from partitions.metrics import WorkerMetrics
-from partitions.restore import Restorer
-from partitions.runtime.processor import PartitionProcessor
-from partitions.store import PartitionStore
+from perdure.engine import backups
+from perdure.engine.records import BackupTaken, Envelope, TrimLog
+from perdure.partitions.backup import BackupWriter, Trimmer
+from perdure.partitions.config import WorkerSettings
+from perdure.partitions.errors import PartitionError
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.restore import Restorer
+from perdure.partitions.runtime.processor import PartitionProcessor
+from perdure.partitions.store import PartitionStore
 
 log = logging.getLogger("perdure.recovery")
 

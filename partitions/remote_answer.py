@@ -11,11 +11,11 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Protocol
 
-from engine import signals
-from engine.deployments import STATE_ENTRY
-from engine.model import EntryKind, Failure, JournalEntry
-from engine.records import Command, Complete, StartInvocation
-from partitions.restate_journal import Answer, UnsupportedCommand, replay
+from perdure.engine import signals
+from perdure.engine.deployments import STATE_ENTRY
+from perdure.engine.model import EntryKind, Failure, JournalEntry
+from perdure.engine.records import Command, Complete, StartInvocation
+from perdure.partitions.restate_journal import Answer, UnsupportedCommand, replay
 
 ABORT_S = 600.0
 """The longest one exchange may take, or a stream stay silent (Restate's abort timeout): a step

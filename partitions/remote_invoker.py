@@ -24,22 +24,22 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 
-from engine.deployments import PIN_ENTRY, Deployment
-from engine.model import EntryKind, Failure, JournalEntry
-from engine.records import Command, Complete, StartInvocation
-from partitions import restate_wire as w
-from partitions.h2_client import H2Client, H2Error
-from partitions.remote_answer import ABORT_S, AttemptOps, RemoteFailure, conclude
-from partitions.remote_stream import StreamAttempt, stream_url
-from partitions.restate_journal import (
+from perdure.engine.deployments import PIN_ENTRY, Deployment
+from perdure.engine.model import EntryKind, Failure, JournalEntry
+from perdure.engine.records import Command, Complete, StartInvocation
+from perdure.partitions import restate_wire as w
+from perdure.partitions.h2_client import H2Client, H2Error
+from perdure.partitions.remote_answer import ABORT_S, AttemptOps, RemoteFailure, conclude
+from perdure.partitions.remote_stream import StreamAttempt, stream_url
+from perdure.partitions.restate_journal import (
     ProtocolError,
     RefusedCommand,
     ResponseReader,
     UnsupportedCommand,
     replay,
 )
-from partitions.restate_journal import start_frame as start_message
-from partitions.service_directory import ServiceDirectory
+from perdure.partitions.restate_journal import start_frame as start_message
+from perdure.partitions.service_directory import ServiceDirectory
 
 log = logging.getLogger("perdure.remote")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from engine.model import JournalEntry
-from engine.records import Command, ProposeEntry
-from partitions.attempts import Attempt, Suspended, acknowledged
+from perdure.engine.model import JournalEntry
+from perdure.engine.records import Command, ProposeEntry
+from perdure.partitions.attempts import Attempt, Suspended, acknowledged
 
 Append = Callable[[Attempt, Command], object]
 """Appends a record of the attempt to the log (the invoker's ``_append``)."""

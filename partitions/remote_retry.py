@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from engine.deployments import Deployment
-from engine.model import Target
-from sdk.options import DEFAULT_RETRY_POLICY, RetryPolicy
+from perdure.engine.deployments import Deployment
+from perdure.engine.model import Target
+from perdure.sdk.options import DEFAULT_RETRY_POLICY, RetryPolicy
 
 PAUSED_MS = 10 * 365 * 24 * 3600 * 1000
 """How far ahead a paused invocation's next attempt is put: until an operator resumes it."""

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from engine.deployments import Deployment
-from engine.model import EntryKind, JournalEntry
-from engine.records import Command, StartInvocation
-from partitions import restate_wire as w
-from partitions.h2_client import Exchange, H2Client
-from partitions.remote_answer import ABORT_S, WAITING, AttemptOps, RemoteFailure, conclude
-from partitions.restate_journal import (
+from perdure.engine.deployments import Deployment
+from perdure.engine.model import EntryKind, JournalEntry
+from perdure.engine.records import Command, StartInvocation
+from perdure.partitions import restate_wire as w
+from perdure.partitions.h2_client import Exchange, H2Client
+from perdure.partitions.remote_answer import ABORT_S, WAITING, AttemptOps, RemoteFailure, conclude
+from perdure.partitions.restate_journal import (
     CalleeKinds,
     NewEntry,
     ResponseReader,

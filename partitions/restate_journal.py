@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from engine import signals
-from engine.deployments import PIN_ENTRY, STATE_ENTRY
-from engine.ids import InvocationId, call_uid, workflow_run_id
-from engine.limits import LimitExceeded, check_delay_ms, check_name
-from engine.model import (
+from perdure.engine import signals
+from perdure.engine.deployments import PIN_ENTRY, STATE_ENTRY
+from perdure.engine.ids import InvocationId, call_uid, workflow_run_id
+from perdure.engine.limits import LimitExceeded, check_delay_ms, check_name
+from perdure.engine.model import (
     READ_KINDS,
     CallSpec,
     EntryKind,
@@ -36,9 +36,9 @@ from engine.model import (
     StateOpKind,
     Target,
 )
-from engine.records import StartInvocation
-from partitions import restate_wire as w
-from partitions.restate_wire import Fields, Frame, Outcome
+from perdure.engine.records import StartInvocation
+from perdure.partitions import restate_wire as w
+from perdure.partitions.restate_wire import Fields, Frame, Outcome
 
 
 class UnsupportedCommand(Exception):

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from engine import faults, keys
-from engine.client_logs import CLIENT_LOGGER
-from engine.cluster import CONSUMER_QUEUE_KBYTES, ClusterNames
-from engine.kafka_settings import client_settings
-from partitions import backup_format, heap
-from partitions.errors import RestoreError
-from partitions.metrics import WorkerMetrics
-from partitions.store import PartitionStore
+from perdure.engine import faults, keys
+from perdure.engine.client_logs import CLIENT_LOGGER
+from perdure.engine.cluster import CONSUMER_QUEUE_KBYTES, ClusterNames
+from perdure.engine.kafka_settings import client_settings
+from perdure.partitions import backup_format, heap
+from perdure.partitions.errors import RestoreError
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.store import PartitionStore
 
 log = logging.getLogger("perdure.restore")
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from engine.client_logs import CLIENT_LOGGER
-from engine.deployments import Deployment, is_deployment_key, remote_deployment
-from engine.kafka_settings import client_settings
-from engine.model import HandlerKind, ServiceKind
+from perdure.engine.client_logs import CLIENT_LOGGER
+from perdure.engine.deployments import Deployment, is_deployment_key, remote_deployment
+from perdure.engine.kafka_settings import client_settings
+from perdure.engine.model import HandlerKind, ServiceKind
 
 log = logging.getLogger("perdure.directory")
 

@@ -27,13 +27,13 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from engine.client_logs import CLIENT_LOGGER
-from engine.cluster import CONSUMER_QUEUE_KBYTES
-from engine.kafka_settings import client_settings
-from partitions.metrics import WorkerMetrics
-from partitions.recovery import Recovery
-from partitions.runtime.processor import PartitionProcessor
-from partitions.store import PartitionStore
+from perdure.engine.client_logs import CLIENT_LOGGER
+from perdure.engine.cluster import CONSUMER_QUEUE_KBYTES
+from perdure.engine.kafka_settings import client_settings
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.recovery import Recovery
+from perdure.partitions.runtime.processor import PartitionProcessor
+from perdure.partitions.store import PartitionStore
 
 log = logging.getLogger("perdure.standby")
 

@@ -28,9 +28,9 @@ from rocksdict import (
 )
 from sortedcontainers import SortedList
 
-from engine import keys
-from engine.storage import ABSENT, PartitionReader, UndoLog
-from partitions.errors import StoreError, StoreFormatError
+from perdure.engine import keys
+from perdure.engine.storage import ABSENT, PartitionReader, UndoLog
+from perdure.partitions.errors import StoreError, StoreFormatError
 
 log = logging.getLogger("perdure.store")
 

@@ -13,11 +13,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from engine import replication
-from engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
-from engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, topic_specs
-from engine.kafka_settings import client_settings
-from partitions.errors import TopicSetupError
+from perdure.engine import replication
+from perdure.engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
+from perdure.engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, topic_specs
+from perdure.engine.kafka_settings import client_settings
+from perdure.partitions.errors import TopicSetupError
 
 log = logging.getLogger("perdure.topics")
 

@@ -28,31 +28,31 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from engine import faults
-from engine.client_logs import CLIENT_LOGGER
-from engine.cluster import CONSUMER_QUEUE_KBYTES
-from engine.kafka_clusters import KafkaClusters
-from engine.kafka_settings import client_settings, heartbeat_interval_ms
-from engine.records import AckEntry, StartInvocation
-from partitions import heap
-from partitions.config import WorkerSettings
-from partitions.crossing import LoopCrossing
-from partitions.invoker import Invoker
-from partitions.lease import Lease, LeaseKeeper
-from partitions.log import LogWriter
-from partitions.metrics import WorkerMetrics
-from partitions.publisher import Publisher
-from partitions.queries import QueryAnswerer
-from partitions.recovery import Recovery
-from partitions.remote_invoker import RemoteInvoker
-from partitions.runtime.leader import LeaderTiming, PartitionRuntime
-from partitions.runtime.ports import WallClock
-from partitions.runtime.processor import PartitionProcessor
-from partitions.service_directory import ServiceDirectory
-from partitions.standby import Standbys
-from partitions.store import StoreSnapshot, configure_memory, memory_in_use
-from partitions.topics import ensure_topics
-from sdk import Endpoint
+from perdure.engine import faults
+from perdure.engine.client_logs import CLIENT_LOGGER
+from perdure.engine.cluster import CONSUMER_QUEUE_KBYTES
+from perdure.engine.kafka_clusters import KafkaClusters
+from perdure.engine.kafka_settings import client_settings, heartbeat_interval_ms
+from perdure.engine.records import AckEntry, StartInvocation
+from perdure.partitions import heap
+from perdure.partitions.config import WorkerSettings
+from perdure.partitions.crossing import LoopCrossing
+from perdure.partitions.invoker import Invoker
+from perdure.partitions.lease import Lease, LeaseKeeper
+from perdure.partitions.log import LogWriter
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.publisher import Publisher
+from perdure.partitions.queries import QueryAnswerer
+from perdure.partitions.recovery import Recovery
+from perdure.partitions.remote_invoker import RemoteInvoker
+from perdure.partitions.runtime.leader import LeaderTiming, PartitionRuntime
+from perdure.partitions.runtime.ports import WallClock
+from perdure.partitions.runtime.processor import PartitionProcessor
+from perdure.partitions.service_directory import ServiceDirectory
+from perdure.partitions.standby import Standbys
+from perdure.partitions.store import StoreSnapshot, configure_memory, memory_in_use
+from perdure.partitions.topics import ensure_topics
+from perdure.sdk import Endpoint
 
 log = logging.getLogger("perdure.worker")
 

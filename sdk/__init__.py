@@ -1,19 +1,19 @@
 """The Perdure SDK. Only the names in ``__all__`` are public (a test pins the list)."""
 
-from sdk.client import AsyncPerdureClient, PerdureClient
-from sdk.context import Context
-from sdk.endpoint import Endpoint
-from sdk.errors import CallTimeoutError, InvocationAborted, TerminalError
-from sdk.journal import SendHandle
-from sdk.keyed_context import (
+from perdure.sdk.client import AsyncPerdureClient, PerdureClient
+from perdure.sdk.context import Context
+from perdure.sdk.endpoint import Endpoint
+from perdure.sdk.errors import CallTimeoutError, InvocationAborted, TerminalError
+from perdure.sdk.journal import SendHandle
+from perdure.sdk.keyed_context import (
     DurablePromise,
     ObjectContext,
     ObjectSharedContext,
     WorkflowContext,
     WorkflowSharedContext,
 )
-from sdk.options import RetryPolicy, RunOptions, Subscribe
-from sdk.service import Service, VirtualObject, Workflow
+from perdure.sdk.options import RetryPolicy, RunOptions, Subscribe
+from perdure.sdk.service import Service, VirtualObject, Workflow
 
 __all__ = [
     "AsyncPerdureClient",

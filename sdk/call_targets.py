@@ -8,10 +8,10 @@ idempotency key (or a durable call, by its caller's entry) has an id derived fro
 
 from __future__ import annotations
 
-from engine.ids import InvocationId, workflow_run_id
-from engine.model import HandlerKind
-from sdk.errors import TerminalError
-from sdk.service import HandlerDef
+from perdure.engine.ids import InvocationId, workflow_run_id
+from perdure.engine.model import HandlerKind
+from perdure.sdk.errors import TerminalError
+from perdure.sdk.service import HandlerDef
 
 
 def check_key(h: HandlerDef, key: str | None, status_code: int = 400) -> None:

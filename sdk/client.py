@@ -29,8 +29,8 @@ from typing import Any, TypeVar, overload
 
 import httpx
 
-from engine.model import HandlerKind
-from sdk.client_http import (
+from perdure.engine.model import HandlerKind
+from perdure.sdk.client_http import (
     Request,
     Sent,
     awakeable_request,
@@ -46,8 +46,8 @@ from sdk.client_http import (
     timed_out,
     workflow_request,
 )
-from sdk.errors import TerminalError
-from sdk.service import HandlerDef, ServiceDefinition
+from perdure.sdk.errors import TerminalError
+from perdure.sdk.service import HandlerDef, ServiceDefinition
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")

@@ -12,12 +12,12 @@ from urllib.parse import quote
 
 import httpx
 
-from engine.ids import idempotent_uid, workflow_run_id
-from engine.model import HandlerKind
-from sdk import serde
-from sdk.call_targets import check_key, invocation_id_for
-from sdk.errors import CallTimeoutError, TerminalError
-from sdk.service import HandlerDef
+from perdure.engine.ids import idempotent_uid, workflow_run_id
+from perdure.engine.model import HandlerKind
+from perdure.sdk import serde
+from perdure.sdk.call_targets import check_key, invocation_id_for
+from perdure.sdk.errors import CallTimeoutError, TerminalError
+from perdure.sdk.service import HandlerDef
 
 OutputT = TypeVar("OutputT")
 

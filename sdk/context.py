@@ -20,10 +20,10 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any, Generic, TypeVar, get_type_hints, overload
 
-from engine.errors import InvalidId
-from engine.ids import InvocationId, awakeable_id, call_uid
-from engine.limits import failure_code
-from engine.model import (
+from perdure.engine.errors import InvalidId
+from perdure.engine.ids import InvocationId, awakeable_id, call_uid
+from perdure.engine.limits import failure_code
+from perdure.engine.model import (
     READ_KINDS,
     CallSpec,
     EntryKind,
@@ -35,13 +35,13 @@ from engine.model import (
     StateOpKind,
     Target,
 )
-from engine.scopes import scoped_key, split_key
-from sdk import clock, serde
-from sdk.call_targets import check_key, invocation_id_for
-from sdk.errors import InvocationAborted, TerminalError, checked_delay_ms, checked_name
-from sdk.journal import JournalDriver, JournalMismatchError, SendHandle
-from sdk.options import RetryPolicy, RunOptions
-from sdk.publishing import outgoing_record
+from perdure.engine.scopes import scoped_key, split_key
+from perdure.sdk import clock, serde
+from perdure.sdk.call_targets import check_key, invocation_id_for
+from perdure.sdk.errors import InvocationAborted, TerminalError, checked_delay_ms, checked_name
+from perdure.sdk.journal import JournalDriver, JournalMismatchError, SendHandle
+from perdure.sdk.options import RetryPolicy, RunOptions
+from perdure.sdk.publishing import outgoing_record
 
 T = TypeVar("T")
 

@@ -6,9 +6,9 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
-from sdk import serde
-from sdk.errors import HandlerDefinitionError
-from sdk.service import HandlerDef, ServiceDefinition
+from perdure.sdk import serde
+from perdure.sdk.errors import HandlerDefinitionError
+from perdure.sdk.service import HandlerDef, ServiceDefinition
 
 
 class Endpoint:

@@ -7,7 +7,7 @@ derive from ``BaseException`` so that a handler's ``except Exception`` cannot sw
 
 from __future__ import annotations
 
-from engine.limits import LimitExceeded, check_delay_ms, check_name, failure_code
+from perdure.engine.limits import LimitExceeded, check_delay_ms, check_name, failure_code
 
 
 class SdkError(Exception):

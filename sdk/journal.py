@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from engine.model import EntryKind, JournalEntry, OutgoingRecord
-from sdk.errors import TerminalError
+from perdure.engine.model import EntryKind, JournalEntry, OutgoingRecord
+from perdure.sdk.errors import TerminalError
 
 
 class JournalDriver(Protocol):

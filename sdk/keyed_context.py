@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from engine.limits import failure_code
-from engine.model import EntryKind, Failure, JournalEntry, StateOp, StateOpKind
-from engine.scopes import split_key
-from sdk import serde
-from sdk.context import Context
-from sdk.errors import TerminalError, checked_name
+from perdure.engine.limits import failure_code
+from perdure.engine.model import EntryKind, Failure, JournalEntry, StateOp, StateOpKind
+from perdure.engine.scopes import split_key
+from perdure.sdk import serde
+from perdure.sdk.context import Context
+from perdure.sdk.errors import TerminalError, checked_name
 
 T = TypeVar("T")
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.model import OutgoingRecord
-from sdk import serde
-from sdk.errors import TerminalError
+from perdure.engine.model import OutgoingRecord
+from perdure.sdk import serde
+from perdure.sdk.errors import TerminalError
 
 PUBLISH_ID_HEADER = "perdure.publish.id"
 """The header naming the publishing step: ``<invocation id>:<entry index>``."""

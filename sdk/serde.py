@@ -14,7 +14,7 @@ from typing import Any
 import pydantic
 import pydantic_core
 
-from sdk.errors import TerminalError
+from perdure.sdk.errors import TerminalError
 
 
 @lru_cache(maxsize=1024)

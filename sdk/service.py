@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar, get_type_hints
 
-from engine.model import HandlerKind as EngineHandlerKind
-from engine.model import ServiceKind
-from engine.subscriptions import InvalidSubscription, check_options
-from sdk import serde
-from sdk.errors import HandlerDefinitionError
-from sdk.options import DEFAULT_RETRY_POLICY, RetryPolicy, Subscribe
+from perdure.engine.model import HandlerKind as EngineHandlerKind
+from perdure.engine.model import ServiceKind
+from perdure.engine.subscriptions import InvalidSubscription, check_options
+from perdure.sdk import serde
+from perdure.sdk.errors import HandlerDefinitionError
+from perdure.sdk.options import DEFAULT_RETRY_POLICY, RetryPolicy, Subscribe
 
 HandlerKind = Literal["exclusive", "shared", "workflow"]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])

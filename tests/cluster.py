@@ -111,7 +111,7 @@ class Cluster:
         bootstrap: str,
         name: str,
         workdir: Path,
-        app: str = "examples.payments:app",
+        app: str = "perdure.examples.payments:app",
         partitions: int = 4,
         env: dict[str, str] | None = None,
     ) -> None:

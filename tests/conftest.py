@@ -23,9 +23,6 @@ import pytest
 from tests.cluster import Cluster
 from tests.kafka_cluster import KafkaCluster
 
-pytest_plugins = ["partitions.testing.pytest_plugin"]
-"""The test runtime's fixture (``perdure_runtime``), used by tests/partitions/testing."""
-
 REPO = Path(__file__).resolve().parent.parent
 BROKER_SH = REPO / "deploy" / "kafka" / "broker.sh"
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
 
-from engine import codec, state_machine
-from engine.records import (
+from perdure.engine import codec, state_machine
+from perdure.engine.records import (
     AckEntry,
     AttemptFailed,
     BackupTaken,
@@ -22,7 +22,7 @@ from engine.records import (
     Suspend,
     TimerFired,
 )
-from engine.storage import MemoryTxn
+from perdure.engine.storage import MemoryTxn
 
 LEADER_ONLY = frozenset(
     {ProposeEntry, TimerFired, Suspend, Complete, AttemptFailed, PurgeExpired, BackupTaken}

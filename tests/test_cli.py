@@ -38,7 +38,7 @@ def test_help_lists_the_commands() -> None:
     [
         ("no_colon", "expected MODULE:APP"),
         ("no.such.module:app", "cannot import 'no.such.module'"),
-        ("examples.payments:nope", "has no attribute 'nope'"),
+        ("perdure.examples.payments:nope", "has no attribute 'nope'"),
     ],
 )
 def test_bad_app_spec_is_a_clear_error(spec: str, message: str, tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_worker_with_no_broker_fails_with_a_clear_message(tmp_path: Path) -> Non
     dead = f"127.0.0.1:{free_port()}"
     out = perdure(
         "worker",
-        "examples.payments:app",
+        "perdure.examples.payments:app",
         "--bootstrap",
         dead,
         "--state-dir",
@@ -70,7 +70,9 @@ def test_dev_refuses_a_port_that_is_taken() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        out = perdure("dev", "examples.payments:app", "--port", str(port), "--bootstrap", "x:1")
+        out = perdure(
+            "dev", "perdure.examples.payments:app", "--port", str(port), "--bootstrap", "x:1"
+        )
     assert out.returncode == 1
     assert f"port {port} is in use" in out.stderr
 
@@ -105,7 +107,14 @@ def test_dev_reads_its_port_from_the_environment_and_restarts_a_dead_worker(
     env = {**os.environ, "PERDURE_PORT": str(port), "PERDURE_EXAMPLE_LEDGER": str(tmp_path / "l")}
     env["PERDURE_ADMIN_PORT"] = str(free_port())
     cluster = unique_name("dev")  # type: ignore[operator]
-    args = ["dev", "examples.payments:app", "--bootstrap", kafka_bootstrap, "--cluster", cluster]
+    args = [
+        "dev",
+        "perdure.examples.payments:app",
+        "--bootstrap",
+        kafka_bootstrap,
+        "--cluster",
+        cluster,
+    ]
     args += ["--partitions", "2", "--state-dir", str(tmp_path / "state")]
     dev = subprocess.Popen(
         [sys.executable, "-m", "perdure", *args],

@@ -2,9 +2,9 @@
 
 ``deploy/up.sh`` in a clone of the committed tree (its own venv, its own broker in
 ``.perdure/kafka``), then the README's payments block from another shell; then
-``.venv/bin/perdure dev examples.signup:app`` reusing that broker, and the signup block run as
-one shell script. Each command's output must match the ``# ...`` line under it (``...`` is a
-wildcard). Only the port differs from what a reader types: the test picks free ones.
+``.venv/bin/perdure dev perdure.examples.signup:app`` reusing that broker, and the signup block
+run as one shell script. Each command's output must match the ``# ...`` line under it (``...``
+is a wildcard). Only the port differs from what a reader types: the test picks free ones.
 """
 
 from __future__ import annotations
@@ -131,7 +131,10 @@ def test_the_first_hour_works_as_the_readme_says(tmp_path: Path) -> None:
         broker_pid = pid_file.read_text()
         stop(up_sh)
         dev = start(
-            [".venv/bin/perdure", "dev", "examples.signup:app"], clone, env, tmp_path / "dev.log"
+            [".venv/bin/perdure", "dev", "perdure.examples.signup:app"],
+            clone,
+            env,
+            tmp_path / "dev.log",
         )
         wait_until(up, 120, "perdure dev to serve, reusing up.sh's broker")
         run_block("signup", clone, env, port)

@@ -1,5 +1,6 @@
 """The README's Python examples, run as written: "Testing your handlers" with pytest, and
-"Calling from Python" against ``perdure dev --embedded examples.everything:app`` (no broker).
+"Calling from Python" against ``perdure dev --embedded perdure.examples.everything:app`` (no
+broker).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
 
 @pytest.mark.fault
 def test_the_client_example_runs_against_the_embedded_ingress(tmp_path: Path) -> None:
-    embedded = Embedded(tmp_path, "examples.everything:app")
+    embedded = Embedded(tmp_path, "perdure.examples.everything:app")
     try:
         embedded.start()
         code = python_block("python-client").replace("localhost:8080", f"127.0.0.1:{embedded.port}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.model import EntryKind, JournalEntry
+from perdure.engine.model import EntryKind, JournalEntry
 
 BEFORE = "before journal"
 AFTER = "after journal"

@@ -15,8 +15,8 @@ import logging
 import struct
 from pathlib import Path
 
-from partitions.local.clock import VirtualClock
-from partitions.local.memory_log import MemoryLog
+from perdure.partitions.local.clock import VirtualClock
+from perdure.partitions.local.memory_log import MemoryLog
 
 log = logging.getLogger("perdure.embedded")
 

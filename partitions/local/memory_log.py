@@ -10,11 +10,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine import codec
-from engine.records import Command, Envelope
-from partitions.local.clock import VirtualClock
-from partitions.log import DeliveryCallback
-from partitions.runtime.ports import StoredRecord
+from perdure.engine import codec
+from perdure.engine.records import Command, Envelope
+from perdure.partitions.local.clock import VirtualClock
+from perdure.partitions.log import DeliveryCallback
+from perdure.partitions.runtime.ports import StoredRecord
 
 Interceptor = Callable[[Envelope], bool]
 """Decides whether a record the invoker appends reaches the log (False: dropped, a crash)."""

@@ -8,9 +8,9 @@ nothing. ``records`` is what a ``read_committed`` consumer of the topics would h
 
 from __future__ import annotations
 
-from engine.model import OutgoingRecord
-from engine.records import Envelope
-from partitions.local.memory_log import MemoryLog
+from perdure.engine.model import OutgoingRecord
+from perdure.engine.records import Envelope
+from perdure.partitions.local.memory_log import MemoryLog
 
 
 class MemoryPublisher:

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 from sortedcontainers import SortedDict
 
-from engine import keys
-from partitions.store import StoreBatch
+from perdure.engine import keys
+from perdure.partitions.store import StoreBatch
 
 
 class MemoryStore:

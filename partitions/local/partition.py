@@ -21,9 +21,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from engine import state_machine
-from engine.model import JournalEntry
-from engine.records import (
+from perdure.engine import state_machine
+from perdure.engine.model import JournalEntry
+from perdure.engine.records import (
     AckEntry,
     Command,
     Envelope,
@@ -31,19 +31,19 @@ from engine.records import (
     Response,
     SendResponse,
 )
-from engine.status import get_entry
-from partitions.invoker import Invoker
-from partitions.lease import Lease
-from partitions.local.clock import VirtualClock
-from partitions.local.crashes import AFTER, BEFORE, Crash, CrashPlan
-from partitions.local.memory_log import MemoryLog
-from partitions.local.memory_publisher import MemoryPublisher
-from partitions.local.memory_store import MemoryStore
-from partitions.metrics import WorkerMetrics
-from partitions.runtime.direct import DirectPort
-from partitions.runtime.leader import LeaderTiming, PartitionRuntime
-from partitions.runtime.processor import PartitionProcessor
-from sdk import Endpoint
+from perdure.engine.status import get_entry
+from perdure.partitions.invoker import Invoker
+from perdure.partitions.lease import Lease
+from perdure.partitions.local.clock import VirtualClock
+from perdure.partitions.local.crashes import AFTER, BEFORE, Crash, CrashPlan
+from perdure.partitions.local.memory_log import MemoryLog
+from perdure.partitions.local.memory_publisher import MemoryPublisher
+from perdure.partitions.local.memory_store import MemoryStore
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.runtime.direct import DirectPort
+from perdure.partitions.runtime.leader import LeaderTiming, PartitionRuntime
+from perdure.partitions.runtime.processor import PartitionProcessor
+from perdure.sdk import Endpoint
 
 log = logging.getLogger("perdure.partition")
 

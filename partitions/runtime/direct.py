@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.records import AckEntry, StartInvocation
-from partitions.invoker import Invoker
+from perdure.engine.records import AckEntry, StartInvocation
+from perdure.partitions.invoker import Invoker
 
 
 class DirectPort:

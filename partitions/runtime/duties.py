@@ -17,13 +17,13 @@ import heapq
 import logging
 from collections.abc import Iterable
 
-from engine import state_machine
-from engine.errors import InvalidId
-from engine.ids import InvocationId
-from engine.records import Deliver, Envelope, RegisterTimer, TimerFired
-from partitions.log import LogAppender
-from partitions.metrics import WorkerMetrics
-from partitions.runtime.processor import PartitionProcessor
+from perdure.engine import state_machine
+from perdure.engine.errors import InvalidId
+from perdure.engine.ids import InvocationId
+from perdure.engine.records import Deliver, Envelope, RegisterTimer, TimerFired
+from perdure.partitions.log import LogAppender
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.runtime.processor import PartitionProcessor
 
 log = logging.getLogger("perdure.worker")
 

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine import state_machine
-from engine.records import (
+from perdure.engine import state_machine
+from perdure.engine.records import (
     AckEntry,
     Action,
     AnnounceLeader,
@@ -41,20 +41,20 @@ from engine.records import (
     SweepAgain,
     TrimLog,
 )
-from partitions import invocation_log
-from partitions.lease import Lease
-from partitions.log import LogAppender
-from partitions.metrics import WorkerMetrics
-from partitions.runtime import duties
-from partitions.runtime.duties import Outbox
-from partitions.runtime.ports import (
+from perdure.partitions import invocation_log
+from perdure.partitions.lease import Lease
+from perdure.partitions.log import LogAppender
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.runtime import duties
+from perdure.partitions.runtime.duties import Outbox
+from perdure.partitions.runtime.ports import (
     InvokerPort,
     LogRecord,
     PublishFence,
     Responder,
     RuntimeClock,
 )
-from partitions.runtime.processor import Applied, PartitionProcessor
+from perdure.partitions.runtime.processor import Applied, PartitionProcessor
 
 log = logging.getLogger("perdure.worker")
 

@@ -10,11 +10,11 @@ import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from engine import schemas
-from engine.queries import ReadView
-from engine.records import AckEntry, Envelope, SendResponse, StartInvocation
-from partitions.log import DeliveryCallback
-from partitions.store import StoreBatch
+from perdure.engine import schemas
+from perdure.engine.queries import ReadView
+from perdure.engine.records import AckEntry, Envelope, SendResponse, StartInvocation
+from perdure.partitions.log import DeliveryCallback
+from perdure.partitions.store import StoreBatch
 
 VERSION_HEADERS: list[tuple[str, bytes]] = [
     (schemas.VERSION_HEADER, str(schemas.SCHEMA_VERSION).encode())

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine import codec, schemas, state_machine
-from engine.cluster import BLOCKED_NOTE
-from engine.records import Action, LeadershipChanged, RecordRejected
-from partitions.runtime.ports import LogRecord, RuntimeStore
+from perdure.engine import codec, schemas, state_machine
+from perdure.engine.cluster import BLOCKED_NOTE
+from perdure.engine.records import Action, LeadershipChanged, RecordRejected
+from perdure.partitions.runtime.ports import LogRecord, RuntimeStore
 
 log = logging.getLogger("perdure.processor")
 

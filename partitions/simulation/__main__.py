@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
-from partitions.simulation.planted import PLANTED
-from partitions.simulation.world import Options, Outcome, run_seed
+from perdure.partitions.simulation.planted import PLANTED
+from perdure.partitions.simulation.world import Options, Outcome, run_seed
 
 TRACE_TAIL = 40
 

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from engine import codec, keys, state_machine
-from engine.keyed import read_state
-from engine.model import EntryKind, Phase, Reply
-from engine.records import (
+from perdure.engine import codec, keys, state_machine
+from perdure.engine.keyed import read_state
+from perdure.engine.model import EntryKind, Phase, Reply
+from perdure.engine.records import (
     Attach,
     AttemptFailed,
     Complete,
@@ -30,10 +30,10 @@ from engine.records import (
     Suspend,
     TimerFired,
 )
-from engine.status import get_entry, get_status
-from engine.storage import MemoryTxn
-from partitions.runtime.ports import StoredRecord
-from partitions.simulation.workload import Ledger
+from perdure.engine.status import get_entry, get_status
+from perdure.engine.storage import MemoryTxn
+from perdure.partitions.runtime.ports import StoredRecord
+from perdure.partitions.simulation.workload import Ledger
 
 LEADERS_RECORDS = frozenset({ProposeEntry, TimerFired, Suspend, AttemptFailed, Complete})
 """The records only a leader writes: one of an earlier epoch must change nothing (listed here,

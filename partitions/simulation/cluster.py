@@ -13,7 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from partitions.simulation.worker import SimWorker
+    from perdure.partitions.simulation.worker import SimWorker
 
 
 class Coordinator:

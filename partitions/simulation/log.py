@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError
 
-from engine import codec
-from engine.records import Envelope
-from partitions.log import DeliveryCallback
-from partitions.runtime.ports import StoredRecord
+from perdure.engine import codec
+from perdure.engine.records import Envelope
+from perdure.partitions.log import DeliveryCallback
+from perdure.partitions.runtime.ports import StoredRecord
 
 
 class Trimmed(Exception):

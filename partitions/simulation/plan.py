@@ -8,18 +8,18 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.ids import InvocationId, idempotent_uid, parse_any_awakeable_id
-from engine.model import Reply, Target
-from engine.records import Cancel, Command, CompleteAwakeable, Envelope, Invoke, Response
-from engine.subscriptions import record_key
-from partitions.simulation.checks import Expectation
-from partitions.simulation.workload import chain_value
-from sdk import serde
-from sdk.call_targets import invocation_id_for
-from sdk.service import HandlerDef
+from perdure.engine.ids import InvocationId, idempotent_uid, parse_any_awakeable_id
+from perdure.engine.model import Reply, Target
+from perdure.engine.records import Cancel, Command, CompleteAwakeable, Envelope, Invoke, Response
+from perdure.engine.subscriptions import record_key
+from perdure.partitions.simulation.checks import Expectation
+from perdure.partitions.simulation.workload import chain_value
+from perdure.sdk import serde
+from perdure.sdk.call_targets import invocation_id_for
+from perdure.sdk.service import HandlerDef
 
 if TYPE_CHECKING:
-    from partitions.simulation.world import World
+    from perdure.partitions.simulation.world import World
 
 KEYS = ("k0", "k1", "k2")
 RETRY_S = 0.5

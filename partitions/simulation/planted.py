@@ -22,14 +22,14 @@ from dataclasses import replace
 from typing import Any
 from unittest import mock
 
-from engine import lifecycle, rejection, state_machine
-from engine.model import EntryKind, HandlerKind, Phase
-from engine.records import Invoke, ProposeEntry
-from partitions import invoker as invoker_module
-from partitions.invoker import Invoker
-from partitions.lease import Lease
-from partitions.runtime import duties
-from sdk import InvocationAborted
+from perdure.engine import lifecycle, rejection, state_machine
+from perdure.engine.model import EntryKind, HandlerKind, Phase
+from perdure.engine.records import Invoke, ProposeEntry
+from perdure.partitions import invoker as invoker_module
+from perdure.partitions.invoker import Invoker
+from perdure.partitions.lease import Lease
+from perdure.partitions.runtime import duties
+from perdure.sdk import InvocationAborted
 
 
 @contextlib.contextmanager

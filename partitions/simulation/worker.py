@@ -16,21 +16,21 @@ import contextvars
 from traceback import format_exc
 from typing import TYPE_CHECKING
 
-from engine.model import OutgoingRecord
-from engine.records import Envelope
-from partitions.invoker import Invoker
-from partitions.lease import Lease
-from partitions.local.memory_store import MemoryStore
-from partitions.metrics import WorkerMetrics
-from partitions.runtime.direct import DirectPort
-from partitions.runtime.leader import LeaderTiming, PartitionRuntime
-from partitions.runtime.processor import PartitionProcessor
-from partitions.simulation.log import SimAppender, Trimmed, Unavailable
-from partitions.simulation.workload import CURRENT_WORKER
-from sdk import InvocationAborted
+from perdure.engine.model import OutgoingRecord
+from perdure.engine.records import Envelope
+from perdure.partitions.invoker import Invoker
+from perdure.partitions.lease import Lease
+from perdure.partitions.local.memory_store import MemoryStore
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.runtime.direct import DirectPort
+from perdure.partitions.runtime.leader import LeaderTiming, PartitionRuntime
+from perdure.partitions.runtime.processor import PartitionProcessor
+from perdure.partitions.simulation.log import SimAppender, Trimmed, Unavailable
+from perdure.partitions.simulation.workload import CURRENT_WORKER
+from perdure.sdk import InvocationAborted
 
 if TYPE_CHECKING:
-    from partitions.simulation.world import World
+    from perdure.partitions.simulation.world import World
 
 RENEW_EVERY_S = 0.5
 

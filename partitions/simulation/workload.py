@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from engine.model import StateOp, StateOpKind
-from sdk import (
+from perdure.engine.model import StateOp, StateOpKind
+from perdure.sdk import (
     Context,
     Endpoint,
     ObjectContext,

@@ -15,15 +15,15 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from engine.ids import partition_for_key
-from engine.records import SendResponse
-from partitions.local.memory_store import MemoryStore
-from partitions.runtime.processor import PartitionProcessor
-from partitions.simulation.checks import Expectation, Observer, violations
-from partitions.simulation.cluster import Coordinator
-from partitions.simulation.log import LogFaults, SimLog
-from partitions.simulation.worker import SimWorker
-from partitions.simulation.workload import CURRENT_WORKER, Ledger, build
+from perdure.engine.ids import partition_for_key
+from perdure.engine.records import SendResponse
+from perdure.partitions.local.memory_store import MemoryStore
+from perdure.partitions.runtime.processor import PartitionProcessor
+from perdure.partitions.simulation.checks import Expectation, Observer, violations
+from perdure.partitions.simulation.cluster import Coordinator
+from perdure.partitions.simulation.log import LogFaults, SimLog
+from perdure.partitions.simulation.worker import SimWorker
+from perdure.partitions.simulation.workload import CURRENT_WORKER, Ledger, build
 
 EPOCH_MS = 1_800_000_000_000
 """The virtual clock's zero, in ms since 1970 (what record timestamps and ``ctx.time`` read)."""
@@ -157,7 +157,7 @@ class World:
         return next((w for w in self.workers if w.name == name), None)
 
     def on_awakeable(self, invocation_id: str, awakeable_id: str) -> None:
-        from partitions.simulation.plan import resolve_later
+        from perdure.partitions.simulation.plan import resolve_later
 
         resolve_later(self, invocation_id, awakeable_id)
 
@@ -181,7 +181,7 @@ class World:
     # -- the run ----------------------------------------------------------------------------
 
     async def run(self) -> Outcome:
-        from partitions.simulation.plan import plan
+        from perdure.partitions.simulation.plan import plan
 
         loop = asyncio.get_running_loop()
         for worker in self.workers:
@@ -255,7 +255,7 @@ class World:
 
 def run_seed(seed: int, options: Options | None = None) -> Outcome:
     """Runs one seed to its end on a fresh simulated loop."""
-    from partitions.simulation.loop import SimLoop
+    from perdure.partitions.simulation.loop import SimLoop
 
     loop = SimLoop()
     try:

@@ -1,13 +1,12 @@
 """Testing handlers without Kafka: the real engine in the test's process, on virtual time.
 
-``from partitions.testing import TestRuntime``; see partitions/testing/runtime.py, and the
-README's "Testing your handlers". A pytest fixture: ``pytest_plugins =
-["partitions.testing.pytest_plugin"]`` in the top-level conftest.py
-(partitions/testing/pytest_plugin.py).
+Users import it as ``from perdure.testing import TestRuntime``; see partitions/testing/runtime.py,
+and the README's "Testing your handlers". The pytest fixture (partitions/testing/pytest_plugin.py)
+is registered by installing Perdure (a ``pytest11`` entry point).
 """
 
-from partitions.local.crashes import Crash
-from partitions.local.memory_log import LogRecord
-from partitions.testing.runtime import Invocation, StuckError, TestRuntime
+from perdure.partitions.local.crashes import Crash
+from perdure.partitions.local.memory_log import LogRecord
+from perdure.partitions.testing.runtime import Invocation, StuckError, TestRuntime
 
 __all__ = ["Crash", "Invocation", "LogRecord", "StuckError", "TestRuntime"]

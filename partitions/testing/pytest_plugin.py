@@ -1,8 +1,6 @@
-"""A pytest fixture for :class:`~partitions.testing.TestRuntime` (needs pytest-asyncio).
+"""A pytest fixture for :class:`~perdure.testing.TestRuntime` (needs pytest-asyncio).
 
-In the top-level ``conftest.py`` (pytest takes ``pytest_plugins`` nowhere else)::
-
-    pytest_plugins = ["partitions.testing.pytest_plugin"]
+Installing Perdure registers this plugin (a ``pytest11`` entry point). Give the tests an app::
 
     @pytest.fixture
     def perdure_app():
@@ -31,7 +29,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from partitions.testing.runtime import TestRuntime
+from perdure.partitions.testing.runtime import TestRuntime
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -23,15 +23,15 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
-from engine import keyed, keys, queries, state_machine
-from engine.errors import InvalidId
-from engine.ids import (
+from perdure.engine import keyed, keys, queries, state_machine
+from perdure.engine.errors import InvalidId
+from perdure.engine.ids import (
     InvocationId,
     awakeable_id,
     idempotent_uid,
     parse_any_awakeable_id,
 )
-from engine.model import (
+from perdure.engine.model import (
     EntryKind,
     Failure,
     HandlerKind,
@@ -40,7 +40,7 @@ from engine.model import (
     Reply,
     Target,
 )
-from engine.records import (
+from perdure.engine.records import (
     Attach,
     Cancel,
     Command,
@@ -49,13 +49,13 @@ from engine.records import (
     Response,
     ResponseStatus,
 )
-from partitions.local.clock import VirtualClock
-from partitions.local.crashes import Crash, CrashPlan
-from partitions.local.memory_log import LogRecord
-from partitions.local.partition import PARTITION, LocalPartition
-from sdk import Endpoint, TerminalError, clock, serde
-from sdk.call_targets import check_key, invocation_id_for
-from sdk.service import HandlerDef
+from perdure.partitions.local.clock import VirtualClock
+from perdure.partitions.local.crashes import Crash, CrashPlan
+from perdure.partitions.local.memory_log import LogRecord
+from perdure.partitions.local.partition import PARTITION, LocalPartition
+from perdure.sdk import Endpoint, TerminalError, clock, serde
+from perdure.sdk.call_targets import check_key, invocation_id_for
+from perdure.sdk.service import HandlerDef
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")

@@ -14,7 +14,14 @@ import os
 import time
 from datetime import timedelta
 
-from sdk import Context, Endpoint, ObjectContext, ObjectSharedContext, Service, VirtualObject
+from perdure import (
+    Context,
+    Endpoint,
+    ObjectContext,
+    ObjectSharedContext,
+    Service,
+    VirtualObject,
+)
 
 _LEDGER = os.environ.get("PERDURE_CHAOS_LEDGER", "/dev/null")
 

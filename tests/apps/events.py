@@ -11,7 +11,7 @@ import os
 
 import pydantic
 
-from sdk import (
+from perdure import (
     Context,
     Endpoint,
     ObjectContext,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sdk import Endpoint
+from perdure import Endpoint
 from tests.apps import events, testapp
 
 app = Endpoint([*testapp.app.services.values(), events.tally])

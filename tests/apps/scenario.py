@@ -11,7 +11,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from sdk import Context, Endpoint, ObjectContext, Service, VirtualObject
+from perdure import Context, Endpoint, ObjectContext, Service, VirtualObject
 
 
 def note(*fields: object) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sdk import Context, Endpoint, RetryPolicy, Service
+from perdure import Context, Endpoint, RetryPolicy, Service
 from tests.apps import testapp
 from tests.apps.testapp import count, record
 

@@ -15,11 +15,7 @@ from pathlib import Path
 
 import pydantic
 
-from examples.booking import booking
-from examples.cart import cart
-from examples.payments import payments
-from examples.signup import signup
-from sdk import (
+from perdure import (
     Context,
     Endpoint,
     ObjectContext,
@@ -30,6 +26,10 @@ from sdk import (
     TerminalError,
     VirtualObject,
 )
+from perdure.examples.booking import booking
+from perdure.examples.cart import cart
+from perdure.examples.payments import payments
+from perdure.examples.signup import signup
 
 
 def record(*fields: object) -> None:

@@ -149,7 +149,7 @@ def stub_calls(tmp_path: Path) -> Counter[str]:
 def _cluster(cluster_factory: Callable[..., Cluster], streams: bool) -> Cluster:
     """A worker (that hosts none of the remote services), an ingress and an admin; the worker
     talks to endpoints over one bidirectional stream per attempt, or one request per step."""
-    c = cluster_factory(app="examples.approvals:app", partitions=2)
+    c = cluster_factory(app="perdure.examples.approvals:app", partitions=2)
     c.env["PERDURE_METRICS_PORT"] = str(free_port())
     c.env["PERDURE_REMOTE_STREAMS"] = "1" if streams else "0"
     worker = c.start_worker()

@@ -14,11 +14,11 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
-from ingress.admin_metrics import AdminMetrics
-from ingress.forwarder import ForwarderMetrics
-from ingress.metrics import IngressMetrics
-from ingress.subscription_metrics import SubscriptionMetrics
-from partitions.metrics import WorkerMetrics
+from perdure.ingress.admin_metrics import AdminMetrics
+from perdure.ingress.forwarder import ForwarderMetrics
+from perdure.ingress.metrics import IngressMetrics
+from perdure.ingress.subscription_metrics import SubscriptionMetrics
+from perdure.partitions.metrics import WorkerMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((REPO / "deploy/grafana/dashboards").glob("*.json"))

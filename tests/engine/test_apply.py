@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from engine import codec, keys, state_machine
-from engine.errors import CodecError, InvalidId
-from engine.ids import InvocationId, idempotent_uid, murmur2, partition_for_key
-from engine.model import EntryKind, Failure, JournalEntry, Phase, Reply, Target
-from engine.records import (
+from perdure.engine import codec, keys, state_machine
+from perdure.engine.errors import CodecError, InvalidId
+from perdure.engine.ids import InvocationId, idempotent_uid, murmur2, partition_for_key
+from perdure.engine.model import EntryKind, Failure, JournalEntry, Phase, Reply, Target
+from perdure.engine.records import (
     AckEntry,
     Action,
     AnnounceLeader,
@@ -32,7 +32,7 @@ from engine.records import (
     SendResponse,
     StartInvocation,
 )
-from engine.storage import MemoryTxn
+from perdure.engine.storage import MemoryTxn
 
 T = Target("svc", "h")
 R1, R2 = Reply(0, "r1"), Reply(1, "r2")

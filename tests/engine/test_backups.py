@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import backups, codec, state_machine
-from engine.records import AnnounceLeader, BackupTaken, Command, Envelope, TrimLog
-from engine.storage import MemoryTxn
+from perdure.engine import backups, codec, state_machine
+from perdure.engine.records import AnnounceLeader, BackupTaken, Command, Envelope, TrimLog
+from perdure.engine.storage import MemoryTxn
 
 
 def _led(epoch: int = 1) -> MemoryTxn:

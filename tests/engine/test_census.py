@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine import census, state_machine
-from engine.model import EntryKind, HandlerKind, JournalEntry, Target
-from engine.records import (
+from perdure.engine import census, state_machine
+from perdure.engine.model import EntryKind, HandlerKind, JournalEntry, Target
+from perdure.engine.records import (
     AnnounceLeader,
     AttemptFailed,
     Command,
@@ -16,7 +16,7 @@ from engine.records import (
     ProposeEntry,
     Suspend,
 )
-from engine.storage import MemoryTxn
+from perdure.engine.storage import MemoryTxn
 
 SVC = Target("svc", "h")
 ADD = Target("counter", "add", "k")

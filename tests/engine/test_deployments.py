@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine.deployments import Deployment, RetrySettings
+from perdure.engine.deployments import Deployment, RetrySettings
 
 DEP = Deployment("dp_1", "http://h:9080", "2", 6, ("svc",), 1000, "bidi")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import forwarding
-from engine.model import OutgoingRecord
+from perdure.engine import forwarding
+from perdure.engine.model import OutgoingRecord
 
 
 def test_the_destination_rides_first_and_comes_off_intact() -> None:

@@ -10,9 +10,9 @@ from dataclasses import fields
 
 import pytest
 
-from engine import codec, keys, state_machine
-from engine.ids import InvocationId
-from engine.model import (
+from perdure.engine import codec, keys, state_machine
+from perdure.engine.ids import InvocationId
+from perdure.engine.model import (
     Caller,
     CallSpec,
     EntryKind,
@@ -25,7 +25,7 @@ from engine.model import (
     StateOpKind,
     Target,
 )
-from engine.records import (
+from perdure.engine.records import (
     AckEntry,
     AnnounceLeader,
     Attach,
@@ -48,8 +48,8 @@ from engine.records import (
     Suspend,
     SweepAgain,
 )
-from engine.status import get_status
-from engine.storage import MemoryTxn
+from perdure.engine.status import get_status
+from perdure.engine.storage import MemoryTxn
 
 SVC = Target("svc", "h")
 WF = Target("wf", "run", "id-1")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine import keyed, state_machine
-from engine.model import (
+from perdure.engine import keyed, state_machine
+from perdure.engine.model import (
     Caller,
     CallSpec,
     EntryKind,
@@ -15,7 +15,7 @@ from engine.model import (
     StateOpKind,
     Target,
 )
-from engine.records import (
+from perdure.engine.records import (
     AckEntry,
     AnnounceLeader,
     CallResult,
@@ -29,7 +29,7 @@ from engine.records import (
     ProposeEntry,
     StartInvocation,
 )
-from engine.storage import MemoryTxn
+from perdure.engine.storage import MemoryTxn
 
 ADD = Target("counter", "add", "k")
 EX = HandlerKind.EXCLUSIVE

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from engine import codec, log_bytes, schemas
-from engine.errors import CodecError
-from engine.model import Caller, Failure, HandlerKind, Reply, StateOp, StateOpKind, Target
-from engine.records import (
+from perdure.engine import codec, log_bytes, schemas
+from perdure.engine.errors import CodecError
+from perdure.engine.model import Caller, Failure, HandlerKind, Reply, StateOp, StateOpKind, Target
+from perdure.engine.records import (
     Cancel,
     Complete,
     Envelope,

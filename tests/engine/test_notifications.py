@@ -3,10 +3,10 @@ fault 8: engine/notifications.py; partitions/restate_journal.py replays in that 
 
 from __future__ import annotations
 
-from engine import keys, state_machine
-from engine.ids import InvocationId
-from engine.model import CallSpec, EntryKind, HandlerKind, JournalEntry, Target
-from engine.records import (
+from perdure.engine import keys, state_machine
+from perdure.engine.ids import InvocationId
+from perdure.engine.model import CallSpec, EntryKind, HandlerKind, JournalEntry, Target
+from perdure.engine.records import (
     AnnounceLeader,
     CallResult,
     Command,
@@ -17,7 +17,7 @@ from engine.records import (
     PurgeExpired,
     TimerFired,
 )
-from engine.storage import MemoryTxn
+from perdure.engine.storage import MemoryTxn
 
 SVC = Target("svc", "h")
 A = str(InvocationId.new_unkeyed(b"\x01" * 16))

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from engine import codec, keys, queries, state_machine
-from engine.model import EntryKind, Failure, JournalEntry, Phase, Reply, Target
-from engine.queries import InvocationFilter, QueryError
-from engine.records import (
+from perdure.engine import codec, keys, queries, state_machine
+from perdure.engine.model import EntryKind, Failure, JournalEntry, Phase, Reply, Target
+from perdure.engine.queries import InvocationFilter, QueryError
+from perdure.engine.records import (
     AnnounceLeader,
     AnswerQuery,
     AttemptFailed,
@@ -21,7 +21,7 @@ from engine.records import (
     Query,
     Suspend,
 )
-from engine.storage import MemoryTxn
+from perdure.engine.storage import MemoryTxn
 
 R = Reply(0, "r")
 NOW = 10_000
@@ -42,7 +42,7 @@ def partition() -> MemoryTxn:
     apply(Envelope(AnnounceLeader("w"), 1, "w", 0), txn)
 
     def invoke(i: str, target: Target, ts: int = 1000, kind: str = "") -> None:
-        from engine.model import HandlerKind
+        from perdure.engine.model import HandlerKind
 
         apply(ext(Invoke(i, target, b"in", handler_kind=HandlerKind(kind)), ts), txn)
 
@@ -178,8 +178,8 @@ def test_describe_shows_the_journal_and_results_on_request() -> None:
 
 def test_describe_times_each_step_and_lists_the_failed_attempts() -> None:
     """The timeline: when each entry was journaled and completed, and each failed attempt."""
-    from engine import keys
-    from engine.records import Purge, TimerFired
+    from perdure.engine import keys
+    from perdure.engine.records import Purge, TimerFired
 
     txn = partition()
     apply = state_machine.apply
@@ -207,7 +207,7 @@ def test_describe_times_each_step_and_lists_the_failed_attempts() -> None:
 def test_object_state_has_a_version_that_moves_with_any_value() -> None:
     txn = partition()
     apply = state_machine.apply
-    from engine.model import StateOp, StateOpKind
+    from perdure.engine.model import StateOp, StateOpKind
 
     op = StateOp(StateOpKind.SET, "count", b"1")
     apply(by_leader(Complete("holder", 0, b"1", None, (op,))), txn)
@@ -251,8 +251,8 @@ def test_phase_names_cover_every_phase() -> None:
 
 
 def test_a_state_edit_applies_at_its_version_only_and_never_under_a_holder() -> None:
-    from engine.model import StateOp, StateOpKind
-    from engine.records import ResponseStatus, SendResponse, SetState
+    from perdure.engine.model import StateOp, StateOpKind
+    from perdure.engine.records import ResponseStatus, SendResponse, SetState
 
     txn = partition()
     apply = state_machine.apply
@@ -283,7 +283,7 @@ def test_a_state_edit_applies_at_its_version_only_and_never_under_a_holder() -> 
 
 
 def test_purge_forgets_a_completed_invocation_and_refuses_a_running_one() -> None:
-    from engine.records import Attach, Purge, ResponseStatus
+    from perdure.engine.records import Attach, Purge, ResponseStatus
 
     txn = partition()
     apply = state_machine.apply
@@ -300,7 +300,7 @@ def test_purge_forgets_a_completed_invocation_and_refuses_a_running_one() -> Non
 
 
 def test_retry_now_starts_a_backing_off_invocation_only() -> None:
-    from engine.records import ResponseStatus, RetryNow, StartInvocation
+    from perdure.engine.records import ResponseStatus, RetryNow, StartInvocation
 
     txn = partition()
     apply = state_machine.apply

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from engine import keys, state_machine
-from engine.ids import InvocationId
-from engine.model import (
+from perdure.engine import keys, state_machine
+from perdure.engine.ids import InvocationId
+from perdure.engine.model import (
     Caller,
     EntryKind,
     Failure,
@@ -28,7 +28,7 @@ from engine.model import (
     StateOpKind,
     Target,
 )
-from engine.records import (
+from perdure.engine.records import (
     AckEntry,
     AnnounceLeader,
     CallResult,
@@ -42,8 +42,8 @@ from engine.records import (
     ResponseStatus,
     SendResponse,
 )
-from engine.status import get_status
-from engine.storage import MemoryTxn
+from perdure.engine.status import get_status
+from perdure.engine.storage import MemoryTxn
 
 SVC = Target("svc", "h")
 OBJ = Target("obj", "add", "k")

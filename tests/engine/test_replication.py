@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.replication import Replication, ReplicationError, choose, risks
+from perdure.engine.replication import Replication, ReplicationError, choose, risks
 
 CHOICES = [
     # brokers, factor, min_insync asked -> chosen

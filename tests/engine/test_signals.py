@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import keys, signals, state_machine
-from engine.errors import InvalidId
-from engine.ids import InvocationId, parse_signal_awakeable_id, signal_awakeable_id
-from engine.model import EntryKind, JournalEntry, Reply, Target
-from engine.records import (
+from perdure.engine import keys, signals, state_machine
+from perdure.engine.errors import InvalidId
+from perdure.engine.ids import InvocationId, parse_signal_awakeable_id, signal_awakeable_id
+from perdure.engine.model import EntryKind, JournalEntry, Reply, Target
+from perdure.engine.records import (
     AckEntry,
     AnnounceLeader,
     Complete,
@@ -24,7 +24,7 @@ from engine.records import (
     ResponseStatus,
     SendResponse,
 )
-from engine.storage import MemoryTxn
+from perdure.engine.storage import MemoryTxn
 
 T = Target("waiter", "approval")
 WAIT = JournalEntry(EntryKind.AWAKEABLE, signals.entry_name(17), completed=False)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import random
 
-from engine import codec
-from engine.model import Caller, Failure, HandlerKind, InvocationStatus, Phase, Target
-from engine.status_cache import StatusCache
+from perdure.engine import codec
+from perdure.engine.model import Caller, Failure, HandlerKind, InvocationStatus, Phase, Target
+from perdure.engine.status_cache import StatusCache
 
 
 def random_status(rng: random.Random) -> InvocationStatus:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import codec
-from engine.model import Failure, HandlerKind, InvocationStatus, Phase, Target
-from engine.status_head import encoded_text, read_head
+from perdure.engine import codec
+from perdure.engine.model import Failure, HandlerKind, InvocationStatus, Phase, Target
+from perdure.engine.status_head import encoded_text, read_head
 
 
 def status(**overrides: object) -> InvocationStatus:

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from engine import codec, store_bytes
-from engine.errors import CodecError
-from engine.model import (
+from perdure.engine import codec, store_bytes
+from perdure.engine.errors import CodecError
+from perdure.engine.model import (
     CallSpec,
     EntryKind,
     Failure,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import subscriptions as subs
-from engine.subscriptions import InvalidSubscription, Sink, Source, Subscription
+from perdure.engine import subscriptions as subs
+from perdure.engine.subscriptions import InvalidSubscription, Sink, Source, Subscription
 
 
 @pytest.mark.parametrize(

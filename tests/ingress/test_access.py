@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from ingress.access import AccessGuard
+from perdure.ingress.access import AccessGuard
 
 
 def guarded(token: str, max_body: int = 0) -> AccessGuard:

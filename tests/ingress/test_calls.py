@@ -12,14 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.model import HandlerKind, Target
-from engine.records import Response as LogResponse
-from engine.records import ResponseStatus
-from ingress.calls import CallFastPath
-from ingress.config import IngressSettings
-from ingress.errors import IngressError
-from ingress.metrics import IngressMetrics
-from ingress.routing import Route
+from perdure.engine.model import HandlerKind, Target
+from perdure.engine.records import Response as LogResponse
+from perdure.engine.records import ResponseStatus
+from perdure.ingress.calls import CallFastPath
+from perdure.ingress.config import IngressSettings
+from perdure.ingress.errors import IngressError
+from perdure.ingress.metrics import IngressMetrics
+from perdure.ingress.routing import Route
 
 
 class FakeIngress:

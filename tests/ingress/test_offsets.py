@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingress.offsets import OffsetTracker
+from perdure.ingress.offsets import OffsetTracker
 
 TP = ("orders", 0)
 

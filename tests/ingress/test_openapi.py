@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingress.openapi import document
+from perdure.ingress.openapi import document
 from tests.apps.testapp import app
 
 

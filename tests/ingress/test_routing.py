@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.model import HandlerKind, Target
-from ingress.errors import IngressError
-from ingress.routing import parse_delay, route, split_path
+from perdure.engine.model import HandlerKind, Target
+from perdure.ingress.errors import IngressError
+from perdure.ingress.routing import parse_delay, route, split_path
 
 SCOPED_K = "\x1ft 1\x1fk"  # key k in scope "t 1" (engine.scopes)
 SERVICES = {

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from engine.ids import InvocationId
-from engine.records import Attach, Detach, Response, ResponseStatus
-from ingress.app import Ingress, StillRunning
-from ingress.config import IngressSettings
-from ingress.errors import IngressError
+from perdure.engine.ids import InvocationId
+from perdure.engine.records import Attach, Detach, Response, ResponseStatus
+from perdure.ingress.app import Ingress, StillRunning
+from perdure.ingress.config import IngressSettings
+from perdure.ingress.errors import IngressError
 
 INV = InvocationId.new_unkeyed(b"\x01" * 16)
 

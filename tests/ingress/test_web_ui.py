@@ -12,7 +12,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from engine import schemas
+from perdure.engine import schemas
 from tests.browser import chromium_page, screenshot
 from tests.cluster import Cluster, free_port, wait_until
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from rocksdict import Options, Rdict
 
-from engine import keys
+from perdure.engine import keys
 from tests.cluster import Cluster, wait_until
 from tests.logfold import fold_partition
 

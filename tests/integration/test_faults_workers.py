@@ -14,11 +14,11 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from engine import codec, schemas, state_machine
-from engine.cluster import producer_settings
-from engine.ids import InvocationId
-from engine.model import EntryKind, JournalEntry
-from engine.records import Envelope, ProposeEntry
+from perdure.engine import codec, schemas, state_machine
+from perdure.engine.cluster import producer_settings
+from perdure.engine.ids import InvocationId
+from perdure.engine.model import EntryKind, JournalEntry
+from perdure.engine.records import Envelope, ProposeEntry
 from tests.cluster import Cluster, Proc, led_by, wait_until
 from tests.logfold import Fold, fold_partition
 

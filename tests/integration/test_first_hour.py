@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from engine.ids import workflow_run_id
+from perdure.engine.ids import workflow_run_id
 from tests.cluster import Cluster, serving
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]

@@ -84,7 +84,7 @@ def test_pending_work_of_a_missing_handler_waits_for_a_worker_that_has_it(
     c.start_ingress()
     full.stop()
     # A worker of another app (no tests service) leads the partition next.
-    c.app = "examples.payments:app"
+    c.app = "perdure.examples.payments:app"
     other = c.start_worker("payments-only")
     c.wait_leading(other)
     sent = httpx.post(f"{c.url}/tests/echo/send", json="later", timeout=30)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from engine.records import Invoke
+from perdure.engine.records import Invoke
 from tests.cluster import Cluster, wait_until
 from tests.logfold import read_log
 

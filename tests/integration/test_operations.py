@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.ids import InvocationId
+from perdure.engine.ids import InvocationId
 from tests.cluster import Cluster, free_port, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from engine import codec, schemas
-from engine.ids import InvocationId, partition_for_key
-from engine.model import HandlerKind, Target
-from engine.records import Envelope, Invoke
+from perdure.engine import codec, schemas
+from perdure.engine.ids import InvocationId, partition_for_key
+from perdure.engine.model import HandlerKind, Target
+from perdure.engine.records import Envelope, Invoke
 from tests.cluster import Cluster, free_port, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.fault]

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from partitions.testing import TestRuntime
-from sdk import TerminalError
+from perdure import TerminalError
+from perdure.partitions.testing import TestRuntime
 from tests.apps import scenario
 from tests.cluster import Cluster, wait_until
 

@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from engine.records import Invoke
+from perdure.engine.records import Invoke
 from tests.cluster import Cluster, Proc, wait_until
 from tests.logfold import read_log
 
@@ -303,7 +303,7 @@ def test_a_subscription_declared_in_code_is_created_by_the_admin(
 def test_the_orders_example_pays_each_order_event_once(
     cluster_factory: Callable[..., Cluster], unique_name: Callable[[str], str]
 ) -> None:
-    c = cluster_factory(app="examples.orders:app")
+    c = cluster_factory(app="perdure.examples.orders:app")
     worker = c.start_worker()
     c.start_ingress()
     c.wait_leading(worker)
@@ -312,7 +312,7 @@ def test_the_orders_example_pays_each_order_event_once(
     env = {"PERDURE_BOOTSTRAP": c.bootstrap}
     for _ in range(2):  # the same event twice: one payment
         subprocess.run(
-            [sys.executable, "-m", "examples.orders", order, "42"],
+            [sys.executable, "-m", "perdure.examples.orders", order, "42"],
             env={**c.env, **env},
             check=True,
             timeout=60,
@@ -331,7 +331,7 @@ def test_the_orders_example_pays_each_order_event_once(
     assert worker.log().count(f"charged 42 for {order}") == 1
     # One payments.completed record for the order (the topic holds other runs' orders too).
     completed = subprocess.run(
-        [sys.executable, "-m", "examples.orders", "--completed"],
+        [sys.executable, "-m", "perdure.examples.orders", "--completed"],
         env={**c.env, **env},
         check=True,
         timeout=60,

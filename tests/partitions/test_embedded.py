@@ -87,7 +87,7 @@ class Embedded:
 
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[Embedded]:
-    made = Embedded(tmp_path, "examples.everything:app")
+    made = Embedded(tmp_path, "perdure.examples.everything:app")
     yield made
     made.stop()
 

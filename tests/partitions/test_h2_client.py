@@ -18,7 +18,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from partitions.h2_client import H2Client, H2Error
+from perdure.partitions.h2_client import H2Client, H2Error
 
 
 async def _silent_server() -> tuple[asyncio.Server, int]:

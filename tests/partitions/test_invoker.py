@@ -12,12 +12,19 @@ from typing import Any
 
 import pytest
 
-from engine.model import EntryKind, JournalEntry, Target
-from engine.records import AckEntry, Complete, Envelope, ProposeEntry, StartInvocation, Suspend
-from partitions import invoker as invoker_module
-from partitions.invoker import Invoker
-from partitions.metrics import WorkerMetrics
-from sdk import Context, Endpoint, Service
+from perdure import Context, Endpoint, Service
+from perdure.engine.model import EntryKind, JournalEntry, Target
+from perdure.engine.records import (
+    AckEntry,
+    Complete,
+    Envelope,
+    ProposeEntry,
+    StartInvocation,
+    Suspend,
+)
+from perdure.partitions import invoker as invoker_module
+from perdure.partitions.invoker import Invoker
+from perdure.partitions.metrics import WorkerMetrics
 
 svc = Service("svc")
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from engine import state_machine
-from engine.ids import InvocationId
-from engine.model import CallSpec, EntryKind, HandlerKind, JournalEntry, Target
-from engine.records import (
+from perdure.engine import state_machine
+from perdure.engine.ids import InvocationId
+from perdure.engine.model import CallSpec, EntryKind, HandlerKind, JournalEntry, Target
+from perdure.engine.records import (
     AnnounceLeader,
     CallResult,
     Command,
@@ -24,12 +24,12 @@ from engine.records import (
     ProposeEntry,
     TimerFired,
 )
-from partitions import crossing as loop_crossing
-from partitions.metrics import WorkerMetrics
-from partitions.runtime import duties as leader_duties
-from partitions.runtime.duties import Outbox
-from partitions.runtime.processor import PartitionProcessor
-from partitions.store import PartitionStore
+from perdure.partitions import crossing as loop_crossing
+from perdure.partitions.metrics import WorkerMetrics
+from perdure.partitions.runtime import duties as leader_duties
+from perdure.partitions.runtime.duties import Outbox
+from perdure.partitions.runtime.processor import PartitionProcessor
+from perdure.partitions.store import PartitionStore
 
 A, B = (str(InvocationId.new_unkeyed(bytes([i]) * 16)) for i in (1, 2))
 NOW_MS = int(time.time() * 1000)

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from engine.model import EntryKind, Target
-from engine.records import AckEntry, Envelope, ProposeEntry, StartInvocation
-from partitions.invoker import Invoker
-from partitions.lease import Lease
-from partitions.metrics import WorkerMetrics
-from sdk import Context, Endpoint, Service
+from perdure import Context, Endpoint, Service
+from perdure.engine.model import EntryKind, Target
+from perdure.engine.records import AckEntry, Envelope, ProposeEntry, StartInvocation
+from perdure.partitions.invoker import Invoker
+from perdure.partitions.lease import Lease
+from perdure.partitions.metrics import WorkerMetrics
 
 
 class Clock:

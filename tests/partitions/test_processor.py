@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import codec, keys, schemas, state_machine
-from engine.ids import InvocationId
-from engine.model import HandlerKind, Target
-from engine.records import (
+from perdure.engine import codec, keys, schemas, state_machine
+from perdure.engine.ids import InvocationId
+from perdure.engine.model import HandlerKind, Target
+from perdure.engine.records import (
     AnnounceLeader,
     Command,
     Complete,
@@ -24,9 +24,9 @@ from engine.records import (
     Invoked,
     StartInvocation,
 )
-from engine.storage import MemoryTxn
-from partitions.runtime.processor import PartitionProcessor
-from partitions.store import PartitionStore
+from perdure.engine.storage import MemoryTxn
+from perdure.partitions.runtime.processor import PartitionProcessor
+from perdure.partitions.store import PartitionStore
 
 VERSION = str(schemas.SCHEMA_VERSION).encode()
 A, B, C = (str(InvocationId.new_unkeyed(bytes([i]) * 16)) for i in (1, 2, 3))

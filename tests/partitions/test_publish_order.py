@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from engine.model import Target
-from engine.records import Envelope, StartInvocation
-from partitions.invoker import Invoker
-from partitions.metrics import WorkerMetrics
-from sdk import Context, Endpoint, Service
+from perdure import Context, Endpoint, Service
+from perdure.engine.model import Target
+from perdure.engine.records import Envelope, StartInvocation
+from perdure.partitions.invoker import Invoker
+from perdure.partitions.metrics import WorkerMetrics
 
 pub = Service("pub")
 

@@ -17,13 +17,13 @@ from collections.abc import Callable
 
 import pytest
 
-from engine.cluster import ClusterNames
-from engine.model import EntryKind, JournalEntry, OutgoingRecord
-from engine.records import Envelope, ProposeEntry
-from partitions.errors import PublishError
-from partitions.lease import Lease
-from partitions.publisher import Publisher
-from partitions.topics import ensure_topics
+from perdure.engine.cluster import ClusterNames
+from perdure.engine.model import EntryKind, JournalEntry, OutgoingRecord
+from perdure.engine.records import Envelope, ProposeEntry
+from perdure.partitions.errors import PublishError
+from perdure.partitions.lease import Lease
+from perdure.partitions.publisher import Publisher
+from perdure.partitions.topics import ensure_topics
 from tests.integration.test_publish import read_topic
 from tests.integration.test_subscriptions import make_topic
 

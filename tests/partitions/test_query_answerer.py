@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine import queries
-from engine.model import Reply
-from engine.records import Query, Response
-from partitions.queries import QueryAnswerer
-from partitions.store import PartitionStore
+from perdure.engine import queries
+from perdure.engine.model import Reply
+from perdure.engine.records import Query, Response
+from perdure.partitions.queries import QueryAnswerer
+from perdure.partitions.store import PartitionStore
 
 
 class Responses:

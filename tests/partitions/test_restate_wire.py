@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import pytest
 
-from engine.deployments import PIN_ENTRY, STATE_ENTRY, Deployment
-from engine.model import (
+from perdure.engine.deployments import PIN_ENTRY, STATE_ENTRY, Deployment
+from perdure.engine.model import (
     CallSpec,
     EntryKind,
     Failure,
@@ -24,9 +24,9 @@ from engine.model import (
     StateOpKind,
     Target,
 )
-from engine.records import StartInvocation
-from partitions import restate_wire as w
-from partitions.restate_journal import (
+from perdure.engine.records import StartInvocation
+from perdure.partitions import restate_wire as w
+from perdure.partitions.restate_journal import (
     ProtocolError,
     RefusedCommand,
     ResponseReader,
@@ -192,7 +192,7 @@ def test_the_deployment_record_reads_back() -> None:
 
 
 def test_a_resolved_awakeable_replays_as_its_signal() -> None:
-    from engine import signals
+    from perdure.engine import signals
 
     waiting = JournalEntry(EntryKind.AWAKEABLE, signals.entry_name(17), completed=False)
     done = JournalEntry(EntryKind.AWAKEABLE, signals.entry_name(18), value=b'"ok"')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from partitions.standby import plan
+from perdure.partitions.standby import plan
 
 OWNERS = {0: "m1", 1: "m1", 2: "m2", 3: "m3"}
 MEMBERS = ["m3", "m1", "m2"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from engine.storage import MemoryTxn
-from partitions.store import PartitionStore
+from perdure.engine.storage import MemoryTxn
+from perdure.partitions.store import PartitionStore
 
 PREFIXES = [b"a", b"ab", b"b", b"c\x00", b"c\xff"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from partitions import heap
-from partitions.store import (
+from perdure.partitions import heap
+from perdure.partitions.store import (
     BLOCK_CACHE_BYTES,
     MEMTABLE_BYTES,
     PartitionStore,

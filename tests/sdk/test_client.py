@@ -11,10 +11,10 @@ from datetime import timedelta
 
 import pytest
 
-from examples import approvals, cart, payments, signup
-from sdk import TerminalError
-from sdk.client import AsyncPerdureClient, PerdureClient, Sent
-from sdk.client_http import NOT_READY
+from perdure import TerminalError
+from perdure.examples import approvals, cart, payments, signup
+from perdure.sdk.client import AsyncPerdureClient, PerdureClient, Sent
+from perdure.sdk.client_http import NOT_READY
 from tests.cluster import Cluster, free_port, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
@@ -24,7 +24,7 @@ ORDER = {"orderId": "o-1", "userId": "u-1", "amount": 42}
 
 @pytest.fixture
 def cluster(cluster_factory: Callable[..., Cluster]) -> Cluster:
-    c = cluster_factory(app="examples.everything:app")
+    c = cluster_factory(app="perdure.examples.everything:app")
     worker = c.start_worker()
     c.start_ingress()
     c.wait_leading(worker)

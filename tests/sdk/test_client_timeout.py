@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from examples.approvals import request
-from sdk import AsyncPerdureClient, CallTimeoutError, PerdureClient, TerminalError
+from perdure import AsyncPerdureClient, CallTimeoutError, PerdureClient, TerminalError
+from perdure.examples.approvals import request
 from tests.partitions.test_embedded import Embedded
 
 pytestmark = pytest.mark.fault
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.fault
 
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[Embedded]:
-    made = Embedded(tmp_path, "examples.everything:app")
+    made = Embedded(tmp_path, "perdure.examples.everything:app")
     yield made
     made.stop()
 

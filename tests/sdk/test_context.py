@@ -9,10 +9,10 @@ from datetime import timedelta
 import pydantic
 import pytest
 
-from engine.model import EntryKind, Failure, JournalEntry
-from sdk import Context, RunOptions, TerminalError
-from sdk.context import JournalMismatchError
-from sdk.serde import decode, encode
+from perdure import Context, RunOptions, TerminalError
+from perdure.engine.model import EntryKind, Failure, JournalEntry
+from perdure.sdk.context import JournalMismatchError
+from perdure.sdk.serde import decode, encode
 
 
 class Journal:

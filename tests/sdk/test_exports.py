@@ -1,6 +1,7 @@
-"""The SDK's public names are exactly these; adding one is a decision, not an accident."""
+"""The public names are exactly these; adding one is a decision, not an accident."""
 
-import sdk
+import perdure
+from perdure import sdk
 
 
 def test_public_names_are_pinned() -> None:
@@ -25,8 +26,9 @@ def test_public_names_are_pinned() -> None:
         "WorkflowContext",
         "WorkflowSharedContext",
     ]
+    assert perdure.__all__ == sdk.__all__
     for name in sdk.__all__:
-        assert getattr(sdk, name) is not None
+        assert getattr(perdure, name) is getattr(sdk, name)
 
 
 def test_control_flow_signals_escape_except_exception() -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from engine.ids import awakeable_id
-from partitions.testing import TestRuntime
-from sdk import TerminalError
+from perdure import TerminalError
+from perdure.engine.ids import awakeable_id
+from perdure.partitions.testing import TestRuntime
 from tests.apps.edges import add, app, call_with_key, resolve, run, send_later, set_named
 
 LONG = "k" * 70_000

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from engine.model import EntryKind, JournalEntry, OutgoingRecord
-from sdk import Context, TerminalError
-from sdk.publishing import PUBLISH_ID_HEADER, outgoing_record
+from perdure import Context, TerminalError
+from perdure.engine.model import EntryKind, JournalEntry, OutgoingRecord
+from perdure.sdk.publishing import PUBLISH_ID_HEADER, outgoing_record
 
 
 class Journal:

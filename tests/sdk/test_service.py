@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from sdk import Context, Endpoint, RetryPolicy, RunOptions, Service, Subscribe, serde
-from sdk.errors import HandlerDefinitionError
+from perdure.sdk import Context, Endpoint, RetryPolicy, RunOptions, Service, Subscribe, serde
+from perdure.sdk.errors import HandlerDefinitionError
 
 
 @dataclasses.dataclass

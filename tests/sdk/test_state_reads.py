@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.model import EntryKind, HandlerKind, JournalEntry, StateOp, StateOpKind, Target
-from sdk import ObjectContext, ObjectSharedContext
+from perdure import ObjectContext, ObjectSharedContext
+from perdure.engine.model import EntryKind, HandlerKind, JournalEntry, StateOp, StateOpKind, Target
 
 
 class Journal:

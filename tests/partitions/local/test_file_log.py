@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.model import Target
-from engine.records import AnnounceLeader, Envelope, Invoke
-from partitions.local.clock import VirtualClock
-from partitions.local.file_log import FileLog
+from perdure.engine.model import Target
+from perdure.engine.records import AnnounceLeader, Envelope, Invoke
+from perdure.partitions.local.clock import VirtualClock
+from perdure.partitions.local.file_log import FileLog
 
 
 def test_records_survive_a_restart_and_a_torn_tail_is_dropped(tmp_path: Path) -> None:

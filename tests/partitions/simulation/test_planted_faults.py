@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from partitions.simulation.planted import PLANTED
-from partitions.simulation.world import run_seed
+from perdure.partitions.simulation.planted import PLANTED
+from perdure.partitions.simulation.world import run_seed
 from tests.partitions.simulation.test_simulation import CI_SEEDS
 
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from partitions.simulation.__main__ import main
-from partitions.simulation.loop import SimLoop, SimulationStuck
-from partitions.simulation.world import Options, run_seed
+from perdure.partitions.simulation.__main__ import main
+from perdure.partitions.simulation.loop import SimLoop, SimulationStuck
+from perdure.partitions.simulation.world import Options, run_seed
 
 CI_SEEDS = range(200)
 BUDGET_S = 150.0

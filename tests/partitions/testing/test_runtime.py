@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.model import EntryKind
-from engine.records import Invoke, ProposeEntry, TimerFired
-from examples import approvals, booking, cart, payments, signup
-from partitions.testing import StuckError, TestRuntime
-from sdk import Context, Endpoint, Service, TerminalError
+from perdure import Context, Endpoint, Service, TerminalError
+from perdure.engine.model import EntryKind
+from perdure.engine.records import Invoke, ProposeEntry, TimerFired
+from perdure.examples import approvals, booking, cart, payments, signup
+from perdure.partitions.testing import StuckError, TestRuntime
 
 ORDER = {"orderId": "o-1", "userId": "u-7", "amount": 42}
 WALL_S = 1.0

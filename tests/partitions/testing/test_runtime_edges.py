@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from partitions.testing import StuckError, TestRuntime
-from sdk import Context, Endpoint, Service, TerminalError
-from sdk.client_http import Sent
+from perdure import Context, Endpoint, Service, TerminalError
+from perdure.partitions.testing import StuckError, TestRuntime
+from perdure.sdk.client_http import Sent
 
 served = Service("served")
 elsewhere = Service("elsewhere")

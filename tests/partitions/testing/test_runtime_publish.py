@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.ids import signal_awakeable_id
-from partitions.testing import TestRuntime
-from sdk import Context, Endpoint, Service, TerminalError
+from perdure import Context, Endpoint, Service, TerminalError
+from perdure.engine.ids import signal_awakeable_id
+from perdure.partitions.testing import TestRuntime
 
 svc = Service("notifier")
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from engine import kafka_settings, log_format
-from ingress import admin_cli
+from perdure.engine import kafka_settings, log_format
+from perdure.ingress import admin_cli
 
 
 def _load_app(spec: str) -> Any:
@@ -142,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    from partitions.config import WorkerSettings
-    from partitions.errors import PartitionError
-    from partitions.worker import Worker
+    from perdure.partitions.config import WorkerSettings
+    from perdure.partitions.errors import PartitionError
+    from perdure.partitions.worker import Worker
 
     settings = WorkerSettings.from_env(
         bootstrap=args.bootstrap,
@@ -198,7 +198,7 @@ def _serve(
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    from ingress.http_protocol import protocol_class
+    from perdure.ingress.http_protocol import protocol_class
 
     config = uvicorn.Config(
         app,
@@ -239,8 +239,8 @@ def _serve(
 
 
 def _run_ingress(args: argparse.Namespace) -> int:
-    from ingress.app import Ingress, create_app
-    from ingress.config import IngressSettings
+    from perdure.ingress.app import Ingress, create_app
+    from perdure.ingress.config import IngressSettings
 
     settings = IngressSettings.from_env(
         bootstrap=args.bootstrap,
@@ -271,8 +271,8 @@ def _run_ingress(args: argparse.Namespace) -> int:
 
 
 def _run_admin(args: argparse.Namespace) -> int:
-    from ingress.admin import create_admin_app
-    from ingress.config import AdminSettings
+    from perdure.ingress.admin import create_admin_app
+    from perdure.ingress.config import AdminSettings
 
     settings = AdminSettings.from_env(
         bootstrap=args.bootstrap,
@@ -403,10 +403,10 @@ def _run_dev(args: argparse.Namespace) -> int:
 
 def _run_embedded(args: argparse.Namespace, port: int) -> int:
     """``perdure dev --embedded``: the ingress, its log and the worker in this one process."""
-    from ingress.app import Ingress, create_app
-    from ingress.config import IngressSettings
-    from partitions.config import WorkerSettings
-    from partitions.embedded import EmbeddedLog
+    from perdure.ingress.app import Ingress, create_app
+    from perdure.ingress.config import IngressSettings
+    from perdure.partitions.config import WorkerSettings
+    from perdure.partitions.embedded import EmbeddedLog
 
     app = _load_app(args.app)
     folder = Path(args.state_dir or os.environ.get("PERDURE_STATE_DIR") or ".perdure/embedded")
