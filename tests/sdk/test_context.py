@@ -11,7 +11,7 @@ import pytest
 
 from perdure import Context, RunOptions, TerminalError
 from perdure.engine.model import EntryKind, Failure, JournalEntry
-from perdure.sdk.context import JournalMismatchError
+from perdure.sdk.journal import JournalMismatchError
 from perdure.sdk.serde import decode, encode
 
 
