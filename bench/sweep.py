@@ -17,7 +17,7 @@ from pathlib import Path
 from perdure.engine import codec, keys, state_machine
 from perdure.engine.model import InvocationStatus, Phase, Target
 from perdure.engine.records import AnnounceLeader, Envelope, PurgeExpired
-from perdure.partitions.store import PartitionStore
+from perdure.partitions.storage.store import PartitionStore
 
 
 def main(argv: list[str] | None = None) -> int:

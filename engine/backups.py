@@ -1,6 +1,6 @@
 """Which backup of a partition's store the log has recorded, and what it lets the leader trim.
 
-A leader writes a backup of its store (partitions/backup.py) and then appends
+A leader writes a backup of its store (partitions/storage/backup.py) and then appends
 :class:`BackupTaken`. The record is fenced like every leader record, so the log, not a worker,
 decides which backups count: trimming follows only a backup that the log accepted, and a
 zombie's backup, although a correct fold of the log up to its offset, never causes a trim.

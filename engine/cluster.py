@@ -122,7 +122,8 @@ def topic_specs(
     """The cluster's topics.
 
     Neither the log nor the backups expire by time (``retention.ms=-1``): the leader trims both
-    with ``delete_records`` once a newer backup is recorded in the log (partitions/backup.py).
+    with ``delete_records`` once a newer backup is recorded in the log
+    (partitions/storage/backup.py).
     Segments are small (``segment_bytes``) so that what is trimmed leaves the disk soon: the
     broker deletes whole segments only. Responses are transient; the registry is compacted by
     service name, the subscriptions by id. The outbox keeps records for other clusters until

@@ -6,7 +6,7 @@ the replay takes another branch than the run it replays. The journal holds entri
 the handler made them, not the order they completed, so the partition records that order too:
 each completion of a pending entry (a timer, a call's result, a promise, a signal) gets the next
 number of its invocation, with the journal's length at that moment. A Restate SDK's replay then
-puts each notification after the command it followed (partitions/restate_journal.py), as
+puts each notification after the command it followed (partitions/remote/journal.py), as
 Restate's own journal does. Entries completed when they were journaled (a step's result) need
 no record: they follow their command.
 

@@ -64,7 +64,7 @@ class WorkerSettings:
     """The memtables' share of it, capped across stores (``PERDURE_STORE_MEMTABLE_BYTES``)."""
     malloc_arenas: int = 2
     """glibc malloc arenas of the worker process, shared by its threads (0: glibc's default,
-    eight per core; partitions/heap.py says why few)."""
+    eight per core; partitions/storage/heap.py says why few)."""
     segment_bytes: int = 16 * 1024 * 1024
     """Segment size of the log and backups topics (when this worker creates them)."""
     replication_factor: int = 0

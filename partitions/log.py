@@ -41,7 +41,7 @@ class RecordPublisher(Protocol):
     """What the invoker needs for ``ctx.publish``: a user's record and the log record of its
     journal entry, written both or neither.
 
-    Kafka transactions in workers (partitions/publisher.py); in memory in a test runtime
+    Kafka transactions in workers (partitions/kafka/publisher.py); in memory in a test runtime
     (partitions/local/memory_publisher.py).
     """
 

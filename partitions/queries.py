@@ -25,7 +25,7 @@ from perdure.engine import census, queries
 from perdure.engine.census import Census
 from perdure.engine.records import Query, Response, ResponseStatus
 from perdure.partitions.log import LogWriter
-from perdure.partitions.store import StoreSnapshot
+from perdure.partitions.storage.store import StoreSnapshot
 
 log = logging.getLogger("perdure.queries")
 
@@ -59,7 +59,7 @@ class QueryAnswerer:
         """Answers ``query`` from ``snapshot`` soon (the snapshot is released after).
 
         A query asked again while its first asking still waits here is dropped: the asker
-        appends it again every 2 s until answered (ingress/operations.py), and answering every
+        appends it again every 2 s until answered (ingress/admin/operations.py), and answering every
         copy of a slow list would queue more work each time, so that none is answered in time.
         """
         asked = (partition, query.reply.request_id)

@@ -30,7 +30,7 @@ from types import FrameType
 from typing import Any
 
 from perdure.engine import kafka_settings, log_format
-from perdure.ingress import admin_cli
+from perdure.ingress.admin import cli as admin_cli
 
 
 def _load_app(spec: str) -> Any:
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_worker(args: argparse.Namespace) -> int:
     from perdure.partitions.config import WorkerSettings
     from perdure.partitions.errors import PartitionError
-    from perdure.partitions.worker import Worker
+    from perdure.partitions.kafka.worker import Worker
 
     settings = WorkerSettings.from_env(
         bootstrap=args.bootstrap,
@@ -271,7 +271,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
 
 
 def _run_admin(args: argparse.Namespace) -> int:
-    from perdure.ingress.admin import create_admin_app
+    from perdure.ingress.admin.app import create_admin_app
     from perdure.ingress.config import AdminSettings
 
     settings = AdminSettings.from_env(

@@ -89,7 +89,7 @@ def test_the_wheel_installs_one_import_name_and_its_type_marker(installed: Insta
                            if not f.startswith("..") and ".dist-info" not in f.split("/")[0]}),
             "typed": "perdure/py.typed" in files,
             "examples": "perdure/examples/payments.py" in files,
-            "webui": any(f.startswith("perdure/ingress/webui/") for f in files),
+            "webui": any(f.startswith("perdure/ingress/admin/webui/") for f in files),
             "plugin": [e.value for e in d.entry_points if e.group == "pytest11"],
         }))
     """

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from sortedcontainers import SortedDict
 
 from perdure.engine import keys
-from perdure.partitions.store import StoreBatch
+from perdure.partitions.storage.store import StoreBatch
 
 
 class MemoryStore:

@@ -32,7 +32,7 @@ from perdure.engine.records import (
     SendResponse,
 )
 from perdure.engine.status import get_entry
-from perdure.partitions.invoker import Invoker
+from perdure.partitions.handlers.invoker import Invoker
 from perdure.partitions.lease import Lease
 from perdure.partitions.local.clock import VirtualClock
 from perdure.partitions.local.crashes import AFTER, BEFORE, Crash, CrashPlan

@@ -1,7 +1,7 @@
 """DirectPort: the runtime's way to an invoker on its own event loop (no thread to cross).
 
 The local partition (``dev --embedded``, the TestRuntime) and the simulator run the runtime and
-the handlers on one loop; the Kafka worker crosses instead (partitions/crossing.py).
+the handlers on one loop; the Kafka worker crosses instead (partitions/kafka/crossing.py).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from perdure.engine.records import AckEntry, StartInvocation
-from perdure.partitions.invoker import Invoker
+from perdure.partitions.handlers.invoker import Invoker
 
 
 class DirectPort:

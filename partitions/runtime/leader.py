@@ -41,7 +41,7 @@ from perdure.engine.records import (
     SweepAgain,
     TrimLog,
 )
-from perdure.partitions import invocation_log
+from perdure.partitions.handlers import invocation_log
 from perdure.partitions.lease import Lease
 from perdure.partitions.log import LogAppender
 from perdure.partitions.metrics import WorkerMetrics
@@ -78,7 +78,7 @@ class LeaderTiming:
 
 
 class Recovery(Protocol):
-    """Backups and trims of a leader's partitions (partitions/recovery.py, the worker's)."""
+    """Backups and trims of a leader's partitions (partitions/storage/recovery.py, the worker's)."""
 
     def maybe_backup(self, proc: PartitionProcessor, now: float) -> None: ...
 

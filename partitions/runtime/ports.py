@@ -14,7 +14,7 @@ from perdure.engine import schemas
 from perdure.engine.queries import ReadView
 from perdure.engine.records import AckEntry, Envelope, SendResponse, StartInvocation
 from perdure.partitions.log import DeliveryCallback
-from perdure.partitions.store import StoreBatch
+from perdure.partitions.storage.store import StoreBatch
 
 VERSION_HEADERS: list[tuple[str, bytes]] = [
     (schemas.VERSION_HEADER, str(schemas.SCHEMA_VERSION).encode())
@@ -133,7 +133,7 @@ class InvokerPort(Protocol):
 
 
 class PublishFence(Protocol):
-    """The publish producers of a process's partitions (partitions/publisher.py in workers).
+    """The publish producers of a process's partitions (partitions/kafka/publisher.py in workers).
 
     Preparing a partition's producer fences every earlier one of it (another worker's, or this
     worker's own from an epoch it left) and settles what they left open; a leader claims the

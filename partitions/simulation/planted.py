@@ -22,11 +22,11 @@ from dataclasses import replace
 from typing import Any
 from unittest import mock
 
-from perdure.engine import lifecycle, rejection, state_machine
+from perdure.engine import journal_rules, lifecycle, rejection, state_machine
 from perdure.engine.model import EntryKind, HandlerKind, Phase
 from perdure.engine.records import Invoke, ProposeEntry
-from perdure.partitions import invoker as invoker_module
-from perdure.partitions.invoker import Invoker
+from perdure.partitions.handlers import invoker as invoker_module
+from perdure.partitions.handlers.invoker import Invoker
 from perdure.partitions.lease import Lease
 from perdure.partitions.runtime import duties
 from perdure.sdk import InvocationAborted
@@ -91,8 +91,11 @@ def _no_receiver_dedup() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _shared_handler_writes() -> Iterator[None]:
-    writers = state_machine.WRITERS | {HandlerKind.SHARED}
-    with mock.patch.object(state_machine, "WRITERS", writers):
+    writers = journal_rules.WRITERS | {HandlerKind.SHARED}
+    with (
+        mock.patch.object(journal_rules, "WRITERS", writers),
+        mock.patch.object(state_machine, "WRITERS", writers),
+    ):
         yield
 
 

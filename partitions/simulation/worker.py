@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from perdure.engine.model import OutgoingRecord
 from perdure.engine.records import Envelope
-from perdure.partitions.invoker import Invoker
+from perdure.partitions.handlers.invoker import Invoker
 from perdure.partitions.lease import Lease
 from perdure.partitions.local.memory_store import MemoryStore
 from perdure.partitions.metrics import WorkerMetrics

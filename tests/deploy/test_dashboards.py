@@ -14,10 +14,10 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
-from perdure.ingress.admin_metrics import AdminMetrics
-from perdure.ingress.forwarder import ForwarderMetrics
+from perdure.ingress.admin.forwarder import ForwarderMetrics
+from perdure.ingress.admin.metrics import AdminMetrics
 from perdure.ingress.metrics import IngressMetrics
-from perdure.ingress.subscription_metrics import SubscriptionMetrics
+from perdure.ingress.subscriptions.metrics import SubscriptionMetrics
 from perdure.partitions.metrics import WorkerMetrics
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
 """The order in which pending entries completed is recorded and carried to a restart (issue 31,
-fault 8: engine/notifications.py; partitions/restate_journal.py replays in that order)."""
+fault 8: engine/notifications.py; partitions/remote/journal.py replays in that order)."""
 
 from __future__ import annotations
 

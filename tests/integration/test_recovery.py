@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from perdure.engine import keys
-from perdure.partitions.store import PartitionStore
+from perdure.partitions.storage.store import PartitionStore
 from tests.cluster import Cluster, Proc, led_by, wait_until
 from tests.logfold import fold_partition
 

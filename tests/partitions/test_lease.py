@@ -16,7 +16,7 @@ import pytest
 from perdure import Context, Endpoint, Service
 from perdure.engine.model import EntryKind, Target
 from perdure.engine.records import AckEntry, Envelope, ProposeEntry, StartInvocation
-from perdure.partitions.invoker import Invoker
+from perdure.partitions.handlers.invoker import Invoker
 from perdure.partitions.lease import Lease
 from perdure.partitions.metrics import WorkerMetrics
 

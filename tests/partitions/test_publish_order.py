@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError
 from perdure import Context, Endpoint, Service
 from perdure.engine.model import Target
 from perdure.engine.records import Envelope, StartInvocation
-from perdure.partitions.invoker import Invoker
+from perdure.partitions.handlers.invoker import Invoker
 from perdure.partitions.metrics import WorkerMetrics
 
 pub = Service("pub")

@@ -11,7 +11,7 @@ from perdure.engine import queries
 from perdure.engine.model import Reply
 from perdure.engine.records import Query, Response
 from perdure.partitions.queries import QueryAnswerer
-from perdure.partitions.store import PartitionStore
+from perdure.partitions.storage.store import PartitionStore
 
 
 class Responses:

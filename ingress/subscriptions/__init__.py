@@ -1,0 +1,1 @@
+"""Kafka topics that trigger handlers: the subscriber, its offsets, dead letters and metrics."""
