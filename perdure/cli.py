@@ -162,7 +162,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Worker(app, settings).run(stop)
+        await (await Worker.open(app, settings)).run(stop)
 
     try:
         loop_factory = asyncio.new_event_loop

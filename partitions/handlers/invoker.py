@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
 from collections.abc import Callable
-from datetime import timedelta
 
 from confluent_kafka import KafkaError
 
 from perdure.engine.deployments import Deployment
-from perdure.engine.model import Failure, HandlerKind, JournalEntry, OutgoingRecord, ServiceKind
+from perdure.engine.model import Failure, JournalEntry, OutgoingRecord
 from perdure.engine.records import (
     AckEntry,
-    AttemptFailed,
     Command,
     Complete,
     Envelope,
@@ -29,7 +26,7 @@ from perdure.engine.records import (
     Suspend,
 )
 from perdure.partitions.errors import PublishError
-from perdure.partitions.handlers import invocation_log
+from perdure.partitions.handlers import driver, failures, invocation_log
 from perdure.partitions.handlers.attempts import (
     COMPLETED_LATER,
     WAITING_KINDS,
@@ -44,25 +41,17 @@ from perdure.partitions.metrics import WorkerMetrics
 from perdure.partitions.remote.answer import RemoteFailure
 from perdure.partitions.remote.invoker import RemoteInvoker
 from perdure.partitions.remote.ops import RemoteOps
-from perdure.partitions.remote.retry import PAUSED_MS, remote_retry
+from perdure.partitions.remote.retry import remote_retry
 from perdure.sdk import (
     Context,
     Endpoint,
     InvocationAborted,
-    ObjectContext,
-    ObjectSharedContext,
-    RetryPolicy,
     TerminalError,
-    WorkflowContext,
-    WorkflowSharedContext,
 )
 
 log = logging.getLogger("perdure.invoker")
 
 _RESTART_DELAY_S = 1.0
-_MS = timedelta(milliseconds=1)
-ERROR_TEXT = 4000
-"""How much of a failed attempt's traceback (its tail) goes into the log for operators."""
 
 
 Restart = Callable[[int, str], None]
@@ -326,7 +315,7 @@ class Invoker:
         # would be dropped as out of turn after its record was committed, and published
         # again by the replay. So it waits until every earlier record of the attempt is in.
         try:
-            await _until_delivered(attempt, self.ack_timeout_s)
+            await driver.until_delivered(attempt, self.ack_timeout_s)
         except InvocationAborted:
             # Restarted from the store; a bare abort left the attempt's task ended and nothing
             # to restart it while this worker kept leading (simulator seed 9039: it hung).
@@ -429,12 +418,12 @@ class Invoker:
                 attempt.partition,
             )
             return None
-        driver = _Driver(self, attempt)
-        context_type = _CONTEXTS.get((handler.service_kind, start.handler_kind), Context)
+        journal_driver = driver.AttemptDriver(self, attempt)
+        context_type = driver.CONTEXTS.get((handler.service_kind, start.handler_kind), Context)
         ctx = context_type(
             start.invocation_id,
             start.journal,
-            driver,
+            journal_driver,
             dict(start.headers),
             start.attempt,
             target=start.target,
@@ -471,7 +460,7 @@ class Invoker:
                 state_ops=ctx.take_pending_state_ops(),
             )
         except Exception as err:
-            return self._failed_attempt(attempt, handler.retry, err)
+            return failures.failed_attempt(attempt, self.metrics, handler.retry, err)
 
     async def _execute_remote(self, attempt: Attempt, deployment: Deployment) -> Command:
         assert self.remote is not None
@@ -491,128 +480,20 @@ class Invoker:
             ops = RemoteOps(attempt, self._append, lambda: self.draining, self.suspend_after_s)
             command = await self.remote.execute(start, deployment, ops)
         except RemoteFailure as err:
-            return self._failed_attempt(
-                attempt, retry.policy, err, pause=retry.pause, retry_in_ms=err.retry_in_ms
+            return failures.failed_attempt(
+                attempt,
+                self.metrics,
+                retry.policy,
+                err,
+                pause=retry.pause,
+                retry_in_ms=err.retry_in_ms,
             )
         except Exception as err:  # a bug of ours or bytes we misread: retried, never silent
             log.exception("invocation %s: remote attempt failed", start.invocation_id)
-            return self._failed_attempt(attempt, retry.policy, err, pause=retry.pause)
+            return failures.failed_attempt(
+                attempt, self.metrics, retry.policy, err, pause=retry.pause
+            )
         if isinstance(command, Complete):
             outcome = "ok" if command.failure is None else "failed"
             self.metrics.invocations_completed.labels(t.service, t.handler, outcome).inc()
         return command
-
-    def _failed_attempt(
-        self,
-        attempt: Attempt,
-        retry: RetryPolicy,
-        err: Exception,
-        pause: bool = False,
-        retry_in_ms: int | None = None,
-    ) -> Command:
-        """What a failed attempt becomes: a retry after the policy's delay (``retry_in_ms``
-        instead, if given), or after its last attempt a failure, or with ``pause`` a retry
-        that waits for an operator (partitions/remote/retry.py)."""
-        start = attempt.start
-        attempts_made = start.attempt + 1
-        trace = "".join(traceback.format_exception(err))
-        t = start.target
-        if attempts_made >= retry.max_attempts and pause:
-            invocation_log.event(
-                "paused",
-                start.invocation_id,
-                "attempt %d of %d failed; paused until an operator resumes it "
-                "(PATCH /invocations/%s/retry-now) or cancels it: %r",
-                attempts_made,
-                retry.max_attempts,
-                start.invocation_id,
-                err,
-                level=logging.WARNING,
-            )
-            self.metrics.attempts_failed.labels(t.service, t.handler).inc()
-            # Its last line is what operators see in lists: say how to resume.
-            note = f"\npaused after {attempts_made} attempts: PATCH /invocations/{{id}}/retry-now"
-            return AttemptFailed(
-                start.invocation_id, start.attempt, trace[-ERROR_TEXT:] + note, PAUSED_MS
-            )
-        if attempts_made >= retry.max_attempts:
-            self.metrics.invocations_completed.labels(t.service, t.handler, "failed").inc()
-            log.error(
-                "invocation %s (%s) failed for good after %d attempts:\n%s",
-                start.invocation_id,
-                start.target,
-                attempts_made,
-                trace,
-            )
-            return Complete(
-                start.invocation_id,
-                start.attempt,
-                failure=Failure(500, f"failed after {attempts_made} attempts: {err!r}"),
-            )
-        delay = retry.delay_after(attempts_made)
-        if retry_in_ms is not None:
-            delay = timedelta(milliseconds=retry_in_ms)
-        retry_in = f"attempt {attempts_made} failed, retrying in {delay.total_seconds():.2f}s"
-        if attempts_made == 1:
-            # The first failure with its stack; later ones of the same invocation in a line.
-            detail = f"{retry_in} (up to {retry.max_attempts} attempts):\n{trace}"
-            invocation_log.event(
-                "retry-scheduled", start.invocation_id, "%s", detail, level=logging.WARNING
-            )
-        else:
-            invocation_log.event("retry-scheduled", start.invocation_id, "%s: %r", retry_in, err)
-        self.metrics.attempts_failed.labels(t.service, t.handler).inc()
-        # The error with its stack, for operators (the tail: where it was raised, and what).
-        return AttemptFailed(
-            start.invocation_id, start.attempt, trace[-ERROR_TEXT:], int(delay / _MS)
-        )
-
-
-async def _until_delivered(attempt: Attempt, timeout_s: float) -> None:
-    """Until the log has taken every record the attempt appended so far.
-
-    One it refused ends the attempt here: a record published after it would be committed with
-    an entry the partition drops as out of turn, and published again by the next attempt
-    (found by the simulator, seed 136).
-    """
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + timeout_s
-    while attempt.delivered < attempt.appended:
-        if loop.time() > give_up:
-            raise InvocationAborted()  # the watchdog restarts it from the journal
-        await asyncio.sleep(0.001)
-    if attempt.refused:
-        raise InvocationAborted()  # it restarts from the journal (Invoker._give_up)
-
-
-class _Driver:
-    def __init__(self, invoker: Invoker, attempt: Attempt) -> None:
-        self._invoker = invoker
-        self._attempt = attempt
-
-    async def propose(
-        self, index: int, entry: JournalEntry, appended: Callable[[], None] | None = None
-    ) -> JournalEntry | None:
-        return await self._invoker._propose(self._attempt, index, entry, appended)
-
-    async def completion(self, index: int) -> JournalEntry:
-        return await self._invoker._completion(self._attempt, index)
-
-    def may_act(self) -> bool:
-        invoker, attempt = self._invoker, self._attempt
-        return (
-            invoker.lease.current() and invoker.attempts.get(attempt.start.invocation_id) is attempt
-        )
-
-    async def publish(
-        self, index: int, entry: JournalEntry, record: OutgoingRecord
-    ) -> JournalEntry | None:
-        return await self._invoker._publish(self._attempt, index, entry, record)
-
-
-_CONTEXTS: dict[tuple[ServiceKind, HandlerKind], type[Context]] = {
-    (ServiceKind.OBJECT, HandlerKind.EXCLUSIVE): ObjectContext,
-    (ServiceKind.OBJECT, HandlerKind.SHARED): ObjectSharedContext,
-    (ServiceKind.WORKFLOW, HandlerKind.WORKFLOW): WorkflowContext,
-    (ServiceKind.WORKFLOW, HandlerKind.SHARED): WorkflowSharedContext,
-}

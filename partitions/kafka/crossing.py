@@ -27,8 +27,8 @@ class LoopCrossing:
     once.
     """
 
-    def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self._gathered: list[Call] | None = None
         self._processor_thread = 0
 
@@ -42,14 +42,12 @@ class LoopCrossing:
         if self._gathered is not None and threading.get_ident() == self._processor_thread:
             self._gathered.append((fn, args))
             return
-        assert self.loop is not None
         self.loop.call_soon_threadsafe(fn, *args)
 
     def flush(self) -> None:
         """Hands the gathered calls over in one wake-up of the loop."""
         calls, self._gathered = self._gathered, None
         if calls:
-            assert self.loop is not None
             self.loop.call_soon_threadsafe(_run_all, calls)
 
 

@@ -25,7 +25,7 @@ from unittest import mock
 from perdure.engine import journal_rules, lifecycle, rejection, state_machine
 from perdure.engine.model import EntryKind, HandlerKind, Phase
 from perdure.engine.records import Invoke, ProposeEntry
-from perdure.partitions.handlers import invoker as invoker_module
+from perdure.partitions.handlers import driver as driver_module
 from perdure.partitions.handlers.invoker import Invoker
 from perdure.partitions.lease import Lease
 from perdure.partitions.runtime import duties
@@ -107,7 +107,7 @@ def _skip_raising_record() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _zombie_step() -> Iterator[None]:
-    with mock.patch.object(invoker_module._Driver, "may_act", return_value=True):
+    with mock.patch.object(driver_module.AttemptDriver, "may_act", return_value=True):
         yield
 
 
@@ -116,7 +116,7 @@ def _publish_overtakes() -> Iterator[None]:
     async def at_once(_attempt: Any, _timeout_s: float) -> None:
         return None
 
-    with mock.patch.object(invoker_module, "_until_delivered", at_once):
+    with mock.patch.object(driver_module, "until_delivered", at_once):
         yield
 
 
@@ -148,7 +148,7 @@ def _publish_after_refusal() -> Iterator[None]:
                 raise InvocationAborted()
             await asyncio.sleep(0.001)
 
-    with mock.patch.object(invoker_module, "_until_delivered", counts_only):
+    with mock.patch.object(driver_module, "until_delivered", counts_only):
         yield
 
 

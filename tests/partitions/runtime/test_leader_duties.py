@@ -117,8 +117,7 @@ def test_the_crossing_hands_a_batch_over_in_order_and_a_failing_call_stops_none(
 
     async def scenario() -> list[object]:
         seen: list[object] = []
-        crossing = loop_crossing.LoopCrossing()
-        crossing.loop = asyncio.get_running_loop()
+        crossing = loop_crossing.LoopCrossing(asyncio.get_running_loop())
 
         def boom() -> None:
             raise RuntimeError("a failing call")
