@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Annotated
 
 from perdure.engine.kafka_clusters import DEFAULT
+
+INT32 = "avro:int"
+Int32 = Annotated[int, INT32]
+"""An integer the byte formats hold in 32 bits (an Avro ``int``); a plain ``int`` is a ``long``.
+The schemas are derived from these types (engine/avro_records.py)."""
 
 
 class ServiceKind(StrEnum):
@@ -101,7 +107,7 @@ class Target:
 class Failure:
     """A terminal failure: an HTTP-like status code and a message for people."""
 
-    code: int
+    code: Int32
     message: str
 
 
@@ -109,7 +115,7 @@ class Failure:
 class Reply:
     """Where to send the response: a partition of the responses topic and the waiter's id."""
 
-    partition: int
+    partition: Int32
     request_id: str
 
 
@@ -138,7 +144,7 @@ class Caller:
     """The journal entry of another invocation that waits for this one."""
 
     invocation_id: str
-    index: int
+    index: Int32
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +188,8 @@ class InvocationStatus:
     target: Target
     phase: Phase
     created_ms: int
-    retry_count: int = 0
-    journal_length: int = 0
+    retry_count: Int32 = 0
+    journal_length: Int32 = 0
     idempotency_key: str | None = None
     result: bytes | None = None
     failure: Failure | None = None
@@ -193,7 +199,7 @@ class InvocationStatus:
     handler_kind: HandlerKind = HandlerKind.SERVICE
     caller: Caller | None = None
     execute_at_ms: int | None = None
-    suspended_on: tuple[int, ...] = ()
+    suspended_on: tuple[Int32, ...] = ()
     """Journal entries a suspended invocation waits for; empty while it runs."""
     cancel_requested: bool = False
     """Cancelled while not waiting: the next journal entry fails with the cancellation."""

@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from perdure.engine.model import Caller, Failure, HandlerKind, JournalEntry, Reply, StateOp, Target
+from perdure.engine.model import (
+    Caller,
+    Failure,
+    HandlerKind,
+    Int32,
+    JournalEntry,
+    Reply,
+    StateOp,
+    Target,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Records on the log topic
@@ -57,8 +66,8 @@ class ProposeEntry:
     """The leader's invoker proposes the next journal entry of an attempt."""
 
     invocation_id: str
-    attempt: int
-    index: int
+    attempt: Int32
+    index: Int32
     entry: JournalEntry
 
 
@@ -71,7 +80,7 @@ class Complete:
     """
 
     invocation_id: str
-    attempt: int
+    attempt: Int32
     result: bytes | None = None
     failure: Failure | None = None
     state_ops: tuple[StateOp, ...] = ()
@@ -82,7 +91,7 @@ class CallResult:
     """From a callee's partition: the outcome of call entry ``index`` (or the receipt of a send)."""
 
     invocation_id: str
-    index: int
+    index: Int32
     result: bytes | None = None
     failure: Failure | None = None
 
@@ -96,7 +105,7 @@ class CompleteAwakeable:
     """
 
     invocation_id: str
-    index: int
+    index: Int32
     value: bytes | None = None
     failure: Failure | None = None
     reply: Reply | None = None
@@ -119,7 +128,7 @@ class TimerFired:
     """The leader's timer of journal entry ``index`` (or of a delayed start) is due."""
 
     invocation_id: str
-    index: int
+    index: Int32
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +136,8 @@ class Suspend:
     """The attempt waits for entries ``waiting_on`` and holds no task until one completes."""
 
     invocation_id: str
-    attempt: int
-    waiting_on: tuple[int, ...]
+    attempt: Int32
+    waiting_on: tuple[Int32, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +145,7 @@ class AttemptFailed:
     """An attempt failed with a retryable error; the invoker retries after ``retry_in_ms``."""
 
     invocation_id: str
-    attempt: int
+    attempt: Int32
     message: str
     retry_in_ms: int
 
@@ -230,6 +239,8 @@ Command = (
     | Suspend
     | AttemptFailed
     | PurgeExpired
+    # New kinds go at the end: this order is the Avro union's (engine/schemas.py), whose index
+    # is in every record's bytes; the older kinds keep theirs and older readers read them.
     | Detach
     | BackupTaken
     | Query

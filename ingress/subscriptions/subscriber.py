@@ -26,25 +26,22 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from perdure.engine.cluster import ClusterNames
-from perdure.engine.ids import InvocationId
 from perdure.engine.kafka_clusters import KafkaClusters
 from perdure.engine.kafka_settings import heartbeat_interval_ms
-from perdure.engine.model import HandlerKind, Reply
-from perdure.engine.records import Envelope, Invoke, ResponseStatus
-from perdure.engine.subscriptions import ORDERING_PARTITION, Subscription, record_key
-from perdure.ingress.bodies import strict_loads
-from perdure.ingress.errors import IngressError
+from perdure.engine.model import Reply
+from perdure.engine.records import Envelope, ResponseStatus
+from perdure.engine.subscriptions import ORDERING_PARTITION, Subscription
 from perdure.ingress.kafka import LogProducer
+from perdure.ingress.subscriptions import records
 from perdure.ingress.subscriptions.dead_letters import (
     DeadLetter,
     DeadLetters,
-    own_headers,
     why_headers,
 )
 from perdure.ingress.subscriptions.metrics import SubscriptionMetrics
@@ -64,14 +61,6 @@ SESSION_TIMEOUT_MS = 10_000
 
 class _Restart(Exception):
     """Kafka failed under the runner: start the consumer again from the committed offsets."""
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    invoke: Invoke
-    inv: InvocationId
-    partition: int
-    key: bytes
 
 
 class SubscriptionRunner:
@@ -324,7 +313,7 @@ class SubscriptionRunner:
         self._records += 1
         self._metrics.records.labels(self.sub.id).inc()
         try:
-            prepared = self._prepare(msg, tp, offset)
+            prepared = records.prepare(self.sub, self._ingress, msg, tp, offset)
         except DeadLetter as dead:
             self._spawn(tp, self._dead_letter_then_finish(msg, dead, tp, offset, generation))
             return
@@ -350,48 +339,8 @@ class SubscriptionRunner:
         if not task.cancelled() and task.exception() is not None and self._failure is None:
             self._failure = task.exception()
 
-    def _prepare(self, msg: Message, tp: TopicPart, offset: int) -> _Prepared:
-        sink = self.sub.sink
-        registry = self._ingress.registry
-        services = registry.services if registry is not None else {}
-        spec = services.get(sink.service, {}).get("handlers", {}).get(sink.handler)
-        if spec is None:
-            raise DeadLetter("unknown_sink", f"no handler {sink.uri} in the registry", 404)
-        kind = services[sink.service].get("kind", "service")
-        raw_key = msg.key()
-        key: str | None = None
-        if kind != "service":
-            if raw_key is None:
-                raise DeadLetter("no_key", f"{sink.service} is keyed: the record has no key")
-            try:
-                key = raw_key.decode()
-            except UnicodeDecodeError:
-                raise DeadLetter("bad_key", "the record's key is not UTF-8") from None
-        parts = [sink.service, sink.handler] if key is None else [sink.service, key, sink.handler]
-        try:
-            where = self._ingress.route(parts)
-        except IngressError as err:
-            raise DeadLetter("unroutable", err.message, err.status) from None
-        body = msg.value() or b""
-        if spec.get("input") is None and not spec.get("raw_input"):
-            body = b""  # the handler takes no input
-        elif body and not spec.get("raw_input"):
-            try:
-                strict_loads(body)
-            except (ValueError, RecursionError) as err:
-                raise DeadLetter("bad_json", f"the payload is not valid JSON: {err}") from None
-        workflow = where.handler_kind is HandlerKind.WORKFLOW
-        idem = None if workflow else record_key(self.sub.id, tp[0], tp[1], offset)
-        inv = where.invocation_id(idem)
-        headers = _headers(msg, tp, offset)
-        invoke = Invoke(
-            str(inv), where.target, body, None, idem, False, headers, where.handler_kind
-        )
-        partition_key = where.target.key.encode() if where.target.key is not None else inv.uid
-        return _Prepared(invoke, inv, inv.partition(self._ingress.log_partitions), partition_key)
-
     async def _append(
-        self, prepared: _Prepared
+        self, prepared: records.Prepared
     ) -> tuple[str, asyncio.Future[Any], asyncio.Future[None]]:
         """Appends the invocation now (in the order of the calls); the answer's waiter is in
         place before the record can be read."""
@@ -414,7 +363,7 @@ class SubscriptionRunner:
         self,
         previous: asyncio.Task[None],
         msg: Message,
-        prepared: _Prepared,
+        prepared: records.Prepared,
         tp: TopicPart,
         offset: int,
         generation: int,
@@ -426,7 +375,7 @@ class SubscriptionRunner:
     async def _finish(
         self,
         msg: Message,
-        prepared: _Prepared,
+        prepared: records.Prepared,
         request_id: str,
         answer: asyncio.Future[Any],
         delivered: asyncio.Future[None],
@@ -501,21 +450,3 @@ class SubscriptionRunner:
             "dead_lettered": self._dead_lettered,
             "dead_letter_topic": self.dead_letter_topic,
         }
-
-
-def _headers(msg: Message, tp: TopicPart, offset: int) -> tuple[tuple[str, str], ...]:
-    """The record's own headers, then its Kafka metadata (``kafka.topic``, ...)."""
-    out: list[tuple[str, str]] = []
-    for name, value in own_headers(msg):
-        text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
-        out.append((name, text or ""))
-    key = msg.key()
-    _, timestamp = msg.timestamp()
-    out += [
-        ("kafka.topic", tp[0]),
-        ("kafka.partition", str(tp[1])),
-        ("kafka.offset", str(offset)),
-        ("kafka.timestamp", str(timestamp)),
-        ("kafka.key", key.decode("utf-8", "backslashreplace") if key is not None else ""),
-    ]
-    return tuple(out)

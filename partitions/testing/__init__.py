@@ -7,6 +7,7 @@ is registered by installing Perdure (a ``pytest11`` entry point).
 
 from perdure.partitions.local.crashes import Crash
 from perdure.partitions.local.memory_log import LogRecord
-from perdure.partitions.testing.runtime import Invocation, StuckError, TestRuntime
+from perdure.partitions.testing.invocation import Invocation, StuckError
+from perdure.partitions.testing.runtime import TestRuntime
 
 __all__ = ["Crash", "Invocation", "LogRecord", "StuckError", "TestRuntime"]

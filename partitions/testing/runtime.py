@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from perdure.engine import keyed, keys, queries, state_machine
 from perdure.engine.errors import InvalidId
@@ -47,57 +47,18 @@ from perdure.engine.records import (
     CompleteAwakeable,
     Invoke,
     Response,
-    ResponseStatus,
 )
 from perdure.partitions.local.clock import VirtualClock
 from perdure.partitions.local.crashes import Crash, CrashPlan
 from perdure.partitions.local.memory_log import LogRecord
 from perdure.partitions.local.partition import PARTITION, LocalPartition
+from perdure.partitions.testing.invocation import Invocation, StuckError, outcome, seconds
 from perdure.sdk import Endpoint, TerminalError, clock, serde
 from perdure.sdk.call_targets import check_key, invocation_id_for
 from perdure.sdk.service import HandlerDef
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
-
-
-class StuckError(RuntimeError):
-    """The test waits for an outcome that nothing in the runtime can bring about."""
-
-
-class Invocation(Generic[OutputT]):
-    """A started invocation: its id, and its result when the test wants to wait for it.
-
-    ``invocation_id`` is the name the HTTP client's handles use too (``Sent.invocation_id``);
-    ``id`` is kept as another name for it.
-    """
-
-    def __init__(self, runtime: TestRuntime, invocation_id: str, output_type: Any) -> None:
-        self.invocation_id = invocation_id
-        self._runtime = runtime
-        self._output_type = output_type
-
-    @property
-    def id(self) -> str:
-        """The invocation's id (the same as :attr:`invocation_id`)."""
-        return self.invocation_id
-
-    async def result(self, limit: timedelta | float | None = None) -> OutputT:
-        """Waits for the invocation's outcome (attach); raises its :class:`TerminalError`."""
-        value: OutputT = await self._runtime._attach(self.invocation_id, self._output_type, limit)
-        return value
-
-    def __repr__(self) -> str:
-        return f"Invocation({self.invocation_id!r})"
-
-
-def _seconds(value: timedelta | float, what: str) -> float:
-    """A duration given as a ``timedelta`` or as seconds."""
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise TypeError(f"{what} must be a timedelta or a number of seconds, not {value!r}")
-    return float(value)
 
 
 class TestRuntime:
@@ -136,8 +97,8 @@ class TestRuntime:
         self.app = app
         self.clock = VirtualClock(start)
         self._auto_advance = auto_advance
-        self._suspend_after_s = _seconds(suspend_after, "suspend_after")
-        self._timeout_s = _seconds(timeout, "timeout")
+        self._suspend_after_s = seconds(suspend_after, "suspend_after")
+        self._timeout_s = seconds(timeout, "timeout")
         self._p: LocalPartition | None = None
         self._clock_token: Any = None
 
@@ -215,9 +176,9 @@ class TestRuntime:
         h = self._handler_def(handler)
         invoke, inv = self._invoke_record(h, arg, key, idempotency_key, headers, send=False)
         assert invoke.reply is not None  # a call always waits for its answer
-        limit = None if timeout is None else _seconds(timeout, "timeout")
+        limit = None if timeout is None else seconds(timeout, "timeout")
         response = await self._request(invoke, invoke.reply.request_id, inv, limit_s=limit)
-        return _outcome(response, h.output_type)
+        return outcome(response, h.output_type)
 
     @overload
     async def send(
@@ -439,9 +400,9 @@ class TestRuntime:
     ) -> Any:
         request_id = uuid.uuid4().hex
         record = Attach(invocation_id, Reply(PARTITION, request_id), True)
-        seconds = None if limit is None else _seconds(limit, "limit")
-        response = await self._request(record, request_id, invocation_id, limit_s=seconds)
-        return _outcome(response, output_type)
+        limit_s = None if limit is None else seconds(limit, "limit")
+        response = await self._request(record, request_id, invocation_id, limit_s=limit_s)
+        return outcome(response, output_type)
 
     async def _complete_awakeable(
         self, awakeable: str, value: bytes | None, failure: Failure | None
@@ -533,11 +494,3 @@ class TestRuntime:
             f"{where}. If it waits for an awakeable or a promise, complete it from the test "
             "(rt.send, then rt.resolve_awakeable or a call), then wait for its result."
         )
-
-
-def _outcome(response: Response, output_type: Any) -> Any:
-    if response.failure is not None:
-        raise TerminalError(response.failure.message, response.failure.code)
-    if response.status is ResponseStatus.NOT_FOUND:
-        raise TerminalError(f"invocation {response.invocation_id} not found", 404)
-    return serde.decode(response.result or b"null", output_type, what="the handler's result")
