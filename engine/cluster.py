@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perdure.engine import kafka_settings
-from perdure.engine.client_logs import CLIENT_LOGGER
 from perdure.engine.replication import Replication
 
 
@@ -159,25 +157,3 @@ def topic_specs(
 OUTBOX_RETENTION_MS = 7 * 24 * 3600 * 1000
 """How long a record for another cluster waits in the outbox: a forwarder down for longer
 loses what it did not forward."""
-
-
-CONSUMER_QUEUE_KBYTES = 16 * 1024
-"""What a worker's consumers fetch ahead, at most (librdkafka's ``queued.max.messages.kbytes``,
-64 MiB by default per consumer). Reading a backup or a long log suffix fills the queue to its
-bound; 16 MiB keeps a restore's memory small and the fetches large enough for its speed."""
-
-
-def producer_settings(bootstrap: str) -> dict[str, object]:
-    """librdkafka settings of every Perdure producer: idempotent, acks=all, low latency."""
-    return {
-        **kafka_settings.DEFAULTS,
-        **kafka_settings.extra(),
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 0,
-        "message.max.bytes": MAX_RECORD_BYTES,
-        "message.timeout.ms": 15000,
-        # Its log lines go through the process's logging, rate-limited (engine/client_logs.py).
-        "logger": CLIENT_LOGGER,
-    }

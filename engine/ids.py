@@ -202,7 +202,7 @@ def signal_awakeable_id_of(raw: bytes) -> str:
 def parse_any_awakeable_id(text: str) -> tuple[str, int]:
     """The invocation id and index of either kind of awakeable id: Perdure's ``awk_`` (the
     entry's index) or a Restate SDK's ``sign_1`` (the signal's index, negated: how the
-    partition tells them apart, engine/signals.py); :class:`InvalidId` otherwise."""
+    partition tells them apart, engine/awakeables.py); :class:`InvalidId` otherwise."""
     if text.startswith(_SIGNAL_PREFIX):
         invocation_id, signal = parse_signal_awakeable_id(text)
         return invocation_id, -signal

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from perdure.engine import (
+    awakeables,
     cancellation,
     codec,
     keyed,
     keys,
-    signals,
     timeline,
 )
 from perdure.engine.errors import InvalidId
@@ -92,7 +92,7 @@ def propose(env: Envelope, c: ProposeEntry, txn: PartitionTxn) -> list[Action]:
     if kind is EntryKind.SLEEP:
         return _propose_sleep(env, s, c.index, entry, txn)
     if kind is EntryKind.AWAKEABLE:
-        early = signals.take_early(txn, c.invocation_id, c.index, entry)
+        early = awakeables.take_early(txn, c.invocation_id, c.index, entry)
         pending = early or replace(entry, completed=False)
         put_entry(txn, c.invocation_id, c.index, pending)
         return [AckEntry(c.invocation_id, c.attempt, c.index, pending)]

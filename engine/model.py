@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated
 
-from perdure.engine.kafka_clusters import DEFAULT
+DEFAULT_CLUSTER = "default"
+"""The name of Perdure's own Kafka cluster among those handlers publish to."""
 
 INT32 = "avro:int"
 Int32 = Annotated[int, INT32]
@@ -172,8 +173,9 @@ class OutgoingRecord:
     value: bytes | None
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
-    cluster: str = DEFAULT
-    """The Kafka cluster by name (engine/kafka_clusters.py); ``default`` is Perdure's own."""
+    cluster: str = DEFAULT_CLUSTER
+    """The Kafka cluster by name (perdure/process/kafka_clusters.py); ``default`` is Perdure's
+    own."""
 
 
 @dataclass(frozen=True, slots=True)

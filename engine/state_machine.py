@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from perdure.engine import (
+    awakeables,
     backups,
     cancellation,
     codec,
@@ -24,7 +25,6 @@ from perdure.engine import (
     keyed,
     keys,
     rejection,
-    signals,
     state_edits,
     timeline,
 )
@@ -325,7 +325,7 @@ _RULES: dict[type, _Rule] = {
     Attach: _attach,
     Detach: _detach,
     CallResult: journal_rules.call_result,
-    CompleteAwakeable: signals.complete_awakeable,
+    CompleteAwakeable: awakeables.complete_awakeable,
     Cancel: cancellation.cancel,
     AnnounceLeader: _announce,
     ProposeEntry: journal_rules.propose,

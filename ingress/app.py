@@ -52,12 +52,13 @@ from perdure.ingress.calls import CallFastPath, serve_call
 from perdure.ingress.config import IngressSettings
 from perdure.ingress.errors import IngressError
 from perdure.ingress.health import KafkaProbe
-from perdure.ingress.kafka import LogProducer, ResponseReader, ServiceRegistry, prepare_topics
+from perdure.ingress.kafka import LogProducer, ResponseReader, prepare_topics
 from perdure.ingress.local_log import LocalLog, LocalProducer, LocalRegistry
 from perdure.ingress.lookups import register_lookups
 from perdure.ingress.metrics import IngressMetrics
 from perdure.ingress.openapi import document as openapi_document
 from perdure.ingress.routing import Route, route
+from perdure.process.tables import ServiceRegistry
 
 log = logging.getLogger("perdure.ingress")
 
@@ -127,7 +128,9 @@ class Ingress:
         loop = asyncio.get_running_loop()
         self.probe = KafkaProbe(s.bootstrap)
         self.producer = LogProducer(s.bootstrap, self.names, s.produce_timeout_s)
-        self.registry = await asyncio.to_thread(ServiceRegistry, s.bootstrap, self.names)
+        self.registry = await asyncio.to_thread(
+            ServiceRegistry, s.bootstrap, self.names.registry_topic
+        )
         self.responses = await asyncio.to_thread(
             ResponseReader, s.bootstrap, self.names, self.reply_partition, loop, self._deliver
         )
@@ -463,8 +466,8 @@ def create_app(settings: IngressSettings | None = None, ingress: Ingress | None 
         failed = response.failure or Failure(500, "unexpected answer")
         return error_answer(failed.code, failed.message)
 
+    # Every other POST is a call served by CallFastPath before it reaches the app.
     @app.api_route("/restate/call/{path:path}", methods=["GET", "POST"], include_in_schema=False)
-    @app.post("/{path:path}", include_in_schema=False)
     async def call(path: str, request: Request) -> Response:
         return await serve_call(ingress, settings, request)
 

@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
-from typing import Any
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
 
 from perdure.engine.cluster import ClusterNames
-from perdure.engine.settings import read_settings
+from perdure.process.settings import PerdureSettings
 
 
-@dataclass(frozen=True)
-class IngressSettings:
+class IngressSettings(PerdureSettings):
     """How an ingress replica runs; every field reads ``PERDURE_<FIELD>`` when not given."""
 
     bootstrap: str = "127.0.0.1:9092"
+    """Kafka bootstrap address."""
     host: str = "127.0.0.1"
+    """The interface the ingress listens on."""
     port: int = 8080
+    """The ingress's HTTP port."""
     cluster: str = "perdure"
+    """The prefix of every topic and group of the cluster."""
     partitions: int = 8
+    """The log's partition count, used when the cluster's topics are created."""
     max_body_bytes: int = 10 * 1024 * 1024
+    """Larger request bodies get a 413."""
     reattach_interval_s: float = 3.0
     """The first pause before a waiting request asks its partition again (a lost answer)."""
     reattach_max_interval_s: float = 60.0
     """The pause doubles after each ask, up to this: a day-long wait writes ~1,500 records."""
     produce_timeout_s: float = 15.0
+    """How long an append to Kafka may take before the call fails with a 503."""
     access_log: bool = False
     """Log every request (method, path, status) on the ingress's output."""
     segment_bytes: int = 16 * 1024 * 1024
@@ -59,51 +64,45 @@ class IngressSettings:
     (``PERDURE_SHUTDOWN_GRACE_S``): long enough for a worker's hand-over (its drain, then a
     rebalance) to happen under a waiting call."""
 
-    @classmethod
-    def from_env(cls, **given: Any) -> IngressSettings:
-        """Settings from explicit values, then ``PERDURE_*`` variables, then defaults."""
-        return read_settings(cls, given)
-
     @property
     def names(self) -> ClusterNames:
         """The cluster's topic names."""
         return ClusterNames(self.cluster)
 
 
-@dataclass(frozen=True)
-class AdminSettings:
+def _shared(name: str) -> AliasChoices:
+    """An admin setting read from ``PERDURE_ADMIN_<NAME>``, else the shared ``PERDURE_<NAME>``."""
+    return AliasChoices(f"PERDURE_ADMIN_{name.upper()}", f"PERDURE_{name.upper()}", name)
+
+
+class AdminSettings(PerdureSettings):
     """How an admin process runs; every field reads ``PERDURE_ADMIN_<FIELD>`` when not given,
     except those shared with the other processes (``PERDURE_BOOTSTRAP``, ``PERDURE_CLUSTER``,
-    ``PERDURE_PARTITIONS``, ``PERDURE_EVENT_LOOP``), which read their usual names."""
+    ``PERDURE_PARTITIONS``, ``PERDURE_EVENT_LOOP``, ``PERDURE_KAFKA_CLUSTERS``), which read
+    their usual names unless their ``PERDURE_ADMIN_`` one is set."""
 
-    bootstrap: str = "127.0.0.1:9092"
+    model_config = SettingsConfigDict(env_prefix="PERDURE_ADMIN_")
+
+    bootstrap: str = Field("127.0.0.1:9092", validation_alias=_shared("bootstrap"))
+    """Kafka bootstrap address."""
     host: str = "127.0.0.1"
+    """The interface the admin API listens on."""
     port: int = 9070
-    cluster: str = "perdure"
-    partitions: int = 8
-    event_loop: str = "auto"
-    kafka_clusters: str = ""
+    """The admin API's port."""
+    cluster: str = Field("perdure", validation_alias=_shared("cluster"))
+    """The prefix of the cluster's topics and groups."""
+    partitions: int = Field(8, validation_alias=_shared("partitions"))
+    """Log partitions, used when the admin creates the topics."""
+    event_loop: str = Field("auto", validation_alias=_shared("event_loop"))
+    """``uvloop`` or ``asyncio`` (``auto``: uvloop where installed)."""
+    kafka_clusters: str = Field("", validation_alias=_shared("kafka_clusters"))
     """Kafka clusters other than ``default`` by name, for subscriptions: JSON, or ``@file``
-    (``PERDURE_KAFKA_CLUSTERS``; see engine/kafka_clusters.py)."""
+    (``PERDURE_KAFKA_CLUSTERS``; see perdure/process/kafka_clusters.py)."""
     token: str = ""
     """A bearer token every request but the health probes must carry
     (``PERDURE_ADMIN_TOKEN``); empty: none."""
     max_body_bytes: int = 1024 * 1024
     """Larger request bodies get a 413 (``PERDURE_ADMIN_MAX_BODY_BYTES``)."""
-
-    @classmethod
-    def from_env(cls, **given: Any) -> AdminSettings:
-        """Settings from explicit values, then variables, then defaults."""
-        shared = read_settings(_Shared, {k: given.get(k) for k in _SHARED})
-        own = read_settings(cls, given, prefix="PERDURE_ADMIN_")
-        values = {
-            k: getattr(shared, k)
-            for k in _SHARED
-            if given.get(k) is None and f"PERDURE_ADMIN_{k.upper()}" not in os.environ
-        }
-        if given.get("kafka_clusters") is None and "PERDURE_KAFKA_CLUSTERS" in os.environ:
-            values["kafka_clusters"] = os.environ["PERDURE_KAFKA_CLUSTERS"]
-        return replace(own, **values)
 
     @property
     def names(self) -> ClusterNames:
@@ -118,14 +117,3 @@ class AdminSettings:
             partitions=self.partitions,
             event_loop=self.event_loop,
         )
-
-
-@dataclass(frozen=True)
-class _Shared:
-    bootstrap: str = AdminSettings.bootstrap
-    cluster: str = AdminSettings.cluster
-    partitions: int = AdminSettings.partitions
-    event_loop: str = AdminSettings.event_loop
-
-
-_SHARED = ("bootstrap", "cluster", "partitions", "event_loop")

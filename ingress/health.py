@@ -16,8 +16,8 @@ import time
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from perdure.engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
-from perdure.engine.kafka_settings import client_settings
+from perdure.process.client_logs import CLIENT_LOGGER, ConnectionTrouble
+from perdure.process.kafka_settings import client_settings
 
 INTERVAL_S = 2.0
 GRACE_S = 6.0

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from perdure.engine import codec, replication, schemas
-from perdure.engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
-from perdure.engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, producer_settings, topic_specs
-from perdure.engine.deployments import KEY_PREFIX as DEPLOYMENT_KEY_PREFIX
-from perdure.engine.deployments import Deployment, is_deployment_key
-from perdure.engine.kafka_settings import client_settings
+from perdure.engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, topic_specs
 from perdure.engine.records import Envelope, Response
+from perdure.process.client_logs import CLIENT_LOGGER, ConnectionTrouble
+from perdure.process.kafka_settings import client_settings, producer_settings
+from perdure.process.tables import TopicReader, log_end
 
 log = logging.getLogger("perdure.ingress")
 
@@ -105,18 +103,6 @@ def prepare_topics(
             return counts[0], counts[1]
         time.sleep(0.2)
     raise RuntimeError(f"the topics of cluster {names.name!r} have no partitions")
-
-
-def log_end(consumer: Consumer, tp: TopicPartition, timeout: float = 30) -> int:
-    """The end offset of a partition, waiting out a new topic's leader election."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return int(consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1])
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 class LogProducer:
@@ -214,118 +200,7 @@ def settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
         fut.set_exception(KafkaException(err))
 
 
-class _TopicReader:
-    """A consumer on its own thread, with no group, over fixed partitions."""
-
-    def __init__(self, bootstrap: str, name: str) -> None:
-        self._consumer = Consumer(
-            {
-                **client_settings(bootstrap),
-                "group.id": f"perdure-ingress-{name}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 100,
-                "logger": CLIENT_LOGGER,
-            }
-        )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            first = self._consumer.poll(0.1)  # returns on the first record, unlike consume()
-            batch = [] if first is None else [first, *self._consumer.consume(500, 0)]
-            for msg in batch:
-                if msg.error() is None:
-                    self.handle(msg.key(), msg.value(), msg.offset() or 0)
-            self.idle()
-
-    def handle(self, key: bytes | None, value: bytes | None, offset: int) -> None:
-        raise NotImplementedError
-
-    def idle(self) -> None:
-        """Called after every poll."""
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._consumer.close()
-
-
-class CompactedTable(_TopicReader):
-    """A compacted one-partition topic read from its start into memory, then followed.
-
-    ``ready`` is set once the reader caught up with the end it found at start;
-    :meth:`wait_applied` waits until it has read past a given offset (a write of this process).
-    """
-
-    def __init__(self, bootstrap: str, topic: str, name: str) -> None:
-        super().__init__(bootstrap, name)
-        tp = TopicPartition(topic, 0)
-        self._end = log_end(self._consumer, tp)
-        self.ready = threading.Event()
-        self._position = 0
-        self._moved = threading.Condition()
-        tp.offset = 0
-        self._consumer.assign([tp])
-        if self._end == 0:
-            self.ready.set()
-        self._thread.start()
-
-    def handle(self, key: bytes | None, value: bytes | None, offset: int) -> None:
-        if key is not None:
-            self.apply(key, value)
-        with self._moved:
-            self._position = offset + 1
-            self._moved.notify_all()
-
-    def apply(self, key: bytes, value: bytes | None) -> None:
-        """One entry: ``value`` None is a tombstone."""
-        raise NotImplementedError
-
-    def idle(self) -> None:
-        if not self.ready.is_set() and self._position >= self._end:
-            self.ready.set()
-
-    def wait_applied(self, offset: int, timeout: float) -> bool:
-        """Waits until the entry at ``offset`` has been applied; False after ``timeout``."""
-        with self._moved:
-            return self._moved.wait_for(lambda: self._position > offset, timeout)
-
-
-class ServiceRegistry(CompactedTable):
-    """The services workers host, read from the compacted registry topic."""
-
-    def __init__(self, bootstrap: str, names: ClusterNames) -> None:
-        self.services: dict[str, dict[str, Any]] = {}
-        self.deployments: dict[str, Deployment] = {}
-        """Registered deployments (engine/deployments.py), by id; kept apart from services."""
-        super().__init__(bootstrap, names.registry_topic, "ingress-registry")
-
-    def apply(self, key: bytes, value: bytes | None) -> None:
-        name = key.decode(errors="replace")
-        if is_deployment_key(name):
-            self._apply_deployment(name, value)
-            return
-        if value is None:
-            self.services.pop(name, None)
-            return
-        try:
-            self.services[name] = json.loads(value)
-        except ValueError:
-            log.warning("registry: unreadable entry for %r", key)
-
-    def _apply_deployment(self, key: str, value: bytes | None) -> None:
-        dep_id = key[len(DEPLOYMENT_KEY_PREFIX) :]
-        if value is None:
-            self.deployments.pop(dep_id, None)
-            return
-        try:
-            self.deployments[dep_id] = Deployment.from_json(value)
-        except ValueError:
-            log.warning("registry: unreadable deployment %r", key)
-
-
-class ResponseReader(_TopicReader):
+class ResponseReader(TopicReader):
     """Reads this replica's partition of the responses topic and wakes the waiting requests."""
 
     def __init__(

@@ -3,31 +3,41 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pydantic import Field
 
 from perdure.engine.cluster import ClusterNames
-from perdure.engine.settings import read_settings
+from perdure.process.settings import PerdureSettings
 
 
-@dataclass(frozen=True)
-class WorkerSettings:
+class WorkerSettings(PerdureSettings):
     """How a partition worker runs.
 
     Every field reads ``PERDURE_<FIELD>`` (e.g. ``PERDURE_BOOTSTRAP``) when not given.
     """
 
     bootstrap: str = "127.0.0.1:9092"
+    """Kafka bootstrap address."""
     state_dir: Path = Path(".perdure/state")
+    """Where the partitions' RocksDB stores live (one folder each)."""
     cluster: str = "perdure"
+    """The prefix of every topic and group of the cluster; clusters can share a broker."""
     partitions: int = 8
+    """The log's partition count, used when the cluster's topics are created."""
     session_timeout_ms: int = 6000
+    """The group's session timeout: how long a silent worker keeps its partitions."""
     retention_s: float = 24 * 3600.0
+    """How long a completed invocation (its outcome, journal, idempotency key) is kept."""
     purge_interval_s: float = 60.0
+    """How often a leader sweeps completed invocations past their retention."""
     redelivery_interval_s: float = 5.0
+    """How often a leader redelivers its outbox's unacknowledged records."""
     suspend_after_s: float = 1.0
+    """How long a handler waiting on a call, timer or awakeable holds its task before it
+    suspends."""
     ack_timeout_s: float = 30.0
+    """How long a step waits for the log's acknowledgement before its attempt restarts."""
     remote_streams: bool = True
     """Run Restate SDK endpoints that offer it over one bidirectional HTTP/2 stream per attempt
     (``PERDURE_REMOTE_STREAMS``); false: one request per step, the journal replayed each time."""
@@ -35,13 +45,16 @@ class WorkerSettings:
     """How long a starting worker waits for Kafka before it exits with "cannot reach Kafka"
     (``PERDURE_CONNECT_TIMEOUT_S``): long enough for a broker that starts beside it."""
     produce_timeout_s: float = 15.0
+    """How long an append to Kafka may take before it counts as failed."""
     drain_timeout_s: float = 10.0
     """On SIGTERM, how long handlers in a step get to finish it before the worker hands its
     partitions over (``PERDURE_DRAIN_TIMEOUT_S``; Invoker.drain). 0: hand over at once."""
     kafka_clusters: str = ""
     """Kafka clusters other than ``default`` that handlers publish to, by name: JSON, or
-    ``@file`` (``PERDURE_KAFKA_CLUSTERS``, the same as the admin's; engine/kafka_clusters.py)."""
+    ``@file`` (``PERDURE_KAFKA_CLUSTERS``, the same as the admin's;
+    perdure/process/kafka_clusters.py)."""
     metrics_port: int = 0
+    """The port of ``/metrics`` and ``/health/ready``; 0: none."""
     backup_min_records: int = 5000
     """A leader backs its store up once the log grew by this many records since the last
     backup (and by ``backup_state_ratio`` of the backup's key count); 0 turns backups off."""
@@ -76,12 +89,8 @@ class WorkerSettings:
     event_loop: str = "auto"
     """``uvloop`` (what ``auto`` picks where it is installed) or ``asyncio``, the standard
     loop: handlers run on it, and uvloop's scheduling costs a fraction of asyncio's."""
-    worker_name: str = field(default_factory=lambda: f"worker-{os.getpid()}")
-
-    @classmethod
-    def from_env(cls, **given: Any) -> WorkerSettings:
-        """Settings from explicit values, then ``PERDURE_*`` variables, then defaults."""
-        return read_settings(cls, given)
+    worker_name: str = Field(default_factory=lambda: f"worker-{os.getpid()}")
+    """The worker's name in logs and leader ids (default ``worker-<pid>``)."""
 
     @property
     def names(self) -> ClusterNames:

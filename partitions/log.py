@@ -13,9 +13,10 @@ from typing import Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from perdure.engine import codec, schemas
-from perdure.engine.cluster import ClusterNames, producer_settings
+from perdure.engine.cluster import ClusterNames
 from perdure.engine.model import OutgoingRecord
 from perdure.engine.records import Envelope, Response, SendResponse
+from perdure.process.kafka_settings import producer_settings
 
 DeliveryCallback = Callable[[KafkaError | None], None]
 

@@ -15,55 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
-from perdure.engine import kafka_settings, log_format
+from perdure import dev
 from perdure.ingress.admin import cli as admin_cli
-
-
-def _load_app(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise SystemExit(f"perdure: expected MODULE:APP, got {spec!r}")
-    sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise SystemExit(f"perdure: cannot import {module_name!r}: {err}") from err
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise SystemExit(f"perdure: {module_name!r} has no attribute {attr!r}") from None
-
-
-_LOOPS = ("auto", "uvloop", "asyncio")
-
-
-def _event_loop(choice: str) -> str:
-    """The event loop a command runs on: ``uvloop`` where installed (``auto``), else ``asyncio``."""
-    if choice not in _LOOPS:
-        raise SystemExit(f"perdure: PERDURE_EVENT_LOOP must be one of {_LOOPS}, got {choice!r}")
-    if choice == "asyncio":
-        return "asyncio"
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        if choice == "uvloop":
-            raise SystemExit("perdure: PERDURE_EVENT_LOOP=uvloop is not installed") from None
-        return "asyncio"
-    return "uvloop"
+from perdure.process import kafka_settings, log_format
+from perdure.process.settings import ProcessSettings, SettingsError
+from perdure.serving import event_loop_name, load_app, serve
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -72,11 +34,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--partitions", type=int, help="log partitions, used at creation [PERDURE_PARTITIONS]"
     )
-    parser.add_argument("--log-level", default=os.environ.get("PERDURE_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ... [PERDURE_LOG_LEVEL]")
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default=os.environ.get("PERDURE_LOG_FORMAT", "text"),
         help="one JSON object per line for log pipelines [PERDURE_LOG_FORMAT]",
     )
     parser.add_argument(
@@ -155,7 +116,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         session_timeout_ms=args.session_timeout_ms,
         standby_replicas=args.standby_replicas,
     )
-    app = _load_app(args.app)
+    app = load_app(args.app)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -166,7 +127,7 @@ def _run_worker(args: argparse.Namespace) -> int:
 
     try:
         loop_factory = asyncio.new_event_loop
-        if _event_loop(settings.event_loop) == "uvloop":
+        if event_loop_name(settings.event_loop) == "uvloop":
             import uvloop
 
             loop_factory = uvloop.new_event_loop
@@ -176,66 +137,6 @@ def _run_worker(args: argparse.Namespace) -> int:
         logging.getLogger("perdure").error("worker failed: %s", err)
         return 1
     return 0
-
-
-def _serve(
-    app: Any,
-    host: str,
-    port: int,
-    event_loop: str,
-    access_log: bool = False,
-    keep_alive_s: int = 5,
-    log_format: str = "text",
-    grace_s: int = 5,
-    on_term: Callable[[], None] | None = None,
-    delay_s: float = 0.0,
-    on_listening: Callable[[], None] | None = None,
-) -> None:
-    """Runs ``app`` under uvicorn. On the first SIGTERM (or Ctrl-C), ``on_term`` runs and the
-    server goes on for ``delay_s`` before uvicorn's own shutdown (stop listening, answer what
-    it holds for up to ``grace_s``); a second signal skips the delay. ``on_listening`` runs on
-    the server's loop once its socket accepts connections."""
-    import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
-
-    from perdure.ingress.http_protocol import protocol_class
-
-    config = uvicorn.Config(
-        app,
-        # In JSON, uvicorn's own lines go through the root handler too (log_config=None).
-        log_config=None if log_format == "json" else LOGGING_CONFIG,
-        host=host,
-        port=port,
-        log_level="info" if access_log else "warning",
-        access_log=access_log,
-        loop=_event_loop(event_loop),
-        timeout_graceful_shutdown=grace_s,
-        timeout_keep_alive=keep_alive_s,
-        http=protocol_class(),  # bad HTTP answered in the JSON error shape too
-    )
-
-    class Server(uvicorn.Server):
-        delayed: threading.Timer | None = None
-
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if on_listening is not None and not self.should_exit:
-                on_listening()
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if self.delayed is None and delay_s > 0 and not self.should_exit:
-                if on_term is not None:
-                    on_term()
-                logging.getLogger("perdure").info(
-                    "shutting down in %.1fs (readiness says 503 meanwhile)", delay_s
-                )
-                self.delayed = threading.Timer(delay_s, super().handle_exit, (sig, frame))
-                self.delayed.daemon = True
-                self.delayed.start()
-                return
-            super().handle_exit(sig, frame)
-
-    Server(config).run()
 
 
 def _run_ingress(args: argparse.Namespace) -> int:
@@ -255,7 +156,7 @@ def _run_ingress(args: argparse.Namespace) -> int:
     def stopping() -> None:
         ingress.stopping = True
 
-    _serve(
+    serve(
         create_app(settings, ingress),
         settings.host,
         settings.port,
@@ -281,149 +182,12 @@ def _run_admin(args: argparse.Namespace) -> int:
         port=args.port,
         host=args.host,
     )
-    _serve(
+    serve(
         create_admin_app(settings),
         settings.host,
         settings.port,
         settings.event_loop,
         log_format=args.log_format,
-    )
-    return 0
-
-
-_RESTARTS = 5
-"""A child that dies more often than this within a minute stops ``perdure dev``."""
-
-
-def _say(message: str) -> None:
-    print(f"perdure dev: {message}", file=sys.stderr, flush=True)
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
-def _local_broker() -> str | None:
-    """The address of the broker in ``.perdure/kafka`` (deploy/up.sh's), started if needed."""
-    env = dict(os.environ)
-    env.setdefault("KAFKA_DATA_DIR", str(Path.cwd() / ".perdure" / "kafka"))
-    broker = Path(__file__).resolve().parent / "deploy" / "kafka" / "broker.sh"
-    out = subprocess.run(["bash", str(broker), "start"], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr)
-        _say(
-            "no local broker; if a Kafka broker already runs, pass it: "
-            "perdure dev MODULE:APP --bootstrap HOST:PORT"
-        )
-        return None
-    return out.stdout.strip().splitlines()[-1]
-
-
-def _run_dev(args: argparse.Namespace) -> int:
-    """A small supervisor: a worker and an ingress, each restarted if it dies, with a reason.
-
-    Children that keep dying (more than ``_RESTARTS`` times in a minute) stop it with exit code
-    1; so does a port that is taken, before anything starts.
-    """
-    port = args.port or int(os.environ.get("PERDURE_PORT", "8080"))
-    if _port_taken(port):
-        _say(f"port {port} is in use (another perdure dev?); stop it or pick one: --port 8081")
-        return 1
-    if args.embedded:
-        return _run_embedded(args, port)
-    admin_port = args.admin_port
-    if admin_port is None:
-        admin_port = int(os.environ.get("PERDURE_ADMIN_PORT", "9070"))
-    if admin_port and _port_taken(admin_port):
-        _say(f"admin port {admin_port} is in use; pick another (--admin-port 9071) or 0 for none")
-        return 1
-    bootstrap = args.bootstrap or os.environ.get("PERDURE_BOOTSTRAP") or _local_broker()
-    if bootstrap is None:
-        return 1
-    state_dir = args.state_dir or os.environ.get("PERDURE_STATE_DIR") or ".perdure/dev-state"
-    common = ["--bootstrap", bootstrap, "--log-level", args.log_level]
-    common += ["--log-format", args.log_format]
-    if args.cluster:
-        common += ["--cluster", args.cluster]
-    if args.partitions:
-        common += ["--partitions", str(args.partitions)]
-    me = [sys.executable, "-m", "perdure"]
-    worker_args = [*me, "worker", args.app, "--state-dir", state_dir, *common]
-    metrics = args.metrics_port or os.environ.get("PERDURE_METRICS_PORT")
-    if metrics:
-        worker_args += ["--metrics-port", str(metrics)]
-    commands = {"worker": worker_args, "ingress": [*me, "ingress", "--port", str(port), *common]}
-    if admin_port:
-        commands["admin"] = [*me, "admin", "--port", str(admin_port), *common]
-
-    def on_term(_sig: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # stop the children below, as for Ctrl-C
-
-    signal.signal(signal.SIGTERM, on_term)
-    children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
-    deaths: dict[str, list[float]] = {name: [] for name in commands}
-    admin_url = f", admin http://127.0.0.1:{admin_port}" if admin_port else ""
-    _say(f"broker {bootstrap}, ingress http://127.0.0.1:{port}{admin_url}, app {args.app}")
-    code = 0
-    try:
-        while True:
-            time.sleep(0.5)
-            for name, child in children.items():
-                status = child.poll()
-                if status is None:
-                    continue
-                now = time.monotonic()
-                deaths[name] = [t for t in deaths[name] if now - t < 60] + [now]
-                if len(deaths[name]) > _RESTARTS:
-                    _say(f"the {name} keeps exiting (code {status}); stopping (see its log above)")
-                    raise SystemExit(1)
-                _say(f"the {name} exited with code {status}; starting it again")
-                children[name] = subprocess.Popen(commands[name])
-    except KeyboardInterrupt:
-        pass
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        for child in children.values():
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-    return code
-
-
-def _run_embedded(args: argparse.Namespace, port: int) -> int:
-    """``perdure dev --embedded``: the ingress, its log and the worker in this one process."""
-    from perdure.ingress.app import Ingress, create_app
-    from perdure.ingress.config import IngressSettings
-    from perdure.partitions.config import WorkerSettings
-    from perdure.partitions.embedded import EmbeddedLog
-
-    app = _load_app(args.app)
-    folder = Path(args.state_dir or os.environ.get("PERDURE_STATE_DIR") or ".perdure/embedded")
-    settings = IngressSettings.from_env(port=port)
-    ingress = Ingress(settings)
-    local = EmbeddedLog(app, folder, WorkerSettings.from_env().suspend_after_s)
-    ingress.use_local_log(local)
-    _say(f"embedded log in {folder}, ingress http://127.0.0.1:{port}, app {args.app}")
-    _serve(
-        create_app(settings, ingress),
-        settings.host,
-        settings.port,
-        settings.event_loop,
-        log_format=args.log_format,
-        # It leads once the socket listens: a step that blocks the loop when it runs again
-        # then holds calls in the backlog (they wait) instead of refusing connections.
-        on_listening=local.lead,
     )
     return 0
 
@@ -438,9 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in admin_cli.COMMANDS:
         return admin_cli.run(args)
     try:
-        log_format.configure(str(args.log_level), str(args.log_format))
+        return _run(args)
+    except SettingsError as err:
+        raise SystemExit(f"perdure: {err}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    process = ProcessSettings.from_env(log_level=args.log_level, log_format=args.log_format)
+    # The children of perdure dev are given what this process read.
+    args.log_level, args.log_format = process.log_level, process.log_format
+    try:
+        log_format.configure(process.log_level, process.log_format)
     except ValueError as err:
-        raise SystemExit(f"perdure: {err} (PERDURE_LOG_FORMAT)") from None
+        raise SystemExit(f"perdure: {err} (PERDURE_LOG_LEVEL)") from None
     if args.kafka_config is not None:
         os.environ[kafka_settings.ENV] = args.kafka_config  # its children read it too
     try:
@@ -453,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_ingress(args)
     if args.command == "admin":
         return _run_admin(args)
-    return _run_dev(args)
+    return dev.run(args)
 
 
 if __name__ == "__main__":

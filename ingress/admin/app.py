@@ -25,8 +25,6 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from perdure.engine import subscriptions
-from perdure.engine.kafka_clusters import KafkaClusters, UnknownCluster
-from perdure.engine.kafka_settings import client_settings
 from perdure.engine.subscriptions import InvalidSubscription, Subscription
 from perdure.ingress.access import AccessGuard
 from perdure.ingress.admin.deployments import register_deployments
@@ -41,6 +39,8 @@ from perdure.ingress.placement import placement
 from perdure.ingress.subscriptions.metrics import SubscriptionMetrics
 from perdure.ingress.subscriptions.subscriber import SubscriptionRunner
 from perdure.ingress.subscriptions.table import SubscriptionTable
+from perdure.process.kafka_clusters import KafkaClusters, UnknownCluster
+from perdure.process.kafka_settings import client_settings
 
 log = logging.getLogger("perdure.admin")
 

@@ -27,11 +27,12 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from perdure.engine.cluster import ClusterNames, producer_settings
+from perdure.engine.cluster import ClusterNames
 from perdure.engine.deployments import Deployment, RetrySettings, deployment_id, remote_deployment
 from perdure.ingress.app import Ingress
 from perdure.ingress.errors import IngressError
-from perdure.ingress.kafka import ServiceRegistry
+from perdure.process.kafka_settings import producer_settings
+from perdure.process.tables import ServiceRegistry
 
 log = logging.getLogger("perdure.admin")
 

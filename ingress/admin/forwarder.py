@@ -35,10 +35,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter
 
-from perdure.engine import faults, forwarding
+from perdure.engine import forwarding
 from perdure.engine.cluster import ClusterNames
-from perdure.engine.kafka_clusters import DEFAULT, KafkaClusters
-from perdure.engine.kafka_settings import heartbeat_interval_ms
 from perdure.ingress.kafka import create_topic_if_missing
 from perdure.ingress.subscriptions.dead_letters import (
     DeadLetter,
@@ -46,6 +44,9 @@ from perdure.ingress.subscriptions.dead_letters import (
     own_headers,
     why_headers,
 )
+from perdure.process import faults
+from perdure.process.kafka_clusters import DEFAULT, KafkaClusters
+from perdure.process.kafka_settings import heartbeat_interval_ms
 
 log = logging.getLogger("perdure.forwarder")
 

@@ -32,8 +32,6 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from perdure.engine.cluster import ClusterNames
-from perdure.engine.kafka_clusters import KafkaClusters
-from perdure.engine.kafka_settings import heartbeat_interval_ms
 from perdure.engine.model import Reply
 from perdure.engine.records import Envelope, ResponseStatus
 from perdure.engine.subscriptions import ORDERING_PARTITION, Subscription
@@ -46,6 +44,8 @@ from perdure.ingress.subscriptions.dead_letters import (
 )
 from perdure.ingress.subscriptions.metrics import SubscriptionMetrics
 from perdure.ingress.subscriptions.offsets import OffsetTracker, TopicPart
+from perdure.process.kafka_clusters import KafkaClusters
+from perdure.process.kafka_settings import heartbeat_interval_ms
 
 if TYPE_CHECKING:
     from perdure.ingress.app import Ingress

@@ -12,10 +12,11 @@ import threading
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from perdure.engine import subscriptions
-from perdure.engine.cluster import ClusterNames, producer_settings
+from perdure.engine.cluster import ClusterNames
 from perdure.engine.subscriptions import InvalidSubscription, Subscription
 from perdure.ingress.errors import IngressError
-from perdure.ingress.kafka import CompactedTable
+from perdure.process.kafka_settings import producer_settings
+from perdure.process.tables import CompactedTable
 
 log = logging.getLogger("perdure.admin")
 

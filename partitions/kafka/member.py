@@ -19,10 +19,6 @@ from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from perdure.engine import faults
-from perdure.engine.client_logs import CLIENT_LOGGER
-from perdure.engine.cluster import CONSUMER_QUEUE_KBYTES
-from perdure.engine.kafka_settings import client_settings, heartbeat_interval_ms
 from perdure.partitions.config import WorkerSettings
 from perdure.partitions.kafka.crossing import LoopCrossing
 from perdure.partitions.lease import Lease, LeaseKeeper
@@ -33,6 +29,13 @@ from perdure.partitions.runtime.processor import PartitionProcessor
 from perdure.partitions.storage.recovery import Recovery
 from perdure.partitions.storage.standby import Standbys
 from perdure.partitions.storage.store import StoreSnapshot
+from perdure.process import faults
+from perdure.process.client_logs import CLIENT_LOGGER
+from perdure.process.kafka_settings import (
+    CONSUMER_QUEUE_KBYTES,
+    client_settings,
+    heartbeat_interval_ms,
+)
 
 log = logging.getLogger("perdure.worker")
 

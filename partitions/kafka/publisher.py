@@ -40,15 +40,17 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from perdure.engine import codec, faults
-from perdure.engine.cluster import ClusterNames, producer_settings
+from perdure.engine import codec
+from perdure.engine.cluster import ClusterNames
 from perdure.engine.forwarding import outbox_headers
-from perdure.engine.kafka_clusters import DEFAULT, KafkaClusters, UnknownCluster
 from perdure.engine.model import OutgoingRecord
 from perdure.engine.records import Envelope
 from perdure.partitions.errors import PublishError
 from perdure.partitions.lease import Lease
 from perdure.partitions.log import LOG_HEADERS
+from perdure.process import faults
+from perdure.process.kafka_clusters import DEFAULT, KafkaClusters, UnknownCluster
+from perdure.process.kafka_settings import producer_settings
 from perdure.sdk import InvocationAborted, TerminalError
 
 log = logging.getLogger("perdure.publisher")

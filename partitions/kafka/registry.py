@@ -8,7 +8,7 @@ import time
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from perdure.engine.kafka_settings import client_settings
+from perdure.process.kafka_settings import client_settings
 from perdure.sdk import Endpoint
 
 log = logging.getLogger("perdure.worker")

@@ -14,10 +14,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from perdure.engine import replication
-from perdure.engine.client_logs import CLIENT_LOGGER, ConnectionTrouble
 from perdure.engine.cluster import LOG_SEGMENT_BYTES, ClusterNames, topic_specs
-from perdure.engine.kafka_settings import client_settings
 from perdure.partitions.errors import TopicSetupError
+from perdure.process.client_logs import CLIENT_LOGGER, ConnectionTrouble
+from perdure.process.kafka_settings import client_settings
 
 log = logging.getLogger("perdure.topics")
 

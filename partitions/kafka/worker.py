@@ -17,8 +17,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from perdure.engine.kafka_clusters import KafkaClusters
-from perdure.engine.kafka_settings import heartbeat_interval_ms
 from perdure.engine.records import AckEntry, StartInvocation
 from perdure.partitions.config import WorkerSettings
 from perdure.partitions.handlers.invoker import Invoker
@@ -39,6 +37,8 @@ from perdure.partitions.runtime.processor import PartitionProcessor
 from perdure.partitions.storage import heap
 from perdure.partitions.storage.recovery import Recovery
 from perdure.partitions.storage.store import configure_memory, memory_in_use
+from perdure.process.kafka_clusters import KafkaClusters
+from perdure.process.kafka_settings import heartbeat_interval_ms
 from perdure.sdk import Endpoint
 
 log = logging.getLogger("perdure.worker")

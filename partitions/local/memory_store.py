@@ -32,10 +32,12 @@ class MemoryStore:
         return value
 
     def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        # A list of the keys first: the caller may commit while it iterates.
-        for key in list(self.data.irange(minimum=prefix)):
-            if not key.startswith(prefix) or (end is not None and key >= end):
-                return
+        # A list of the keys first (the caller may commit while it iterates), of the prefix's
+        # range only: the keys after it are not listed.
+        upper = _after_prefix(prefix)
+        if end is not None and (upper is None or end < upper):
+            upper = end
+        for key in list(self.data.irange(minimum=prefix, maximum=upper, inclusive=(True, False))):
             if key in self.data:
                 yield key, self.data[key]
 
@@ -74,3 +76,11 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to flush."""
+
+
+def _after_prefix(prefix: bytes) -> bytes | None:
+    """The first key after every key that starts with ``prefix`` (None: there is none)."""
+    head = prefix.rstrip(b"\xff")
+    if not head:
+        return None
+    return head[:-1] + bytes([head[-1] + 1])

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Protocol
 
-from perdure.engine import signals
+from perdure.engine import awakeables
 from perdure.engine.deployments import STATE_ENTRY
 from perdure.engine.model import EntryKind, Failure, JournalEntry
 from perdure.engine.records import Command, Complete, StartInvocation
@@ -98,17 +98,17 @@ async def conclude(
         marker = JournalEntry(EntryKind.RUN, STATE_ENTRY, state_ops=tuple(trailing))
         journal.append(marker)
         acks.append((index, ops.propose(index, marker)))
-    awakeables: list[int] = []
+    waited: list[int] = []
     if answer.suspended_on is not None and complete:
         for signal in answer.signals:
-            name = signals.entry_name(signal)
+            name = awakeables.entry_name(signal)
             found = next((i for i, e in enumerate(journal) if e.name == name), None)
             if found is None:
                 found = len(journal)
                 entry = JournalEntry(EntryKind.AWAKEABLE, name, completed=False)
                 journal.append(entry)
                 acks.append((found, ops.propose(found, entry)))
-            awakeables.append(found)
+            waited.append(found)
     await acknowledge(journal, acks, ops)
     if answer.error is not None:
         raise RemoteFailure(f"the handler failed: {answer.error}", answer.error_retry_ms)
@@ -117,7 +117,7 @@ async def conclude(
     if not complete:
         return None  # exchange again at once: the SDK runs the step again
     index_of = replay(start, journal).index_of
-    awaited = {index_of[c] for c in answer.suspended_on if c in index_of} | set(awakeables)
+    awaited = {index_of[c] for c in answer.suspended_on if c in index_of} | set(waited)
     waiting = tuple(sorted(awaited))
     if not waiting:
         raise UnsupportedCommand("the handler waits for a named signal")

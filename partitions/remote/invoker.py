@@ -31,9 +31,9 @@ from perdure.partitions.remote import wire as w
 from perdure.partitions.remote.answer import ABORT_S, AttemptOps, RemoteFailure, conclude
 from perdure.partitions.remote.h2_client import H2Client, H2Error
 from perdure.partitions.remote.journal import (
+    FrameReader,
     ProtocolError,
     RefusedCommand,
-    ResponseReader,
     UnsupportedCommand,
     replay,
 )
@@ -63,24 +63,22 @@ class RemoteInvoker:
         self.suspend_after_s = suspend_after_s
         self.streams = streams
         """Bidirectional streams with endpoints that offer them (else a request per step)."""
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._http1: httpx.AsyncClient | None = None
         self._h2 = H2Client(ABORT_S)
         self._on_exchange = on_exchange
         """Called with +1 when an exchange starts and -1 when it ends (a gauge)."""
 
-    def _client(self, http: str) -> httpx.AsyncClient:
-        client = self._clients.get(http)
-        if client is None:
+    def _client(self) -> httpx.AsyncClient:
+        """The HTTP/1.1 client (HTTP/2 endpoints go through :class:`H2Client`)."""
+        if self._http1 is None:
             timeout = httpx.Timeout(ABORT_S, connect=CONNECT_S)
-            h2 = http == "2"
-            client = httpx.AsyncClient(http1=not h2, http2=h2, timeout=timeout)
-            self._clients[http] = client
-        return client
+            self._http1 = httpx.AsyncClient(timeout=timeout)
+        return self._http1
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
+        if self._http1 is not None:
+            await self._http1.aclose()
+            self._http1 = None
         await self._h2.close()
 
     async def deployment(self, start: StartInvocation) -> Deployment | None:
@@ -152,7 +150,7 @@ class RemoteInvoker:
     ) -> Command | None:
         sent = replay(start, journal)
         frames = await self._post(start, dep, sent.frames)
-        reader = ResponseReader(start, len(journal), sent.next_completion, self.directory.kinds)
+        reader = FrameReader(start, len(journal), sent.next_completion, self.directory.kinds)
         for f in frames:
             if reader.feed(f):
                 break
@@ -183,9 +181,7 @@ class RemoteInvoker:
             if dep.http == "2":
                 async with self._h2.post(url, headers, body) as (status, chunks):
                     return await _frames(url, status, chunks)
-            async with self._client(dep.http).stream(
-                "POST", url, content=body, headers=headers
-            ) as r:
+            async with self._client().stream("POST", url, content=body, headers=headers) as r:
                 return await _frames(url, r.status_code, r.aiter_raw())
         except (httpx.HTTPError, H2Error) as err:
             raise RemoteFailure(f"{url}: {type(err).__name__}: {err}") from None

@@ -6,7 +6,7 @@ per Restate command that has an outcome or needs the engine: ``run`` (with the p
 in-process handlers. :func:`replay` turns the entries back into the SDK's journal (commands, each
 followed by the notifications it has had), recomputing the completion ids with the SDK's rule: one
 per command that awaits something and per state read (even an eager one, answered inline), two
-for a call. :class:`ResponseReader` reads what the SDK
+for a call. :class:`FrameReader` reads what the SDK
 answered and turns its new commands into entries to propose.
 
 What this stage does not carry (a clear terminal error names it): lazy state, durable promises,
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from perdure.engine import signals
+from perdure.engine import awakeables
 from perdure.engine.deployments import PIN_ENTRY, STATE_ENTRY
 from perdure.engine.ids import InvocationId, call_uid, workflow_run_id
 from perdure.engine.limits import LimitExceeded, check_delay_ms, check_name
@@ -223,9 +223,9 @@ def _replay_entry(
             notify(index, w.frame(completion, [(1, cid), *promise_outcome(entry)]))
         index_of[cid] = index
         cid += 1
-    elif kind is EntryKind.AWAKEABLE and signals.signal_of(entry.name) is not None:
+    elif kind is EntryKind.AWAKEABLE and awakeables.signal_of(entry.name) is not None:
         if entry.completed:  # a signal takes no completion id
-            idx = signals.signal_of(entry.name)
+            idx = awakeables.signal_of(entry.name)
             notify(index, w.frame(w.SIGNAL, [(2, idx), *outcome_fields(entry)]))
     else:
         raise UnsupportedCommand(f"journal entry {index} ({kind.value}) has no Restate form")
@@ -297,7 +297,7 @@ class Answer:
     retry policy), overriding the deployment's for that one retry."""
 
 
-class ResponseReader:
+class FrameReader:
     """Turns the frames of one answer into new entries, checking the SDK's completion ids."""
 
     def __init__(

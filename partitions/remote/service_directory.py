@@ -3,23 +3,18 @@
 A worker runs the handlers of its own endpoint in process; the services of registered
 deployments (engine/deployments.py) it runs over HTTP, and a handler of theirs that calls
 another service needs that service's kind. Both come from the compacted registry topic, read
-from its start on a thread of its own and followed.
+by the registry reader the ingress uses too (perdure/process/tables.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import threading
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
-from perdure.engine.client_logs import CLIENT_LOGGER
-from perdure.engine.deployments import Deployment, is_deployment_key, remote_deployment
-from perdure.engine.kafka_settings import client_settings
+from perdure.engine.deployments import Deployment, remote_deployment
 from perdure.engine.model import HandlerKind, ServiceKind
+from perdure.process.tables import ServiceRegistry
 
 log = logging.getLogger("perdure.directory")
 
@@ -28,38 +23,12 @@ class ServiceDirectory:
     """Service name to its registry entry, as the registry topic says now."""
 
     def __init__(self, bootstrap: str, topic: str, name: str = "worker-registry") -> None:
-        self.services: dict[str, dict[str, Any]] = {}
-        self._consumer = Consumer(
-            {
-                **client_settings(bootstrap),
-                "group.id": f"perdure-{name}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 100,
-                "logger": CLIENT_LOGGER,
-            }
-        )
-        self._consumer.assign([TopicPartition(topic, 0, 0)])
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._registry = ServiceRegistry(bootstrap, topic, name)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg = self._consumer.poll(0.1)
-            raw = None if msg is None or msg.error() is not None else msg.key()
-            if msg is None or raw is None:
-                continue
-            key = raw.decode(errors="replace")
-            if is_deployment_key(key):
-                continue
-            value = msg.value()
-            if value is None:
-                self.services.pop(key, None)
-                continue
-            try:
-                self.services[key] = json.loads(value)
-            except ValueError:
-                log.warning("registry: unreadable entry for %r", key)
+    @property
+    def services(self) -> dict[str, dict[str, Any]]:
+        """Service name to its registry entry."""
+        return self._registry.services
 
     def deployment(self, service: str) -> Deployment | None:
         """The deployment that serves ``service`` now, or None (hosted by workers, or unknown)."""
@@ -96,6 +65,4 @@ class ServiceDirectory:
         return service_kind, HandlerKind.EXCLUSIVE
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._consumer.close()
+        self._registry.close()

@@ -153,7 +153,7 @@ class PartitionProcessor:
             if self.is_leader:
                 out.lost_leadership = True
                 self.is_leader = False
-        self._sort(pending, out)
+        self._classify(pending, out)
         return out
 
     def _fold(self, messages: Sequence[LogRecord]) -> tuple[list[Action], tuple[int, str] | None]:
@@ -180,7 +180,9 @@ class PartitionProcessor:
             self.next_offset = last + 1
         return pending, None
 
-    def _sort(self, pending: list[Action], out: Applied) -> None:
+    def _classify(self, pending: list[Action], out: Applied) -> None:
+        """Counts what the batch rejected and notes a change of leadership; the rest is the
+        leader's to act on."""
         for action in pending:
             if isinstance(action, RecordRejected):
                 out.rejected += 1

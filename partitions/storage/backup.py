@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from perdure.engine import faults, keys
-from perdure.engine.cluster import MAX_RECORD_BYTES, ClusterNames, producer_settings
-from perdure.engine.kafka_settings import client_settings
+from perdure.engine import keys
+from perdure.engine.cluster import MAX_RECORD_BYTES, ClusterNames
 from perdure.engine.records import BackupTaken, TrimLog
 from perdure.partitions.metrics import WorkerMetrics
 from perdure.partitions.storage import backup_format, heap
 from perdure.partitions.storage.store import PartitionStore
+from perdure.process import faults
+from perdure.process.kafka_settings import client_settings, producer_settings
 
 log = logging.getLogger("perdure.backup")
 

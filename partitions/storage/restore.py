@@ -17,14 +17,15 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from perdure.engine import faults, keys
-from perdure.engine.client_logs import CLIENT_LOGGER
-from perdure.engine.cluster import CONSUMER_QUEUE_KBYTES, ClusterNames
-from perdure.engine.kafka_settings import client_settings
+from perdure.engine import keys
+from perdure.engine.cluster import ClusterNames
 from perdure.partitions.errors import RestoreError
 from perdure.partitions.metrics import WorkerMetrics
 from perdure.partitions.storage import backup_format, heap
 from perdure.partitions.storage.store import PartitionStore
+from perdure.process import faults
+from perdure.process.client_logs import CLIENT_LOGGER
+from perdure.process.kafka_settings import CONSUMER_QUEUE_KBYTES, client_settings
 
 log = logging.getLogger("perdure.restore")
 

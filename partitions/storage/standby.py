@@ -27,13 +27,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from perdure.engine.client_logs import CLIENT_LOGGER
-from perdure.engine.cluster import CONSUMER_QUEUE_KBYTES
-from perdure.engine.kafka_settings import client_settings
 from perdure.partitions.metrics import WorkerMetrics
 from perdure.partitions.runtime.processor import PartitionProcessor
 from perdure.partitions.storage.recovery import Recovery
 from perdure.partitions.storage.store import PartitionStore
+from perdure.process.client_logs import CLIENT_LOGGER
+from perdure.process.kafka_settings import CONSUMER_QUEUE_KBYTES, client_settings
 
 log = logging.getLogger("perdure.standby")
 

@@ -15,10 +15,10 @@ import pytest
 from confluent_kafka import Producer
 
 from perdure.engine import codec, schemas, state_machine
-from perdure.engine.cluster import producer_settings
 from perdure.engine.ids import InvocationId
 from perdure.engine.model import EntryKind, JournalEntry
 from perdure.engine.records import Envelope, ProposeEntry
+from perdure.process.kafka_settings import producer_settings
 from tests.cluster import Cluster, Proc, led_by, wait_until
 from tests.logfold import Fold, fold_partition
 

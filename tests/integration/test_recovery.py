@@ -2,7 +2,7 @@
 
 Workers back up after a few dozen records and trim the log right behind each backup (margin 0),
 so every takeover here restores from a backup: the log alone no longer holds the history.
-Fault points (engine/faults.py) freeze a worker at the exact moment (half a backup written,
+Fault points (perdure/process/faults.py) freeze a worker at the exact moment (half a backup written,
 a trim in flight, half a store restored) and the test kills it there with ``kill -9``.
 """
 

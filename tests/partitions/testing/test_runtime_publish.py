@@ -50,7 +50,7 @@ async def test_a_restate_sdk_awakeable_id_is_read_and_a_forged_one_is_a_404() ->
         await rt.settle()
         with pytest.raises(TerminalError) as err:
             # A signal no Restate SDK opened: the partition keeps it for the invocation
-            # until it ends (engine/signals.py), so a well-formed id is taken...
+            # until it ends (engine/awakeables.py), so a well-formed id is taken...
             await rt.resolve_awakeable(signal_awakeable_id(sent.id, 17) + "x", "no")
         assert err.value.status_code == 404, "...and a malformed one is not"
         await rt.resolve_awakeable(signal_awakeable_id(sent.id, 17), "kept")

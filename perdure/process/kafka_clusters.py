@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perdure.engine import kafka_settings
 from perdure.engine.errors import EngineError
+from perdure.engine.model import DEFAULT_CLUSTER
+from perdure.process import kafka_settings
 
-DEFAULT = "default"
+DEFAULT = DEFAULT_CLUSTER
 
 
 class UnknownCluster(EngineError):

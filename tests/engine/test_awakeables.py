@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from perdure.engine import keys, signals, state_machine
+from perdure.engine import awakeables, keys, state_machine
 from perdure.engine.errors import InvalidId
 from perdure.engine.ids import InvocationId, parse_signal_awakeable_id, signal_awakeable_id
 from perdure.engine.model import EntryKind, JournalEntry, Reply, Target
@@ -27,7 +27,7 @@ from perdure.engine.records import (
 from perdure.engine.storage import MemoryTxn
 
 T = Target("waiter", "approval")
-WAIT = JournalEntry(EntryKind.AWAKEABLE, signals.entry_name(17), completed=False)
+WAIT = JournalEntry(EntryKind.AWAKEABLE, awakeables.entry_name(17), completed=False)
 
 
 def _running() -> MemoryTxn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perdure.engine.kafka_settings import KafkaConfigError, heartbeat_interval_ms, parse
+from perdure.process.kafka_settings import KafkaConfigError, heartbeat_interval_ms, parse
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from perdure.engine.log_format import JsonFormatter
+from perdure.process.log_format import JsonFormatter
 
 
 def test_a_line_is_one_json_object_with_the_invocation_id() -> None:

@@ -21,6 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from perdure.engine.cluster import MAX_RECORD_BYTES
+from perdure.process.client_logs import CLIENT_LOGGER
+
 ENV = "PERDURE_KAFKA_CONFIG"
 
 RESERVED = frozenset(
@@ -120,3 +123,25 @@ def client_settings(bootstrap: str, **own: Any) -> dict[str, Any]:
     """Settings of a client of Perdure's Kafka at ``bootstrap``: Perdure's defaults, the
     configured ones, then ``own`` (Perdure's, which win)."""
     return {**DEFAULTS, **extra(), "bootstrap.servers": bootstrap, **own}
+
+
+CONSUMER_QUEUE_KBYTES = 16 * 1024
+"""What a worker's consumers fetch ahead, at most (librdkafka's ``queued.max.messages.kbytes``,
+64 MiB by default per consumer). Reading a backup or a long log suffix fills the queue to its
+bound; 16 MiB keeps a restore's memory small and the fetches large enough for its speed."""
+
+
+def producer_settings(bootstrap: str) -> dict[str, object]:
+    """librdkafka settings of every Perdure producer: idempotent, acks=all, low latency."""
+    return {
+        **DEFAULTS,
+        **extra(),
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 0,
+        "message.max.bytes": MAX_RECORD_BYTES,
+        "message.timeout.ms": 15000,
+        # Its log lines go through the process's logging, rate-limited (client_logs.py).
+        "logger": CLIENT_LOGGER,
+    }
