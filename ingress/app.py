@@ -466,8 +466,11 @@ def create_app(settings: IngressSettings | None = None, ingress: Ingress | None 
         failed = response.failure or Failure(500, "unexpected answer")
         return error_answer(failed.code, failed.message)
 
-    # Every other POST is a call served by CallFastPath before it reaches the app.
+    # CallFastPath serves a POST to a handler's path before the app sees it; this route still
+    # serves the POSTs under /restate/ no other route takes (/restate/send/..., Restate's own
+    # spelling of a send), and makes any other method on a handler's path a 405.
     @app.api_route("/restate/call/{path:path}", methods=["GET", "POST"], include_in_schema=False)
+    @app.post("/{path:path}", include_in_schema=False)
     async def call(path: str, request: Request) -> Response:
         return await serve_call(ingress, settings, request)
 

@@ -31,7 +31,7 @@ from perdure.partitions.remote import wire as w
 from perdure.partitions.remote.answer import ABORT_S, AttemptOps, RemoteFailure, conclude
 from perdure.partitions.remote.h2_client import H2Client, H2Error
 from perdure.partitions.remote.journal import (
-    FrameReader,
+    AnswerReader,
     ProtocolError,
     RefusedCommand,
     UnsupportedCommand,
@@ -150,7 +150,7 @@ class RemoteInvoker:
     ) -> Command | None:
         sent = replay(start, journal)
         frames = await self._post(start, dep, sent.frames)
-        reader = FrameReader(start, len(journal), sent.next_completion, self.directory.kinds)
+        reader = AnswerReader(start, len(journal), sent.next_completion, self.directory.kinds)
         for f in frames:
             if reader.feed(f):
                 break

@@ -6,7 +6,7 @@ per Restate command that has an outcome or needs the engine: ``run`` (with the p
 in-process handlers. :func:`replay` turns the entries back into the SDK's journal (commands, each
 followed by the notifications it has had), recomputing the completion ids with the SDK's rule: one
 per command that awaits something and per state read (even an eager one, answered inline), two
-for a call. :class:`FrameReader` reads what the SDK
+for a call. :class:`AnswerReader` reads what the SDK
 answered and turns its new commands into entries to propose.
 
 What this stage does not carry (a clear terminal error names it): lazy state, durable promises,
@@ -297,7 +297,7 @@ class Answer:
     retry policy), overriding the deployment's for that one retry."""
 
 
-class FrameReader:
+class AnswerReader:
     """Turns the frames of one answer into new entries, checking the SDK's completion ids."""
 
     def __init__(

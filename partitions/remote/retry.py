@@ -18,7 +18,8 @@ from datetime import timedelta
 
 from perdure.engine.deployments import Deployment
 from perdure.engine.model import Target
-from perdure.sdk.options import DEFAULT_RETRY_POLICY, RetryPolicy
+from perdure.sdk import RetryPolicy
+from perdure.sdk.hosting import DEFAULT_RETRY_POLICY
 
 PAUSED_MS = 10 * 365 * 24 * 3600 * 1000
 """How far ahead a paused invocation's next attempt is put: until an operator resumes it."""

@@ -21,8 +21,8 @@ from perdure.partitions.remote import wire as w
 from perdure.partitions.remote.answer import ABORT_S, WAITING, AttemptOps, RemoteFailure, conclude
 from perdure.partitions.remote.h2_client import Exchange, H2Client
 from perdure.partitions.remote.journal import (
+    AnswerReader,
     CalleeKinds,
-    FrameReader,
     NewEntry,
     outcome_fields,
     promise_outcome,
@@ -89,7 +89,7 @@ class StreamAttempt:
         sent = replay(self.start, self.journal)
         first = start_frame(self.start, len(sent.frames)).to_bytes()
         first += b"".join(f.to_bytes() for f in sent.frames)
-        reader = FrameReader(self.start, len(self.journal), sent.next_completion, self._kinds)
+        reader = AnswerReader(self.start, len(self.journal), sent.next_completion, self._kinds)
         proposed = 0
         on_exchange(1)
         try:
@@ -146,7 +146,7 @@ class StreamAttempt:
         self._acks.append((0, self.ops.propose(0, self.journal[0])))
         self.pinned = True
 
-    async def _propose_ready(self, reader: FrameReader, proposed: int, ex: Exchange) -> int:
+    async def _propose_ready(self, reader: AnswerReader, proposed: int, ex: Exchange) -> int:
         """Proposes the entries the SDK asked for, in order, as far as their results are in."""
         entries = reader.answer.entries
         while proposed < len(entries) and entries[proposed].run_completion is None:

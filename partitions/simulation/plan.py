@@ -14,9 +14,7 @@ from perdure.engine.records import Cancel, Command, CompleteAwakeable, Envelope,
 from perdure.engine.subscriptions import record_key
 from perdure.partitions.simulation.checks import Expectation
 from perdure.partitions.simulation.workload import chain_value
-from perdure.sdk import serde
-from perdure.sdk.call_targets import invocation_id_for
-from perdure.sdk.service import HandlerDef
+from perdure.sdk.hosting import HandlerDef, encode, invocation_id_for
 
 if TYPE_CHECKING:
     from perdure.partitions.simulation.world import World
@@ -114,7 +112,7 @@ def _send(
         else world.rng.randbytes(16)
     )
     inv = invocation_id_for(h, key, uid)
-    body = raw_input if raw_input is not None else serde.encode(arg, h.input_type)
+    body = raw_input if raw_input is not None else encode(arg, h.input_type)
     request = Reply(0, f"r-{world.rng.getrandbits(64):016x}") if reply else None
     record = Invoke(
         str(inv),
@@ -263,7 +261,7 @@ def resolve_later(world: World, invocation_id: str, awakeable_id: str) -> None:
         return
     world.awakeables_seen.add(awakeable_id)
     inv, index = parse_any_awakeable_id(awakeable_id)
-    value = serde.encode(f"v{world.wait_inputs.get(invocation_id, -1)}")
+    value = encode(f"v{world.wait_inputs.get(invocation_id, -1)}")
     partition = InvocationId.parse(inv).partition(world.options.partitions)
     record = CompleteAwakeable(inv, index, value, None, Reply(0, f"a-{awakeable_id}"))
     asyncio.get_running_loop().call_later(

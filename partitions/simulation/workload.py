@@ -38,8 +38,8 @@ from perdure.sdk import (
     Workflow,
     WorkflowContext,
     WorkflowSharedContext,
-    serde,
 )
+from perdure.sdk.hosting import encode
 
 PUBLISH_TOPIC = "sim.out"
 CURRENT_WORKER: contextvars.ContextVar[str] = contextvars.ContextVar("sim_worker", default="?")
@@ -146,7 +146,7 @@ def build(ledger: Ledger) -> Endpoint:
     @counter.handler(kind="shared")
     async def rogue(ctx: ObjectSharedContext) -> int:
         # What a buggy SDK could send: a state write in a shared handler's journal entry.
-        ctx._change(StateOp(StateOpKind.SET, "v", serde.encode(-1000)))
+        ctx._change(StateOp(StateOpKind.SET, "v", encode(-1000)))
         await run_step(ctx, "rogue", 0)
         return 0
 

@@ -6,7 +6,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from perdure.engine.records import Response, ResponseStatus
-from perdure.sdk import TerminalError, serde
+from perdure.sdk import TerminalError
+from perdure.sdk.hosting import decode
 
 if TYPE_CHECKING:
     from perdure.partitions.testing.runtime import TestRuntime
@@ -58,4 +59,4 @@ def outcome(response: Response, output_type: Any) -> Any:
         raise TerminalError(response.failure.message, response.failure.code)
     if response.status is ResponseStatus.NOT_FOUND:
         raise TerminalError(f"invocation {response.invocation_id} not found", 404)
-    return serde.decode(response.result or b"null", output_type, what="the handler's result")
+    return decode(response.result or b"null", output_type, what="the handler's result")

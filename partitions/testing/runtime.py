@@ -53,9 +53,16 @@ from perdure.partitions.local.crashes import Crash, CrashPlan
 from perdure.partitions.local.memory_log import LogRecord
 from perdure.partitions.local.partition import PARTITION, LocalPartition
 from perdure.partitions.testing.invocation import Invocation, StuckError, outcome, seconds
-from perdure.sdk import Endpoint, TerminalError, clock, serde
-from perdure.sdk.call_targets import check_key, invocation_id_for
-from perdure.sdk.service import HandlerDef
+from perdure.sdk import Endpoint, TerminalError
+from perdure.sdk.hosting import (
+    HandlerDef,
+    check_key,
+    decode,
+    encode,
+    invocation_id_for,
+    restore_clock,
+    use_clock,
+)
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -111,7 +118,7 @@ class TestRuntime:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def __aenter__(self) -> TestRuntime:
-        self._clock_token = clock.use(self.clock.time)
+        self._clock_token = use_clock(self.clock.time)
         self._p = LocalPartition(self.app, self.clock, self._suspend_after_s, publish=True)
         self._p.auto_advance = self._auto_advance
         self._p.start()
@@ -127,7 +134,7 @@ class TestRuntime:
         if self._p is not None:
             await self._p.stop()
         if self._clock_token is not None:
-            clock.restore(self._clock_token)
+            restore_clock(self._clock_token)
 
     # -- calling ----------------------------------------------------------------------------
 
@@ -236,7 +243,7 @@ class TestRuntime:
         Raises:
             TerminalError: 404 (unknown, or its invocation ended), 409 (completed already).
         """
-        await self._complete_awakeable(awakeable, serde.encode(value), None)
+        await self._complete_awakeable(awakeable, encode(value), None)
 
     async def reject_awakeable(self, awakeable: str, reason: str) -> None:
         """Fails an awakeable: the handler's await raises :class:`TerminalError` (``reason``)."""
@@ -313,7 +320,7 @@ class TestRuntime:
     def state(self, service: str | Callable[..., Any], key: str) -> dict[str, Any]:
         """A virtual object's or workflow's state for ``key``, each value decoded as JSON."""
         name = service if isinstance(service, str) else self._handler_def(service).service
-        return {k: serde.decode(v, None) for k, v in keyed.read_state(self._part.store, name, key)}
+        return {k: decode(v, None) for k, v in keyed.read_state(self._part.store, name, key)}
 
     def records(self) -> list[LogRecord]:
         """Every record the log holds, in order (what Kafka would hold)."""
@@ -377,7 +384,7 @@ class TestRuntime:
         check_key(h, key)
         if idempotency_key and kind is HandlerKind.WORKFLOW:
             raise TerminalError("a workflow run is idempotent by its key already", 400)
-        body = serde.encode(arg, h.input_type) if h.takes_input else b""
+        body = encode(arg, h.input_type) if h.takes_input else b""
         uid = idempotent_uid(h.service, h.name, key, idempotency_key) if idempotency_key else None
         inv = invocation_id_for(h, key, uid)
         wait = not send or bool(idempotency_key) or kind is HandlerKind.WORKFLOW

@@ -87,3 +87,16 @@ def test_subscription_bench_smoke_run(kafka_bootstrap: str, tmp_path: Path) -> N
     figures = json.loads(result.read_text())
     assert figures["records"] == 300 and figures["records_per_s"] > 0
     assert figures["floor_records_per_s"] > 0
+
+
+def test_the_wire_codec_bench_compares_codecs_that_agree() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.wire_codec", "--rounds", "1", "--number", "200"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| encode |" in out.stdout and "| decode |" in out.stdout

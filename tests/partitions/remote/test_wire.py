@@ -27,7 +27,7 @@ from perdure.engine.model import (
 from perdure.engine.records import StartInvocation
 from perdure.partitions.remote import wire as w
 from perdure.partitions.remote.journal import (
-    FrameReader,
+    AnswerReader,
     ProtocolError,
     RefusedCommand,
     UnsupportedCommand,
@@ -130,8 +130,8 @@ def test_replay_recomputes_completion_ids_with_the_sdks_rule() -> None:
     assert (state.raw(1), state.raw(2)) == (b"items", b"[1]")
 
 
-def _answer(*frames: w.Frame, next_completion: int = 1) -> FrameReader:
-    reader = FrameReader(START, 1, next_completion, kinds)
+def _answer(*frames: w.Frame, next_completion: int = 1) -> AnswerReader:
+    reader = AnswerReader(START, 1, next_completion, kinds)
     for f in frames:
         if reader.feed(f):
             break
@@ -214,7 +214,7 @@ def test_a_resolved_awakeable_replays_as_its_signal() -> None:
 def test_a_shared_handler_that_changes_state_is_a_protocol_error(frame: w.Frame) -> None:
     """Issue 31, fault 5: a Restate SDK's shared handler wrote beside the key's exclusive one."""
     shared = replace(START, handler_kind=HandlerKind.SHARED)
-    reader = FrameReader(shared, 1, 1, kinds)
+    reader = AnswerReader(shared, 1, 1, kinds)
     reader.feed(w.frame(w.GET_EAGER_STATE, [(1, b"items"), (14, w.value(b"[1]"))]))
     with pytest.raises(ProtocolError, match="may not change state"):
         reader.feed(frame)
