@@ -15,7 +15,8 @@ from perdure.engine import awakeables
 from perdure.engine.deployments import STATE_ENTRY
 from perdure.engine.model import EntryKind, Failure, JournalEntry
 from perdure.engine.records import Command, Complete, StartInvocation
-from perdure.partitions.remote.journal import Answer, UnsupportedCommand, replay
+from perdure.partitions.remote.commands import Answer
+from perdure.partitions.remote.journal import UnsupportedCommand, replay
 
 ABORT_S = 600.0
 """The longest one exchange may take, or a stream stay silent (Restate's abort timeout): a step

@@ -29,9 +29,9 @@ from perdure.engine.model import EntryKind, Failure, JournalEntry
 from perdure.engine.records import Command, Complete, StartInvocation
 from perdure.partitions.remote import wire as w
 from perdure.partitions.remote.answer import ABORT_S, AttemptOps, RemoteFailure, conclude
+from perdure.partitions.remote.commands import AnswerReader
 from perdure.partitions.remote.h2_client import H2Client, H2Error
 from perdure.partitions.remote.journal import (
-    AnswerReader,
     ProtocolError,
     RefusedCommand,
     UnsupportedCommand,

@@ -17,24 +17,19 @@ from collections.abc import AsyncIterator, Callable
 from perdure.engine.deployments import Deployment
 from perdure.engine.model import EntryKind, JournalEntry
 from perdure.engine.records import Command, StartInvocation
+from perdure.partitions.remote import restate_protocol_pb2 as pb
 from perdure.partitions.remote import wire as w
 from perdure.partitions.remote.answer import ABORT_S, WAITING, AttemptOps, RemoteFailure, conclude
+from perdure.partitions.remote.commands import AnswerReader, CalleeKinds, NewEntry
 from perdure.partitions.remote.h2_client import Exchange, H2Client
 from perdure.partitions.remote.journal import (
-    AnswerReader,
-    CalleeKinds,
-    NewEntry,
-    outcome_fields,
-    promise_outcome,
+    callee_notification,
+    outcome_of,
+    promise_notification,
     replay,
+    slept_notification,
     start_frame,
 )
-
-_PROMISE_COMPLETIONS = {
-    EntryKind.GET_PROMISE: w.GET_PROMISE_COMPLETION,
-    EntryKind.PEEK_PROMISE: w.PEEK_PROMISE_COMPLETION,
-    EntryKind.COMPLETE_PROMISE: w.COMPLETE_PROMISE_COMPLETION,
-}
 
 
 def notification(entry: JournalEntry, completions: tuple[int, ...]) -> w.Frame | None:
@@ -43,18 +38,23 @@ def notification(entry: JournalEntry, completions: tuple[int, ...]) -> w.Frame |
     if not completions:
         return None  # an entry of Perdure's own (a command's payload): nothing to tell
     if kind is EntryKind.RUN:
-        return w.frame(w.RUN_COMPLETION, [(1, completions[0]), *outcome_fields(entry)])
+        done = pb.RunCompletionNotificationMessage(
+            completion_id=completions[0], **outcome_of(entry)
+        )
+        return w.frame(w.RUN_COMPLETION, done)
     if kind is EntryKind.SEND and entry.call is not None:
-        return w.frame(w.CALL_INVOCATION_ID, [(1, completions[0]), (16, entry.call.callee_id)])
+        note = callee_notification(completions[0], entry.call.callee_id)
+        return w.frame(w.CALL_INVOCATION_ID, note)
     if not entry.completed:
         return None
     if kind is EntryKind.SLEEP:
-        return w.frame(w.SLEEP_COMPLETION, [(1, completions[0]), (4, [])])
+        return w.frame(w.SLEEP_COMPLETION, slept_notification(completions[0]))
     if kind in (EntryKind.GET_PROMISE, EntryKind.PEEK_PROMISE, EntryKind.COMPLETE_PROMISE):
-        completion = _PROMISE_COMPLETIONS[kind]
-        return w.frame(completion, [(1, completions[0]), *promise_outcome(entry)])
+        return promise_notification(entry, completions[0])
     if kind is EntryKind.CALL:
-        return w.frame(w.CALL_COMPLETION, [(1, completions[1]), *outcome_fields(entry)])
+        result = outcome_of(entry)
+        returned = pb.CallCompletionNotificationMessage(completion_id=completions[1], **result)
+        return w.frame(w.CALL_COMPLETION, returned)
     return None
 
 
@@ -161,7 +161,9 @@ class StreamAttempt:
                 self._waits[fut] = (index, new.completions)
                 if new.entry.kind is EntryKind.CALL and new.entry.call is not None:
                     callee = new.entry.call.callee_id
-                    note = w.frame(w.CALL_INVOCATION_ID, [(1, new.completions[0]), (16, callee)])
+                    note = w.frame(
+                        w.CALL_INVOCATION_ID, callee_notification(new.completions[0], callee)
+                    )
                     await _send(ex, note)
                 continue
             got = await self.ops.acknowledged(index, fut)

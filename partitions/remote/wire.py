@@ -1,21 +1,24 @@
-"""Restate's service protocol on the wire: frames and the protobuf messages Perdure uses.
+"""Restate's service protocol on the wire: frames, and the protobuf messages in them.
 
 The byte format of the SDKs' ``/invoke`` stream (protocol V6, ``application/vnd.restate.
 invocation.v6``): each frame is a big-endian ``type:u16 flags:u16 length:u32`` header and a
-protobuf message. Field numbers follow Restate's ``protocol.proto`` (service-protocol, MIT); they
-never change meaning there, so they never change here.
-
-A message is a :class:`Fields` (field number to values) read lazily; building one is a list of
-``(number, value)`` pairs. Protobuf's wire format needs only varints and length-delimited
-fields for this protocol, so a few functions do it without generated code.
+protobuf message. The messages are the classes protoc generates from Restate's own
+``protocol.proto`` (vendored as ``restate_protocol.proto``, MIT; generated into
+``restate_protocol_pb2.py`` by ``deploy/restate_protocol.sh``), run by protobuf's C backend
+(upb): on one three-step invocation's messages it encodes in 0.36 and decodes in 0.20 of the
+time of the hand-written codec it replaced (``python -m bench.wire_codec``).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+
+from perdure.partitions.remote import restate_protocol_pb2 as pb
 
 PROTOCOL_VERSION = 6
 """The protocol version Perdure speaks: the current SDKs serve V5 to V7; Restate's default is V6."""
@@ -77,134 +80,47 @@ CANCEL_SIGNAL = 1
 FIRST_USER_SIGNAL = 17
 """Awakeables take signal indexes from here on (0 to 16 are reserved)."""
 
-Value = int | bytes
-"""A field's value as read: a varint or the bytes of a length-delimited field."""
-FieldList = Sequence[tuple[int, Any]]
-"""A message to write: ``(number, value)`` with an int, str, bytes, a nested list or None."""
-
 
 class WireError(ValueError):
     """Bytes that are not a valid frame or message of the protocol."""
 
 
-# -- protobuf -----------------------------------------------------------------------------------
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def encode(fields: FieldList) -> bytes:
-    """A protobuf message from ``(number, value)`` pairs, in order.
-
-    An ``int`` is a varint, ``bytes`` (and ``str``, as UTF-8) length-delimited, a list of pairs
-    an embedded message; ``None`` is left out (an unset optional field).
-    """
-    out = bytearray()
-    for number, value in fields:
-        if value is None:
-            continue
-        if isinstance(value, bool | int):
-            out += _varint(number << 3) + _varint(int(value))
-            continue
-        if isinstance(value, str):
-            data = value.encode()
-        elif isinstance(value, bytes | bytearray):
-            data = bytes(value)
-        else:
-            data = encode(value)
-        out += _varint(number << 3 | 2) + _varint(len(data)) + data
-    return bytes(out)
-
-
-@dataclass(frozen=True)
-class Fields:
-    """A decoded protobuf message: the values of each field number, in wire order."""
-
-    values: dict[int, list[Value]] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, data: bytes) -> Fields:
-        """Reads a message; raises :class:`WireError` on malformed bytes."""
-        values: dict[int, list[Value]] = {}
-        pos, end = 0, len(data)
-        try:
-            while pos < end:
-                key, pos = _read_varint(data, pos)
-                number, wire = key >> 3, key & 7
-                value: Value
-                if wire == 0:
-                    value, pos = _read_varint(data, pos)
-                elif wire == 2:
-                    size, pos = _read_varint(data, pos)
-                    if pos + size > end:
-                        raise WireError("a field runs past the end of its message")
-                    value, pos = data[pos : pos + size], pos + size
-                elif wire == 1:
-                    value, pos = int.from_bytes(data[pos : pos + 8], "little"), pos + 8
-                elif wire == 5:
-                    value, pos = int.from_bytes(data[pos : pos + 4], "little"), pos + 4
-                else:
-                    raise WireError(f"unsupported protobuf wire type {wire}")
-                values.setdefault(number, []).append(value)
-        except IndexError:
-            raise WireError("a message ends inside a varint") from None
-        return cls(values)
-
-    def has(self, number: int) -> bool:
-        return number in self.values
-
-    def uint(self, number: int) -> int:
-        got = self.values.get(number)
-        return int(got[-1]) if got else 0
-
-    def uints(self, number: int) -> list[int]:
-        """A repeated uint32, packed or not."""
-        out: list[int] = []
-        for v in self.values.get(number, []):
-            if isinstance(v, int):
-                out.append(v)
-            else:
-                pos = 0
-                while pos < len(v):
-                    n, pos = _read_varint(v, pos)
-                    out.append(n)
-        return out
-
-    def raw(self, number: int) -> bytes:
-        got = self.values.get(number)
-        return bytes(got[-1]) if got and isinstance(got[-1], bytes) else b""
-
-    def string(self, number: int) -> str:
-        return self.raw(number).decode("utf-8", errors="replace")
-
-    def optional_string(self, number: int) -> str | None:
-        return self.string(number) if number in self.values else None
-
-    def message(self, number: int) -> Fields | None:
-        return Fields.parse(self.raw(number)) if number in self.values else None
-
-    def messages(self, number: int) -> list[Fields]:
-        return [Fields.parse(v) for v in self.values.get(number, []) if isinstance(v, bytes)]
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
+MESSAGE_OF: dict[int, Any] = {  # the classes of several messages: their fields differ
+    START: pb.StartMessage,
+    SUSPENSION: pb.SuspensionMessage,
+    ERROR: pb.ErrorMessage,
+    END: pb.EndMessage,
+    PROPOSE_RUN_COMPLETION: pb.ProposeRunCompletionMessage,
+    INPUT: pb.InputCommandMessage,
+    OUTPUT: pb.OutputCommandMessage,
+    GET_LAZY_STATE: pb.GetLazyStateCommandMessage,
+    SET_STATE: pb.SetStateCommandMessage,
+    CLEAR_STATE: pb.ClearStateCommandMessage,
+    CLEAR_ALL_STATE: pb.ClearAllStateCommandMessage,
+    GET_LAZY_STATE_KEYS: pb.GetLazyStateKeysCommandMessage,
+    GET_EAGER_STATE: pb.GetEagerStateCommandMessage,
+    GET_EAGER_STATE_KEYS: pb.GetEagerStateKeysCommandMessage,
+    GET_PROMISE: pb.GetPromiseCommandMessage,
+    PEEK_PROMISE: pb.PeekPromiseCommandMessage,
+    COMPLETE_PROMISE: pb.CompletePromiseCommandMessage,
+    SLEEP: pb.SleepCommandMessage,
+    CALL: pb.CallCommandMessage,
+    ONE_WAY_CALL: pb.OneWayCallCommandMessage,
+    SEND_SIGNAL: pb.SendSignalCommandMessage,
+    RUN: pb.RunCommandMessage,
+    ATTACH_INVOCATION: pb.AttachInvocationCommandMessage,
+    GET_INVOCATION_OUTPUT: pb.GetInvocationOutputCommandMessage,
+    COMPLETE_AWAKEABLE: pb.CompleteAwakeableCommandMessage,
+    GET_PROMISE_COMPLETION: pb.GetPromiseCompletionNotificationMessage,
+    PEEK_PROMISE_COMPLETION: pb.PeekPromiseCompletionNotificationMessage,
+    COMPLETE_PROMISE_COMPLETION: pb.CompletePromiseCompletionNotificationMessage,
+    SLEEP_COMPLETION: pb.SleepCompletionNotificationMessage,
+    CALL_COMPLETION: pb.CallCompletionNotificationMessage,
+    CALL_INVOCATION_ID: pb.CallInvocationIdCompletionNotificationMessage,
+    RUN_COMPLETION: pb.RunCompletionNotificationMessage,
+    SIGNAL: pb.SignalNotificationMessage,
+}
+"""The message class of each frame type Perdure reads or writes."""
 
 
 # -- frames -------------------------------------------------------------------------------------
@@ -218,9 +134,15 @@ class Frame:
     body: bytes = b""
     flags: int = 0
 
-    @property
-    def fields(self) -> Fields:
-        return Fields.parse(self.body)
+    def message(self) -> Any:
+        """The body read as its type's message; :class:`WireError` if it is not one."""
+        cls = MESSAGE_OF.get(self.type)
+        if cls is None:
+            raise WireError(f"no message is known for frame type {self.name}")
+        try:
+            return cls.FromString(self.body)
+        except DecodeError as err:
+            raise WireError(f"a {self.name} frame does not parse: {err}") from None
 
     @property
     def name(self) -> str:
@@ -230,9 +152,9 @@ class Frame:
         return HEADER.pack(self.type, self.flags, len(self.body)) + self.body
 
 
-def frame(type_: int, fields: FieldList) -> Frame:
-    """A frame of ``type_`` whose body is the message of ``fields``."""
-    return Frame(type_, encode(fields))
+def frame(type_: int, message: Message) -> Frame:
+    """A frame of ``type_`` whose body is ``message``."""
+    return Frame(type_, message.SerializeToString())
 
 
 class FrameReader:
@@ -257,17 +179,7 @@ class FrameReader:
         return len(self._buffer)
 
 
-# -- the messages Perdure builds ----------------------------------------------------------------
-
-
-def value(content: bytes) -> FieldList:
-    """A ``Value`` message."""
-    return [(1, content)]
-
-
-def failure(code: int, message: str) -> FieldList:
-    """A ``Failure`` message."""
-    return [(1, code), (2, message)]
+# -- outcomes -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -278,15 +190,15 @@ class Outcome:
     failure: tuple[int, str] | None = None
 
     @classmethod
-    def read(
-        cls, fields: Fields, value_field: int, failure_field: int, bare_value: bool = False
-    ) -> Outcome:
-        """Reads it from ``fields``; ``bare_value``: the value field is the bytes themselves,
-        not a ``Value`` message (as in ``ProposeRunCompletion``)."""
-        f = fields.message(failure_field)
-        if f is not None:
-            return cls(failure=(f.uint(1), f.string(2)))
-        if bare_value:
-            return cls(value=fields.raw(value_field))
-        v = fields.message(value_field)
-        return cls(value=v.raw(1) if v is not None else b"")
+    def read(cls, message: Any, oneof: str = "result") -> Outcome:
+        """Reads it from ``message``'s ``oneof``: a ``Failure``, a ``Value`` (or bytes), or
+        nothing (an empty value)."""
+        which = message.WhichOneof(oneof)
+        if which is None:
+            return cls(value=b"")
+        got = getattr(message, which)
+        if isinstance(got, pb.Failure):
+            return cls(failure=(got.code, got.message))
+        if isinstance(got, bytes):
+            return cls(value=got)
+        return cls(value=got.content if isinstance(got, pb.Value) else b"")

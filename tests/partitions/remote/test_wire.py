@@ -1,14 +1,18 @@
 """Restate's service protocol: the frames and messages, and the journal an SDK replays (issue 16).
 
-Table-driven, no broker and no SDK: the bytes are checked against protobuf's wire format and
-against the completion-id rule of Restate's shared core (one id per awaiting command and per
-state read, two per call).
+Table-driven, no broker and no SDK: the messages are the classes protoc generates from
+Restate's protocol.proto (checked to be what the vendored file generates), and the journal is
+checked against the completion-id rule of Restate's shared core (one id per awaiting command and
+per state read, two per call).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -25,9 +29,10 @@ from perdure.engine.model import (
     Target,
 )
 from perdure.engine.records import StartInvocation
+from perdure.partitions.remote import restate_protocol_pb2 as pb
 from perdure.partitions.remote import wire as w
+from perdure.partitions.remote.commands import AnswerReader
 from perdure.partitions.remote.journal import (
-    AnswerReader,
     ProtocolError,
     RefusedCommand,
     UnsupportedCommand,
@@ -53,32 +58,33 @@ def kinds(service: str, handler: str) -> tuple[ServiceKind, HandlerKind] | None:
     return {"payments": (ServiceKind.SERVICE, HandlerKind.SERVICE)}.get(service)
 
 
-@pytest.mark.parametrize(
-    ("fields", "expected"),
-    [
-        ([(1, 150)], b"\x08\x96\x01"),  # protobuf's own example
-        ([(2, "testing")], b"\x12\x07testing"),
-        ([(3, [(1, 150)])], b"\x1a\x03\x08\x96\x01"),
-        ([(1, None), (5, False)], b"\x28\x00"),
-    ],
-)
-def test_messages_encode_as_protobuf_does(fields: w.FieldList, expected: bytes) -> None:
-    assert w.encode(fields) == expected
+REMOTE = Path(w.__file__).resolve().parent
 
 
-def test_fields_read_back_with_nesting_and_packed_repeats() -> None:
-    data = w.encode([(1, 7), (2, "név"), (3, [(1, b"x")]), (4, b"\x01\x02\x96\x01")])
-    m = w.Fields.parse(data)
-    assert m.uint(1) == 7 and m.string(2) == "név" and m.uint(9) == 0
-    sub = m.message(3)
-    assert sub is not None and sub.raw(1) == b"x"
-    assert m.uints(4) == [1, 2, 150]
-    with pytest.raises(w.WireError):
-        w.Fields.parse(b"\x12\x09short")
+def test_the_generated_classes_are_what_the_vendored_proto_generates(tmp_path: Path) -> None:
+    protoc = [sys.executable, "-m", "grpc_tools.protoc", f"-I{REMOTE}", f"--python_out={tmp_path}"]
+    subprocess.run([*protoc, f"--pyi_out={tmp_path}", "restate_protocol.proto"], check=True)
+    for name in ("restate_protocol_pb2.py", "restate_protocol_pb2.pyi"):
+        fresh = (tmp_path / name).read_text()
+        assert (REMOTE / name).read_text() == fresh, f"run deploy/restate_protocol.sh ({name})"
+
+
+def test_a_body_that_is_not_its_message_is_a_wire_error() -> None:
+    with pytest.raises(w.WireError, match="does not parse"):
+        w.Frame(w.RUN, b"\x12\x09short").message()
+    with pytest.raises(w.WireError, match="no message"):
+        w.Frame(0x7777).message()
+
+
+def v(content: bytes) -> pb.Value:
+    return pb.Value(content=content)
 
 
 def test_frames_split_anywhere_are_read_whole() -> None:
-    frames = [w.frame(w.RUN, [(11, 1), (12, "a")]), w.Frame(w.END)]
+    frames = [
+        w.frame(w.RUN, pb.RunCommandMessage(result_completion_id=1, name="a")),
+        w.Frame(w.END),
+    ]
     stream = b"".join(f.to_bytes() for f in frames)
     reader = w.FrameReader()
     got = [f for i in range(len(stream)) for f in reader.feed(stream[i : i + 1])]
@@ -115,19 +121,20 @@ def test_replay_recomputes_completion_ids_with_the_sdks_rule() -> None:
         "RUN_COMPLETION",
         "CLEAR_STATE",
     ]
-    f = {i: x.fields for i, x in enumerate(r.frames)}
-    assert f[0].message(14).raw(1) == b'{"a":1}'  # type: ignore[union-attr]
-    assert f[2].uint(11) == 2, "the eager read took completion id 1"
-    assert f[4].uint(11) == 3 and f[4].uint(1) == 1700000000000
-    assert (f[6].uint(10), f[6].uint(11)) == (4, 5) and f[7].string(16) == "inv_callee"
-    assert f[8].uint(1) == 5 and f[8].message(5).raw(1) == b'"paid"'  # type: ignore[union-attr]
-    assert f[10].message(6).string(2) == "no"  # type: ignore[union-attr]
+    f = {i: x.message() for i, x in enumerate(r.frames)}
+    assert f[0].value.content == b'{"a":1}' and f[0].headers[0].key == "x-h"
+    assert f[1].key == b"items" and f[1].value.content == b"[1]"
+    assert f[2].result_completion_id == 2, "the eager read took completion id 1"
+    assert f[4].result_completion_id == 3 and f[4].wake_up_time == 1700000000000
+    assert (f[6].invocation_id_notification_idx, f[6].result_completion_id) == (4, 5)
+    assert f[7].invocation_id == "inv_callee"
+    assert f[8].completion_id == 5 and f[8].value.content == b'"paid"'
+    assert f[10].failure.message == "no"
     assert r.next_completion == 7
     assert r.index_of == {2: 1, 3: 2, 4: 3, 5: 3, 6: 4}
-    start = start_frame(START, len(r.frames)).fields
-    assert start.uint(3) == 12 and start.string(6) == "c-1"
-    state = start.messages(4)[0]
-    assert (state.raw(1), state.raw(2)) == (b"items", b"[1]")
+    start = start_frame(START, len(r.frames)).message()
+    assert start.known_entries == 12 and start.key == "c-1"
+    assert (start.state_map[0].key, start.state_map[0].value) == (b"items", b"[1]")
 
 
 def _answer(*frames: w.Frame, next_completion: int = 1) -> AnswerReader:
@@ -140,13 +147,25 @@ def _answer(*frames: w.Frame, next_completion: int = 1) -> AnswerReader:
 
 def test_an_answer_becomes_entries_with_their_state_ops() -> None:
     reader = _answer(
-        w.frame(w.GET_EAGER_STATE, [(1, b"items"), (14, w.value(b"[1]"))]),
-        w.frame(w.SET_STATE, [(1, b"items"), (3, w.value(b"[1,2]"))]),
-        w.frame(w.RUN, [(11, 2), (12, "charge")]),
-        w.frame(w.PROPOSE_RUN_COMPLETION, [(1, 2), (14, b'"ch_1"')]),
-        w.frame(w.CALL, [(1, "payments"), (2, "pay"), (3, b"{}"), (10, 3), (11, 4)]),
-        w.frame(w.CLEAR_ALL_STATE, []),
-        w.frame(w.SUSPENSION, [(1, b"\x04"), (2, b"\x01")]),
+        w.frame(w.GET_EAGER_STATE, pb.GetEagerStateCommandMessage(key=b"items", value=v(b"[1]"))),
+        w.frame(w.SET_STATE, pb.SetStateCommandMessage(key=b"items", value=v(b"[1,2]"))),
+        w.frame(w.RUN, pb.RunCommandMessage(result_completion_id=2, name="charge")),
+        w.frame(
+            w.PROPOSE_RUN_COMPLETION,
+            pb.ProposeRunCompletionMessage(result_completion_id=2, value=b'"ch_1"'),
+        ),
+        w.frame(
+            w.CALL,
+            pb.CallCommandMessage(
+                service_name="payments",
+                handler_name="pay",
+                parameter=b"{}",
+                invocation_id_notification_idx=3,
+                result_completion_id=4,
+            ),
+        ),
+        w.frame(w.CLEAR_ALL_STATE, pb.ClearAllStateCommandMessage()),
+        w.frame(w.SUSPENSION, pb.SuspensionMessage(waiting_completions=[4], waiting_signals=[1])),
     )
     a = reader.answer
     run, called = (n.entry for n in a.entries)
@@ -159,22 +178,60 @@ def test_an_answer_becomes_entries_with_their_state_ops() -> None:
 
 
 def test_a_run_without_its_result_is_left_to_run_again() -> None:
-    reader = _answer(w.frame(w.RUN, [(11, 1), (12, "slow")]), w.frame(w.SUSPENSION, [(1, 1)]))
+    reader = _answer(
+        w.frame(w.RUN, pb.RunCommandMessage(result_completion_id=1, name="slow")),
+        w.frame(w.SUSPENSION, pb.SuspensionMessage(waiting_completions=[1])),
+    )
     assert reader.answer.entries[0].run_completion == 1
 
 
 @pytest.mark.parametrize(
     ("frame", "error", "message"),
     [
-        (w.frame(w.RUN, [(11, 3)]), ProtocolError, "completion id 3 where 1 was next"),
-        (w.frame(w.GET_LAZY_STATE, [(1, b"k"), (11, 1)]), UnsupportedCommand, "GET_LAZY_STATE"),
         (
-            w.frame(w.CALL, [(1, "payments"), (2, "p"), (4, [(1, "h"), (2, "v")]), (10, 1)]),
+            w.frame(w.RUN, pb.RunCommandMessage(result_completion_id=3)),
+            ProtocolError,
+            "completion id 3 where 1 was next",
+        ),
+        (
+            w.frame(w.GET_LAZY_STATE, pb.GetLazyStateCommandMessage(key=b"k")),
+            UnsupportedCommand,
+            "GET_LAZY_STATE",
+        ),
+        (
+            w.frame(
+                w.CALL,
+                pb.CallCommandMessage(
+                    service_name="payments",
+                    handler_name="p",
+                    headers=[pb.Header(key="h", value="v")],
+                    invocation_id_notification_idx=1,
+                ),
+            ),
             UnsupportedCommand,
             "headers",
         ),
-        (w.frame(w.CALL, [(1, "nope"), (2, "p"), (10, 1), (11, 2)]), ProtocolError, "registered"),
-        (w.frame(w.PROPOSE_RUN_COMPLETION, [(1, 9)]), ProtocolError, "no run awaits"),
+        (
+            w.frame(
+                w.CALL,
+                pb.CallCommandMessage(
+                    service_name="nope",
+                    handler_name="p",
+                    invocation_id_notification_idx=1,
+                    result_completion_id=2,
+                ),
+            ),
+            ProtocolError,
+            "registered",
+        ),
+        (
+            w.frame(
+                w.PROPOSE_RUN_COMPLETION, pb.ProposeRunCompletionMessage(result_completion_id=9)
+            ),
+            ProtocolError,
+            "no run awaits",
+        ),
+        (w.frame(w.SUSPENSION, pb.SuspensionMessage()), ProtocolError, "waiting for nothing"),
     ],
 )
 def test_what_cannot_be_journaled_is_a_clear_error(
@@ -198,16 +255,16 @@ def test_a_resolved_awakeable_replays_as_its_signal() -> None:
     done = JournalEntry(EntryKind.AWAKEABLE, awakeables.entry_name(18), value=b'"ok"')
     frames = replay(START, [PIN, waiting, done]).frames
     assert [f.name for f in frames] == ["INPUT", "SIGNAL"]
-    signal = frames[1].fields
-    assert signal.uint(2) == 18 and signal.message(5).raw(1) == b'"ok"'  # type: ignore[union-attr]
+    signal = frames[1].message()
+    assert signal.idx == 18 and signal.value.content == b'"ok"'
 
 
 @pytest.mark.parametrize(
     "frame",
     [
-        w.frame(w.SET_STATE, [(1, b"items"), (3, w.value(b"[1,2]"))]),
-        w.frame(w.CLEAR_STATE, [(1, b"items")]),
-        w.frame(w.CLEAR_ALL_STATE, []),
+        w.frame(w.SET_STATE, pb.SetStateCommandMessage(key=b"items", value=v(b"[1,2]"))),
+        w.frame(w.CLEAR_STATE, pb.ClearStateCommandMessage(key=b"items")),
+        w.frame(w.CLEAR_ALL_STATE, pb.ClearAllStateCommandMessage()),
     ],
     ids=["set", "clear", "clear all"],
 )
@@ -215,7 +272,9 @@ def test_a_shared_handler_that_changes_state_is_a_protocol_error(frame: w.Frame)
     """Issue 31, fault 5: a Restate SDK's shared handler wrote beside the key's exclusive one."""
     shared = replace(START, handler_kind=HandlerKind.SHARED)
     reader = AnswerReader(shared, 1, 1, kinds)
-    reader.feed(w.frame(w.GET_EAGER_STATE, [(1, b"items"), (14, w.value(b"[1]"))]))
+    reader.feed(
+        w.frame(w.GET_EAGER_STATE, pb.GetEagerStateCommandMessage(key=b"items", value=v(b"[1]")))
+    )
     with pytest.raises(ProtocolError, match="may not change state"):
         reader.feed(frame)
 
@@ -223,10 +282,25 @@ def test_a_shared_handler_that_changes_state_is_a_protocol_error(frame: w.Frame)
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (w.frame(w.SET_STATE, [(1, b"k" * 70_000), (3, w.value(b"1"))]), "70000 bytes"),
-        (w.frame(w.GET_EAGER_STATE, [(1, b"\xff\xfe"), (13, [])]), "not UTF-8"),
         (
-            w.frame(w.CALL, [(1, "payments"), (2, "p"), (5, "k" * 70_000), (10, 1), (11, 2)]),
+            w.frame(w.SET_STATE, pb.SetStateCommandMessage(key=b"k" * 70_000, value=v(b"1"))),
+            "70000 bytes",
+        ),
+        (
+            w.frame(w.GET_EAGER_STATE, pb.GetEagerStateCommandMessage(key=b"\xff\xfe", void={})),
+            "not UTF-8",
+        ),
+        (
+            w.frame(
+                w.CALL,
+                pb.CallCommandMessage(
+                    service_name="payments",
+                    handler_name="p",
+                    key="k" * 70_000,
+                    invocation_id_notification_idx=1,
+                    result_completion_id=2,
+                ),
+            ),
             "the key of a call",
         ),
     ],
