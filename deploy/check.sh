@@ -21,7 +21,7 @@ mypy -p perdure
 step "import rules"
 lint-imports --no-cache
 step "shell scripts"
-bash -n deploy/kafka/broker.sh deploy/kafka/cluster.sh deploy/check.sh deploy/up.sh
+bash -n deploy/kafka/broker.sh deploy/kafka/cluster.sh deploy/check.sh deploy/up.sh deploy/restate_protocol.sh
 
 step "Prometheus and Chromium (the dashboards' test scrapes a cluster; the web UI's test drives a browser)"
 missing=()

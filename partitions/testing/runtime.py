@@ -53,16 +53,8 @@ from perdure.partitions.local.crashes import Crash, CrashPlan
 from perdure.partitions.local.memory_log import LogRecord
 from perdure.partitions.local.partition import PARTITION, LocalPartition
 from perdure.partitions.testing.invocation import Invocation, StuckError, outcome, seconds
-from perdure.sdk import Endpoint, TerminalError
-from perdure.sdk.hosting import (
-    HandlerDef,
-    check_key,
-    decode,
-    encode,
-    invocation_id_for,
-    restore_clock,
-    use_clock,
-)
+from perdure.sdk import Endpoint, TerminalError, hosting
+from perdure.sdk.hosting import HandlerDef
 
 InputT = TypeVar("InputT")
 OutputT = TypeVar("OutputT")
@@ -118,7 +110,7 @@ class TestRuntime:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def __aenter__(self) -> TestRuntime:
-        self._clock_token = use_clock(self.clock.time)
+        self._clock_token = hosting.use_clock(self.clock.time)
         self._p = LocalPartition(self.app, self.clock, self._suspend_after_s, publish=True)
         self._p.auto_advance = self._auto_advance
         self._p.start()
@@ -134,7 +126,7 @@ class TestRuntime:
         if self._p is not None:
             await self._p.stop()
         if self._clock_token is not None:
-            restore_clock(self._clock_token)
+            hosting.restore_clock(self._clock_token)
 
     # -- calling ----------------------------------------------------------------------------
 
@@ -243,7 +235,7 @@ class TestRuntime:
         Raises:
             TerminalError: 404 (unknown, or its invocation ended), 409 (completed already).
         """
-        await self._complete_awakeable(awakeable, encode(value), None)
+        await self._complete_awakeable(awakeable, hosting.encode(value), None)
 
     async def reject_awakeable(self, awakeable: str, reason: str) -> None:
         """Fails an awakeable: the handler's await raises :class:`TerminalError` (``reason``)."""
@@ -320,7 +312,9 @@ class TestRuntime:
     def state(self, service: str | Callable[..., Any], key: str) -> dict[str, Any]:
         """A virtual object's or workflow's state for ``key``, each value decoded as JSON."""
         name = service if isinstance(service, str) else self._handler_def(service).service
-        return {k: decode(v, None) for k, v in keyed.read_state(self._part.store, name, key)}
+        return {
+            k: hosting.decode(v, None) for k, v in keyed.read_state(self._part.store, name, key)
+        }
 
     def records(self) -> list[LogRecord]:
         """Every record the log holds, in order (what Kafka would hold)."""
@@ -381,12 +375,12 @@ class TestRuntime:
         delay_ms: int = 0,
     ) -> tuple[Invoke, InvocationId]:
         kind = h.invocation_kind
-        check_key(h, key)
+        hosting.check_key(h, key)
         if idempotency_key and kind is HandlerKind.WORKFLOW:
             raise TerminalError("a workflow run is idempotent by its key already", 400)
-        body = encode(arg, h.input_type) if h.takes_input else b""
+        body = hosting.encode(arg, h.input_type) if h.takes_input else b""
         uid = idempotent_uid(h.service, h.name, key, idempotency_key) if idempotency_key else None
-        inv = invocation_id_for(h, key, uid)
+        inv = hosting.invocation_id_for(h, key, uid)
         wait = not send or bool(idempotency_key) or kind is HandlerKind.WORKFLOW
         reply = Reply(PARTITION, uuid.uuid4().hex) if wait else None
         record = Invoke(
