@@ -131,15 +131,12 @@ def decode_response_generic(data: bytes) -> Response:
 # --- stored values -----------------------------------------------------------------------------
 
 
-STATUS_CACHE = StatusCache(size=2048, max_bytes=1024)
-"""Statuses written lately, by their bytes (see :class:`engine.status_cache.StatusCache`)."""
-
-
-def encode_status(s: InvocationStatus) -> bytes:
+def encode_status(s: InvocationStatus, cache: StatusCache | None = None) -> bytes:
     """Encodes an invocation's status for the partition store (by hand: engine/store_bytes.py,
-    the same bytes as :func:`encode_status_generic`)."""
+    the same bytes as :func:`encode_status_generic`), kept in ``cache`` for its next read."""
     data = store_bytes.encode_status(s)
-    STATUS_CACHE.put(data, s)
+    if cache is not None:
+        cache.put(data, s)
     return data
 
 
@@ -149,11 +146,12 @@ def encode_status_generic(s: InvocationStatus) -> bytes:
     return _write(_STATUS, _STATUS_RECORD.to_avro(s))
 
 
-def decode_status(data: bytes) -> InvocationStatus:
-    """Decodes an invocation's status from the partition store."""
-    cached = STATUS_CACHE.get(data)
-    if cached is not None:
-        return cached
+def decode_status(data: bytes, cache: StatusCache | None = None) -> InvocationStatus:
+    """Decodes an invocation's status from the partition store (from ``cache`` if kept)."""
+    if cache is not None:
+        cached = cache.get(data)
+        if cached is not None:
+            return cached
     return store_bytes.decode_status(data)
 
 

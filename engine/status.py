@@ -23,12 +23,12 @@ from perdure.engine.storage import PartitionReader, PartitionTxn
 def get_status(txn: PartitionReader, invocation_id: str) -> InvocationStatus | None:
     """An invocation's status, or None if the partition does not know it."""
     raw = txn.get(keys.status_key(invocation_id))
-    return None if raw is None else codec.decode_status(raw)
+    return None if raw is None else codec.decode_status(raw, txn.statuses)
 
 
 def put_status(txn: PartitionTxn, status: InvocationStatus) -> None:
     """Writes an invocation's status."""
-    txn.put(keys.status_key(status.invocation_id), codec.encode_status(status))
+    txn.put(keys.status_key(status.invocation_id), codec.encode_status(status, txn.statuses))
 
 
 def put_input(txn: PartitionTxn, invocation_id: str, data: bytes) -> None:

@@ -1,5 +1,8 @@
 """StatusCache: the statuses a partition wrote lately, by their encoded bytes.
 
+Each partition's store holds one (``statuses`` of engine/storage.py's readers): the cache lives
+where the statuses are written and read, not in the process.
+
 A status is read back by the next record of its invocation, moments after it was written;
 decoding it again was a tenth of a worker's CPU. The cache is keyed by the bytes, so a hit is
 exactly what decoding them would give: only statuses that decode to an equal object are put
@@ -24,7 +27,7 @@ class StatusCache:
         max_bytes: statuses longer than this when encoded (a large result) are not kept.
     """
 
-    def __init__(self, size: int, max_bytes: int) -> None:
+    def __init__(self, size: int = 2048, max_bytes: int = 1024) -> None:
         self.size = size
         self.max_bytes = max_bytes
         self._by_bytes: OrderedDict[bytes, InvocationStatus] = OrderedDict()

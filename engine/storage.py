@@ -6,13 +6,19 @@ records); tests use :class:`MemoryTxn`. The state machine sees nothing else of s
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Protocol
+
+from sortedcontainers import SortedDict
+
+from perdure.engine.status_cache import StatusCache
 
 
 class PartitionReader(Protocol):
     """Reads of one partition's state."""
+
+    statuses: StatusCache | None
+    """The partition's cache of decoded statuses (engine/status_cache.py), or None."""
 
     def get(self, key: bytes) -> bytes | None:
         """The value of ``key``, or None."""
@@ -88,11 +94,13 @@ class MemoryTxn:
     """A sorted in-memory store: the reference implementation used by the engine's tests."""
 
     def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
+        self.data: SortedDict[bytes, bytes] = SortedDict()
         self._undo = UndoLog()
+        self.statuses: StatusCache | None = StatusCache()
 
     def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
+        value: bytes | None = self.data.get(key)
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         self._undo.note(key, self.data)
@@ -109,16 +117,17 @@ class MemoryTxn:
         self._undo.undo(self.data)
 
     def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        keys = sorted(self.data)
-        i = bisect.bisect_left(keys, prefix)
-        for key in keys[i:]:
-            if not key.startswith(prefix) or (end is not None and key >= end):
+        # The keys in order from the prefix on (a sorted dict: no sort per scan), listed first
+        # so that a caller may write while it iterates.
+        for key in list(self.data.irange(minimum=prefix, maximum=end, inclusive=(True, False))):
+            if not key.startswith(prefix):
                 break
-            yield key, self.data[key]
+            if key in self.data:
+                yield key, self.data[key]
 
     def scan_range(
         self, start: bytes, end: bytes, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
-        keys = sorted(k for k in self.data if start <= k < end)
+        keys = list(self.data.irange(minimum=start, maximum=end, inclusive=(True, False)))
         for key in reversed(keys) if reverse else keys:
             yield key, self.data[key]

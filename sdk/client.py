@@ -31,20 +31,16 @@ import httpx
 
 from perdure.engine.model import HandlerKind
 from perdure.sdk.client_http import (
-    Request,
+    Operation,
     Sent,
-    awakeable_request,
-    by_id_request,
-    call_options,
-    decode,
+    awakeable_operation,
+    by_id_operation,
+    call_operation,
+    cancel_operation,
     handler_def,
-    id_and_type,
-    invoke_request,
-    raise_for,
-    send_options,
-    sent,
-    timed_out,
-    workflow_request,
+    send_operation,
+    transport_error,
+    workflow_operation,
 )
 from perdure.sdk.errors import TerminalError
 from perdure.sdk.service import HandlerDef, ServiceDefinition
@@ -137,15 +133,12 @@ class PerdureClient(_ClientBase):
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _do(self, r: Request) -> httpx.Response:
+    def _run(self, op: Operation) -> Any:
         try:
-            return self._http.request(
-                r.method, r.path, content=r.body, headers=dict(r.headers), params=dict(r.params)
-            )
-        except httpx.TimeoutException as err:
-            raise timed_out(r, err) from err
-        except httpx.TransportError as err:
-            raise TerminalError(f"cannot reach the ingress: {err}", 503) from err
+            response = self._http.request(**op.send_kwargs())
+        except (httpx.TimeoutException, httpx.TransportError) as err:
+            raise transport_error(op.request, err) from err
+        return op.read(response)
 
     @overload
     def call(
@@ -237,34 +230,27 @@ class PerdureClient(_ClientBase):
 
     def resolve_awakeable(self, awakeable: str, value: Any = None) -> None:
         """Completes an awakeable with ``value``; 404 unknown, 409 completed already."""
-        raise_for(self._do(awakeable_request(awakeable, value, None)))
+        self._run(awakeable_operation(awakeable, value, None))
 
     def reject_awakeable(self, awakeable: str, reason: str) -> None:
         """Fails an awakeable: the handler's await raises ``TerminalError(reason)``."""
-        raise_for(self._do(awakeable_request(awakeable, None, reason)))
+        self._run(awakeable_operation(awakeable, None, reason))
 
     def cancel(self, invocation_id: str, *, kill: bool = False) -> None:
         """Cancels an invocation (its compensations run), or with ``kill`` stops it at once."""
-        params = (("mode", "kill"),) if kill else ()
-        raise_for(
-            self._do(Request("DELETE", f"/restate/invocation/{invocation_id}", params=params))
-        )
+        self._run(cancel_operation(invocation_id, kill))
 
     def _call_def(self, h: HandlerDef, arg: Any, key: str | None, **options: Any) -> Any:
-        request = invoke_request(h, arg, key, send=False, delay=None, **call_options(options))
-        return decode(self._do(request), h.output_type)
+        return self._run(call_operation(h, arg, key, **options))
 
     def _send_def(self, h: HandlerDef, arg: Any, key: str | None, **options: Any) -> Sent[Any]:
-        return sent(
-            self._do(invoke_request(h, arg, key, send=True, **send_options(options))), h.output_type
-        )
+        return self._run(send_operation(h, arg, key, **options))  # type: ignore[no-any-return]
 
     def _workflow(self, h: HandlerDef, key: str | None, verb: str) -> Any:
-        return decode(self._do(workflow_request(h, key, verb)), h.output_type)
+        return self._run(workflow_operation(h, key, verb))
 
     def _by_id(self, invocation: str | Sent[Any], verb: str) -> Any:
-        iid, output_type = id_and_type(invocation)
-        return decode(self._do(by_id_request(iid, verb)), output_type)
+        return self._run(by_id_operation(invocation, verb))
 
 
 class AsyncPerdureClient(_ClientBase):
@@ -288,15 +274,12 @@ class AsyncPerdureClient(_ClientBase):
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    async def _do(self, r: Request) -> httpx.Response:
+    async def _run(self, op: Operation) -> Any:
         try:
-            return await self._http.request(
-                r.method, r.path, content=r.body, headers=dict(r.headers), params=dict(r.params)
-            )
-        except httpx.TimeoutException as err:
-            raise timed_out(r, err) from err
-        except httpx.TransportError as err:
-            raise TerminalError(f"cannot reach the ingress: {err}", 503) from err
+            response = await self._http.request(**op.send_kwargs())
+        except (httpx.TimeoutException, httpx.TransportError) as err:
+            raise transport_error(op.request, err) from err
+        return op.read(response)
 
     @overload
     async def call(
@@ -386,34 +369,26 @@ class AsyncPerdureClient(_ClientBase):
 
     async def resolve_awakeable(self, awakeable: str, value: Any = None) -> None:
         """Completes an awakeable with ``value``; 404 unknown, 409 completed already."""
-        raise_for(await self._do(awakeable_request(awakeable, value, None)))
+        await self._run(awakeable_operation(awakeable, value, None))
 
     async def reject_awakeable(self, awakeable: str, reason: str) -> None:
         """Fails an awakeable: the handler's await raises ``TerminalError(reason)``."""
-        raise_for(await self._do(awakeable_request(awakeable, None, reason)))
+        await self._run(awakeable_operation(awakeable, None, reason))
 
     async def cancel(self, invocation_id: str, *, kill: bool = False) -> None:
         """Cancels an invocation (its compensations run), or with ``kill`` stops it at once."""
-        params = (("mode", "kill"),) if kill else ()
-        raise_for(
-            await self._do(Request("DELETE", f"/restate/invocation/{invocation_id}", params=params))
-        )
+        await self._run(cancel_operation(invocation_id, kill))
 
     async def _call_def(self, h: HandlerDef, arg: Any, key: str | None, **options: Any) -> Any:
-        request = invoke_request(h, arg, key, send=False, delay=None, **call_options(options))
-        return decode(await self._do(request), h.output_type)
+        return await self._run(call_operation(h, arg, key, **options))
 
     async def _send_def(
         self, h: HandlerDef, arg: Any, key: str | None, **options: Any
     ) -> Sent[Any]:
-        return sent(
-            await self._do(invoke_request(h, arg, key, send=True, **send_options(options))),
-            h.output_type,
-        )
+        return await self._run(send_operation(h, arg, key, **options))  # type: ignore[no-any-return]
 
     async def _workflow(self, h: HandlerDef, key: str | None, verb: str) -> Any:
-        return decode(await self._do(workflow_request(h, key, verb)), h.output_type)
+        return await self._run(workflow_operation(h, key, verb))
 
     async def _by_id(self, invocation: str | Sent[Any], verb: str) -> Any:
-        iid, output_type = id_and_type(invocation)
-        return decode(await self._do(by_id_request(iid, verb)), output_type)
+        return await self._run(by_id_operation(invocation, verb))

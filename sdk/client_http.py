@@ -5,6 +5,7 @@ and how an answer becomes a result or a :class:`~sdk.errors.TerminalError` (sdk/
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -175,3 +176,60 @@ def timed_out(r: Request, err: Exception) -> CallTimeoutError:
     return CallTimeoutError(
         f"no answer from the ingress in time ({type(err).__name__}){about}", r.invocation_id
     )
+
+
+def transport_error(r: Request, err: httpx.HTTPError) -> Exception:
+    """What a request that got no answer raises: a timeout names its invocation, which goes on;
+    an ingress out of reach is a 503."""
+    if isinstance(err, httpx.TimeoutException):
+        return timed_out(r, err)
+    return TerminalError(f"cannot reach the ingress: {err}", 503)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One request of a client and how its answer is read: the same for the blocking and the
+    asyncio client, which differ only in how they send it."""
+
+    request: Request
+    read: Callable[[httpx.Response], Any]
+
+    def send_kwargs(self) -> dict[str, Any]:
+        """The arguments of httpx's ``request`` for it."""
+        r = self.request
+        return {
+            "method": r.method,
+            "url": r.path,
+            "content": r.body,
+            "headers": dict(r.headers),
+            "params": dict(r.params),
+        }
+
+
+def call_operation(h: HandlerDef, arg: Any, key: str | None, **options: Any) -> Operation:
+    request = invoke_request(h, arg, key, send=False, delay=None, **call_options(options))
+    return Operation(request, lambda response: decode(response, h.output_type))
+
+
+def send_operation(h: HandlerDef, arg: Any, key: str | None, **options: Any) -> Operation:
+    request = invoke_request(h, arg, key, send=True, **send_options(options))
+    return Operation(request, lambda response: sent(response, h.output_type))
+
+
+def workflow_operation(h: HandlerDef, key: str | None, verb: str) -> Operation:
+    return Operation(workflow_request(h, key, verb), lambda r: decode(r, h.output_type))
+
+
+def by_id_operation(invocation: str | Sent[Any], verb: str) -> Operation:
+    iid, output_type = id_and_type(invocation)
+    return Operation(by_id_request(iid, verb), lambda r: decode(r, output_type))
+
+
+def awakeable_operation(awakeable: str, value: Any, reason: str | None) -> Operation:
+    return Operation(awakeable_request(awakeable, value, reason), raise_for)
+
+
+def cancel_operation(invocation_id: str, kill: bool) -> Operation:
+    params = (("mode", "kill"),) if kill else ()
+    request = Request("DELETE", f"/restate/invocation/{invocation_id}", params=params)
+    return Operation(request, raise_for)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from sortedcontainers import SortedDict
 
 from perdure.engine import keys
+from perdure.engine.status_cache import StatusCache
 from perdure.partitions.storage.store import StoreBatch
 
 
@@ -22,6 +23,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.data: SortedDict = SortedDict()
         self._applied = -1
+        self.statuses: StatusCache | None = StatusCache()
 
     def applied_offset(self) -> int:
         """The offset of the last applied record, or -1 for an empty store."""
@@ -53,6 +55,7 @@ class MemoryStore:
         copy = MemoryStore()
         copy.data = self.data.copy()
         copy._applied = self._applied
+        copy.statuses = self.statuses
         return copy
 
     def release(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from perdure.engine import schemas
 from perdure.engine.queries import ReadView
 from perdure.engine.records import AckEntry, Envelope, SendResponse, StartInvocation
+from perdure.engine.status_cache import StatusCache
 from perdure.partitions.log import DeliveryCallback
 from perdure.partitions.storage.store import StoreBatch
 
@@ -157,6 +158,8 @@ class RuntimeStore(Protocol):
     """A partition's store as the processor uses it: RocksDB in workers
     (:class:`~partitions.store.PartitionStore`), memory elsewhere
     (:class:`~partitions.local.memory_store.MemoryStore`)."""
+
+    statuses: StatusCache | None
 
     def applied_offset(self) -> int: ...
 

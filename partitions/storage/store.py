@@ -29,6 +29,7 @@ from rocksdict import (
 from sortedcontainers import SortedList
 
 from perdure.engine import keys
+from perdure.engine.status_cache import StatusCache
 from perdure.engine.storage import ABSENT, PartitionReader, UndoLog
 from perdure.partitions.errors import StoreError, StoreFormatError
 
@@ -92,6 +93,8 @@ class PartitionStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.statuses: StatusCache | None = StatusCache()
+        """This partition's statuses written lately (engine/status_cache.py)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
@@ -185,7 +188,7 @@ class PartitionStore:
     def snapshot(self) -> StoreSnapshot:
         """A read of the store as it is now, unchanged by later commits (release it before
         the store closes)."""
-        return StoreSnapshot(self._db)
+        return StoreSnapshot(self._db, self.statuses)
 
     def begin(self) -> StoreBatch:
         """A new batch of writes over this store."""
@@ -259,7 +262,8 @@ class StoreSnapshot:
     current state, not the snapshot's: hence iterators.) One range read at a time.
     """
 
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: Any, statuses: StatusCache | None = None) -> None:
+        self.statuses = statuses  # the store's: its entries are immutable statuses
         self._getter: Any = db.iter(ReadOptions())
         self._scanner: Any = db.iter(ReadOptions())
         self._scanning = False
@@ -325,6 +329,7 @@ class StoreBatch:
 
     def __init__(self, store: PartitionReader) -> None:
         self._store = store
+        self.statuses = store.statuses
         self.overlay: dict[bytes, bytes | None] = {}
         self._sorted: SortedList | None = None
         self._undo = UndoLog()

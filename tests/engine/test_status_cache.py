@@ -46,12 +46,12 @@ def random_status(rng: random.Random) -> InvocationStatus:
 def test_a_cached_status_equals_its_fresh_decode() -> None:
     rng = random.Random(11)
     cached = 0
+    cache = StatusCache()
     for _ in range(2000):
         s = random_status(rng)
-        data = codec.encode_status(s)
-        got = codec.decode_status(bytes(bytearray(data)))  # another bytes object, as RocksDB's
-        codec.STATUS_CACHE.clear()
-        fresh = codec.decode_status(data)
+        data = codec.encode_status(s, cache)
+        got = codec.decode_status(bytes(bytearray(data)), cache)  # another object, as RocksDB's
+        fresh = codec.decode_status(data)  # no cache: decoded
         assert got == fresh
         cached += got is s
     assert cached > 500, "the cache should have served most of the small statuses"
@@ -68,3 +68,17 @@ def test_the_cache_keeps_neither_large_statuses_nor_more_than_its_size() -> None
     data = codec.encode_status(big)
     cache.put(data, big)
     assert cache.get(data) is None
+
+
+def test_each_partition_store_has_its_own_cache() -> None:
+    """Not a process-wide one: the cache lives with the store whose statuses it holds."""
+    from perdure.engine.status import get_status, put_status
+    from perdure.engine.storage import MemoryTxn
+
+    a, b = MemoryTxn(), MemoryTxn()
+    s = InvocationStatus("inv_1", Target("s", "h"), Phase.RUNNING, 1)
+    put_status(a, s)
+    b.data.update(a.data)
+    assert get_status(a, "inv_1") is s, "a's own write, served from a's cache"
+    got = get_status(b, "inv_1")
+    assert got == s and got is not s, "b decodes: a's cache is not b's"
