@@ -167,23 +167,13 @@ def _outcome(fields: Fields, value_field: int, failure_field: int, bare: bool = 
     return v.raw(1) if v is not None else b""
 
 
-class _Hand:
-    """The baseline's API as the bench uses it."""
-
-    encode = staticmethod(encode)
-    Fields = Fields
-
-
-w = _Hand
-
-
 def cases() -> dict[str, Callable[[], Any]]:
     def hand_encode() -> list[bytes]:
         start = [(1, b"\x01" * 26), (2, "inv_1abcdefghijklmnopqrstuvwx"), (3, 4)]
         start += [(4, [(1, k), (2, v)]) for k, v in STATE] + [(6, "alice"), (9, 12345)]
         given = [(1, [(1, k), (2, v)]) for k, v in HEADERS] + [(14, [(1, b'{"n": 1}')])]
-        runs = [w.encode([(1, i), (5, [(1, b'"ok"')])]) for i in (1, 2, 3)]
-        return [w.encode(start), w.encode(given), *runs]
+        runs = [encode([(1, i), (5, [(1, b'"ok"')])]) for i in (1, 2, 3)]
+        return [encode(start), encode(given), *runs]
 
     def generated_encode() -> list[bytes]:
         entries = [pb.StartMessage.StateEntry(key=k, value=v) for k, v in STATE]
@@ -218,12 +208,12 @@ def cases() -> dict[str, Callable[[], Any]]:
     def hand_decode() -> list[Any]:
         out: list[Any] = []
         for data in commands:
-            f = w.Fields.parse(data)
+            f = Fields.parse(data)
             out.append((f.uint(11), f.string(12)))
         for data in proposed:
-            f = w.Fields.parse(data)
+            f = Fields.parse(data)
             out.append((f.uint(1), _outcome(f, 14, 15, bare=True)))
-        out.append(_outcome(w.Fields.parse(output), 14, 15))
+        out.append(_outcome(Fields.parse(output), 14, 15))
         return out
 
     def generated_decode() -> list[Any]:
@@ -255,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     assert wire.MESSAGE_OF[wire.RUN] is pb.RunCommandMessage  # the classes Perdure runs
     hand, generated = run["encode: hand"](), run["encode: generated"]()
     # The same message: the start's fields may come in another order, the rest byte for byte.
-    assert w.Fields.parse(hand[0]).values == w.Fields.parse(generated[0]).values
+    assert Fields.parse(hand[0]).values == Fields.parse(generated[0]).values
     assert hand[1:] == generated[1:], "the two codecs disagree"
     assert run["decode: hand"]() == run["decode: generated"](), "the two codecs read differently"
     times = {

@@ -45,21 +45,22 @@ def _read(schema: Any, data: bytes) -> Any:
 
 # --- log records -------------------------------------------------------------------------------
 
-_COMMANDS: dict[str, AvroRecord] = {c.__name__: AvroRecord.of(c) for c in schemas.COMMANDS}
+_BY_TYPE: dict[type, AvroRecord] = {c: AvroRecord.of(c) for c in schemas.COMMANDS}
+_BY_NAME: dict[str, AvroRecord] = {c.__name__: r for c, r in _BY_TYPE.items()}
 _RESPONSE_RECORD = AvroRecord.of(Response)
 _STATUS_RECORD = schemas.INVOCATION_STATUS_RECORD  # with its retired fields
 _ENTRY_RECORD = AvroRecord.of(JournalEntry)
 
 
 def _command_out(c: Command) -> tuple[str, dict[str, Any]]:
-    record = _COMMANDS.get(type(c).__name__)
-    if record is None or record.cls is not type(c):
+    record = _BY_TYPE.get(type(c))
+    if record is None:
         raise CodecError(f"not a command: {c!r}")
     return record.full_name, record.to_avro(c)
 
 
 def _command_in(name: str, d: dict[str, Any]) -> Command:
-    record = _COMMANDS.get(name.rsplit(".", 1)[-1])
+    record = _BY_NAME.get(name.rsplit(".", 1)[-1])
     if record is None:
         raise CodecError(f"unknown command record {name}")
     command: Command = record.from_avro(d)
