@@ -29,7 +29,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _run(
-    harness: Path, tree: Path, args: argparse.Namespace, bootstrap: str, out: Path
+    harness: Path,
+    tree: Path,
+    args: argparse.Namespace,
+    bootstrap: str,
+    out: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     before = set(out.glob("bench-*.json"))
     cmd = [sys.executable, "-m", "bench.run", "--reps", "1", "--duration", str(args.duration)]
@@ -38,6 +43,7 @@ def _run(
     cmd += ["--out", str(out), "--floor-calls", "50"]
     cmd += ["--baseline", "none"]  # Perdure against Perdure: no Restate rounds
     env = {**os.environ, "PERDURE_BOOTSTRAP": bootstrap, "PYTHONPATH": str(harness)}
+    env.update(extra_env or {})
     subprocess.run(cmd, cwd=harness, env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800)
     (new,) = set(out.glob("bench-*.json")) - before
     rows: list[dict[str, Any]] = json.loads(new.read_text())["rows"]
@@ -52,11 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--candidate", help="a git revision to measure instead of this working tree"
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable of the candidate's processes only (repeatable), such as "
+        "PERDURE_WORKER_PROCESSES=1",
+    )
     parser.add_argument("--workloads", default="three_steps")
     parser.add_argument("--concurrency", default="64")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=15)
     args = parser.parse_args(argv)
+    candidate_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="perdure-compare-") as tmp:
         base = Path(tmp) / "baseline"
         trees = [base]
@@ -97,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.rounds):
                 order = [("baseline", base), ("this", this)]
                 for name, tree in order if i % 2 == 0 else reversed(order):
-                    results[name].append(_run(this, tree, args, bootstrap, out))
+                    env = candidate_env if name == "this" else {}
+                    results[name].append(_run(this, tree, args, bootstrap, out, env))
                     print(f"round {i + 1}: {name} done", flush=True)
         finally:
             subprocess.run(["bash", *broker, "stop"], env=broker_env, capture_output=True)

@@ -5,7 +5,7 @@ Usage::
     python -m bench.recovery                      # the figures of issue 11 (about 30 minutes)
     python -m bench.recovery --fills 2000,20000   # a quicker look
 
-Two scenarios on one broker (started here unless ``PERDURE_BOOTSTRAP`` is set), each its own
+Three scenarios on one broker (started here unless ``PERDURE_BOOTSTRAP`` is set), each its own
 cluster of 8 partitions, driven with three-step invocations at concurrency 64 after 10,000
 virtual-object keys got state:
 
@@ -15,6 +15,8 @@ virtual-object keys got state:
   (kill to assignment: the group's session timeout), restore (assignment to leading every
   partition), bytes of the log on the broker's disk after trimming. The restore should not grow
   with the number of invocations ever made.
+- ``busy``: as ``short-retention``, but the leader is killed the moment the load stops: no
+  quiet spell, so the restore replays what the backup policy let accumulate under load.
 - ``long-retention``: results are kept for a day, so the store holds every invocation. Reported
   per fill: worker RSS, store bytes and log bytes per invocation, and the restore of that
   (large) live state.
@@ -272,7 +274,6 @@ def scenario(
         **extra_env,
         "PERDURE_RETENTION_S": str(retention_s),
         "PERDURE_PURGE_INTERVAL_S": "5",
-        "PERDURE_BACKUP_INTERVAL_S": "10",
         "PERDURE_SESSION_TIMEOUT_MS": "6000",
         "PERDURE_LOG_LEVEL": "INFO",
     }
@@ -387,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
             ("short-retention", args.retention_s, True, {"PERDURE_SEGMENT_BYTES": "1048576"}),
             # The log is not trimmed: its size on disk is what an invocation appends.
             ("long-retention", 86400.0, False, {"PERDURE_TRIM_MARGIN_RECORDS": "-1"}),
+            # Handed over the moment the load stops: no quiet spell to back up in, so the
+            # restore replays whatever the backup policy let accumulate under load.
+            ("busy", args.retention_s, False, {"PERDURE_SEGMENT_BYTES": "1048576"}),
         ):
             if name in wanted:
                 sc = scenario(bench, name, fills, args.objects, retention, wait, env)

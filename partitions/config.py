@@ -55,12 +55,17 @@ class WorkerSettings(PerdureSettings):
     perdure/process/kafka_clusters.py)."""
     metrics_port: int = 0
     """The port of ``/metrics`` and ``/health/ready``; 0: none."""
-    backup_min_records: int = 5000
-    """A leader backs its store up once the log grew by this many records since the last
-    backup (and by ``backup_state_ratio`` of the backup's key count); 0 turns backups off."""
-    backup_state_ratio: float = 0.25
-    """Records since the last backup, per key it held, before the next: a big state is copied
-    less often, so a backup costs a bounded share of the work of applying the log."""
+    backup_min_records: int = 1000
+    """Records since the last backup before a leader backs its store up again (but after a
+    quiet spell); 0 turns backups off (partitions/storage/backup_policy.py)."""
+    backup_replay_s: float = 0.25
+    """A backup is due once replaying the records since the last one would take this long
+    (the seconds the partition spent applying them), or as long as the last backup took to
+    write if that is longer: a new owner's restore stays near load + this, whatever the
+    history. 0: a backup every ``backup_min_records`` records."""
+    backup_quiet_s: float = 5.0
+    """A partition whose log has not grown by 100 records or more for this long backs up what
+    came since."""
     backup_interval_s: float = 300.0
     """A backup is also taken this long after the last one if any record came since."""
     backup_chunk_bytes: int = 1 << 20
@@ -91,6 +96,10 @@ class WorkerSettings(PerdureSettings):
     loop: handlers run on it, and uvloop's scheduling costs a fraction of asyncio's."""
     worker_name: str = Field(default_factory=lambda: f"worker-{os.getpid()}")
     """The worker's name in logs and leader ids (default ``worker-<pid>``)."""
+    worker_processes: int = Field(default=0, ge=0)
+    """Processes of ``perdure worker`` (``--processes``): each a member of the group leading
+    its share of the partitions, so a worker uses every core; one metrics endpoint and one log
+    (perdure/pool/supervisor.py). 0: one per core; 1: a single process."""
 
     @property
     def names(self) -> ClusterNames:

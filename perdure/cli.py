@@ -23,6 +23,7 @@ from pathlib import Path
 
 from perdure import dev
 from perdure.ingress.admin import cli as admin_cli
+from perdure.pool import supervisor
 from perdure.process import kafka_settings, log_format
 from perdure.process.settings import ProcessSettings, SettingsError
 from perdure.serving import event_loop_name, load_app, serve
@@ -58,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--session-timeout-ms", type=int, help="group session timeout [PERDURE_SESSION_TIMEOUT_MS]"
     )
+    worker.add_argument(
+        "--processes",
+        type=int,
+        help="member processes, each leading its share of the partitions; 0: one per core "
+        "[PERDURE_WORKER_PROCESSES, else 0]",
+    )
+    worker.add_argument("--pool-parent", type=int, help=argparse.SUPPRESS)
     worker.add_argument(
         "--standby-replicas",
         type=int,
@@ -115,7 +123,19 @@ def _run_worker(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         session_timeout_ms=args.session_timeout_ms,
         standby_replicas=args.standby_replicas,
+        worker_processes=args.processes,
     )
+    if args.pool_parent is not None:
+        supervisor.follow_parent(args.pool_parent)
+    elif supervisor.processes_for(settings.worker_processes) > 1:
+        return supervisor.WorkerPool(
+            supervisor.member_argv(args.argv),
+            supervisor.processes_for(settings.worker_processes),
+            Path(settings.state_dir),
+            settings.worker_name,
+            settings.metrics_port,
+            settings.drain_timeout_s,
+        ).run()
     app = load_app(args.app)
 
     async def main() -> None:
@@ -195,7 +215,9 @@ def _run_admin(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``perdure`` command."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.argv = list(argv)  # a worker pool starts its members with it
     if args.command is None:
         parser.print_help()
         return 0

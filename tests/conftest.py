@@ -24,6 +24,11 @@ from tests.cluster import Cluster
 from tests.kafka_cluster import KafkaCluster
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The tests' workers are single processes unless a test says otherwise: a test that stops a
+# worker with SIGSTOP, or reads its PID's log, means that one process
+# (tests/integration/test_worker_pool.py tests pools).
+os.environ.setdefault("PERDURE_WORKER_PROCESSES", "1")
 BROKER_SH = REPO / "deploy" / "kafka" / "broker.sh"
 
 

@@ -100,6 +100,9 @@ class PartitionProcessor:
         """The offset this partition stopped at, and why (a record it cannot apply)."""
         self.redeliveries: dict[bytes, tuple[int, float]] = {}
         """Outbox key -> (deliveries so far, monotonic time of the next one): a back-off."""
+        self.fold_seconds = 0.0
+        """Seconds its folds and commits took since it opened: what replaying the same records
+        would take (partitions/storage/backup_policy.py)."""
 
     def blocked_note(self) -> str | None:
         """Why it is blocked, as readiness and the admin say it (None: it is not)."""
@@ -157,6 +160,7 @@ class PartitionProcessor:
         return out
 
     def _fold(self, messages: Sequence[LogRecord]) -> tuple[list[Action], tuple[int, str] | None]:
+        began = time.perf_counter()
         batch = self.store.begin()
         last = self.next_offset - 1
         pending: list[Action] = []
@@ -177,6 +181,7 @@ class PartitionProcessor:
             last = offset
         if last >= self.next_offset:
             self.store.commit(batch, last)
+            self.fold_seconds += time.perf_counter() - began
             self.next_offset = last + 1
         return pending, None
 

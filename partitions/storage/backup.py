@@ -16,9 +16,7 @@ How a backup is taken, and why it is safe:
    the backups topic below the backup's first chunk (:meth:`Trimmer.trim`).
 
 A worker killed at any step leaves either no recorded backup (the chunks are ignored, nothing is
-trimmed) or a complete one. A backup is taken when the log grew by more records since the last
-one than a fraction of the state's size (``WorkerSettings.backup_min_records``,
-``backup_state_ratio``), so its cost is amortised over the records it saves a restore from.
+trimmed) or a complete one. When a backup is taken is partitions/storage/backup_policy.py's.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from perdure.partitions.errors import PartitionError
 from perdure.partitions.metrics import WorkerMetrics
 from perdure.partitions.runtime.processor import PartitionProcessor
 from perdure.partitions.storage.backup import BackupWriter, Trimmer
+from perdure.partitions.storage.backup_policy import QUIET_MIN_RECORDS, BackupPolicy
 from perdure.partitions.storage.restore import Restorer
 from perdure.partitions.storage.store import PartitionStore
 
@@ -33,6 +34,21 @@ Append = Callable[[int, Envelope], None]
 
 _CHECK_EVERY_S = 0.5
 _RESTORE_TRIES = 3
+
+
+@dataclass
+class _Led:
+    """What the backup policy measures of one led partition."""
+
+    checked_at: float
+    backup_at: float
+    applied: int
+    grew_at: float
+    folded_at_backup: float = 0.0
+    """The processor's fold seconds when the last backup began (0: since it opened, whose
+    replay is part of what the next owner would replay)."""
+    started_at: float = 0.0
+    last_backup_s: float = 0.0
 
 
 @dataclass
@@ -63,8 +79,13 @@ class Recovery:
         )
         self.trimmer = Trimmer(settings.bootstrap, names, settings.trim_margin_records)
         self.restorer = Restorer(settings.bootstrap, names, metrics)
-        self._last_check: dict[int, float] = {}
-        self._last_backup_at: dict[int, float] = {}
+        self.policy = BackupPolicy(
+            min_records=settings.backup_min_records,
+            replay_s=settings.backup_replay_s,
+            quiet_s=settings.backup_quiet_s,
+            interval_s=settings.backup_interval_s,
+        )
+        self._parts: dict[int, _Led] = {}
 
     # -- on assignment ----------------------------------------------------------------------
 
@@ -114,32 +135,50 @@ class Recovery:
     # -- while leading ----------------------------------------------------------------------
 
     def maybe_backup(self, proc: PartitionProcessor, now: float) -> None:
-        """Starts a backup of a led partition if the log grew enough since the last one.
+        """Starts a backup of a led partition when the policy says one is due
+        (partitions/storage/backup_policy.py).
 
         Call on the processor thread between batches: the store then holds exactly
         ``proc.next_offset - 1``.
         """
         p = proc.partition
-        if now - self._last_check.get(p, 0.0) < _CHECK_EVERY_S:
-            return
-        self._last_check[p] = now
         applied = proc.next_offset - 1
+        led = self._parts.get(p)
+        if led is None:
+            led = self._parts[p] = _Led(now, now, applied, now)
+        elif now - led.checked_at < _CHECK_EVERY_S:
+            return
+        led.checked_at = now
+        if applied - led.applied >= QUIET_MIN_RECORDS:
+            # Busy: the quiet spell starts again. A trickle below it (the periodic purge, the
+            # last backup's own record) leaves a spell quiet.
+            led.applied, led.grew_at = applied, now
         last = backups.last_backup(proc.store)
         since = applied - (last.applied_offset if last is not None else -1)
         self.metrics.backup_lag_records.labels(str(p)).set(since)
-        if not self.enabled or since <= 0 or self.writer.running(p):
+        if not self.enabled or self.writer.running(p):
             return
-        s = self.settings
-        wanted = max(s.backup_min_records, s.backup_state_ratio * (last.keys if last else 0))
-        overdue = now - self._last_backup_at.setdefault(p, now) >= s.backup_interval_s
-        if since < wanted and not overdue:
+        why = self.policy.due(
+            since,
+            proc.fold_seconds - led.folded_at_backup,
+            led.last_backup_s,
+            idle_s=now - led.grew_at,
+            since_backup_s=now - led.backup_at,
+        )
+        if why is None:
             return
-        self._last_backup_at[p] = now
+        led.backup_at = now
+        led.folded_at_backup = proc.fold_seconds
+        led.started_at = time.monotonic()
         store = proc.store
         assert isinstance(store, PartitionStore), "a worker's partitions are in RocksDB"
+        log.debug("partition %d: backing up %d records since the last (%s)", p, since, why)
         self.writer.start(p, store, applied, proc.epoch, self._record)
 
     def _record(self, partition: int, epoch: int, record: BackupTaken) -> None:
+        led = self._parts.get(partition)
+        if led is not None:
+            led.last_backup_s = time.monotonic() - led.started_at
         self.append(partition, Envelope(record, epoch))
 
     def trim(self, partition: int, action: TrimLog) -> None:
@@ -151,8 +190,7 @@ class Recovery:
     def release(self, partition: int) -> None:
         """Stops what runs for a partition whose store is about to close."""
         self.writer.cancel(partition)
-        self._last_check.pop(partition, None)
-        self._last_backup_at.pop(partition, None)
+        self._parts.pop(partition, None)
         with contextlib.suppress(KeyError):
             self.metrics.backup_lag_records.remove(str(partition))
 

@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.integration, pytest.mark.fault]
 PARTITIONS = 2
 AGGRESSIVE = {
     "PERDURE_BACKUP_MIN_RECORDS": "30",
+    "PERDURE_BACKUP_REPLAY_S": "0",  # a backup every 30 records, however fast they replay
     "PERDURE_BACKUP_CHUNK_BYTES": "400",
     "PERDURE_TRIM_MARGIN_RECORDS": "0",
 }
