@@ -37,6 +37,10 @@ PING_TIMEOUT_S = 10.0
 """How long a PING may go unanswered before the connection counts as dead."""
 
 
+_END_GRACE_S = 5.0
+"""How long a stream whose answer was read may wait for the peer's END_STREAM."""
+
+
 class H2Error(Exception):
     """The connection or the stream failed; the message says how."""
 
@@ -149,6 +153,20 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def cancel(self, stream_id: int) -> None:
+        """Resets a stream still open (one that ended is gone from ``streams``)."""
+        if self.streams.pop(stream_id, None) is not None:
+            with contextlib.suppress(h2.exceptions.H2Error):
+                self.h2.reset_stream(stream_id)
+                self._flush()
+            asyncio.get_running_loop().create_task(self._free())  # a slot is free
+
+    def cancel_later(self, stream_id: int) -> None:
+        """Resets a stream whose answer was read, should its end not come within
+        ``_END_GRACE_S``: a peer that never ends one must not hold a slot for good."""
+        if stream_id in self.streams:
+            asyncio.get_running_loop().call_later(_END_GRACE_S, self.cancel, stream_id)
+
     def _flush(self) -> None:
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
@@ -258,12 +276,14 @@ class H2Client:
             response = await _within(stream.headers, self._answer_timeout_s)
             status = next((int(v) for k, v in response if k == b":status"), 0)
             yield status, _chunks(stream, self._answer_timeout_s)
-        finally:
-            if stream_id in conn.streams:  # left before its end: cancel it
-                conn.streams.pop(stream_id, None)
-                with contextlib.suppress(h2.exceptions.H2Error):
-                    conn.h2.reset_stream(stream_id)
-                    conn._flush()
+        except BaseException:
+            conn.cancel(stream_id)  # left before its end: cancel it
+            raise
+        # Left normally: the caller read its answer, and the request was sent whole. The
+        # answer's END_STREAM may still be on its way; the stream closes with it. A reset here
+        # would reach a stream the peer has closed: node counts such frames as invalid and,
+        # past its limit, drops the connection with every stream on it.
+        conn.cancel_later(stream_id)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -275,8 +295,13 @@ class H2Client:
         exchange = Exchange(conn, stream_id, stream, self._answer_timeout_s)
         try:
             yield exchange
-        finally:
+        except BaseException:
             exchange.cancel()
+            raise
+        if not exchange.request_ended:
+            exchange.cancel()
+        else:  # as in post: the answer's END_STREAM closes the stream, no reset
+            conn.cancel_later(stream_id)
 
     async def _request(
         self, url: str, headers: dict[str, str]
@@ -349,8 +374,5 @@ class Exchange:
             await self._conn.send(self._id, b"", end=True)
 
     def cancel(self) -> None:
-        if self._id in self._conn.streams:
-            self._conn.streams.pop(self._id, None)
-            with contextlib.suppress(h2.exceptions.H2Error):
-                self._conn.h2.reset_stream(self._id)
-                self._conn._flush()
+        """Resets the stream, if it is still open."""
+        self._conn.cancel(self._id)

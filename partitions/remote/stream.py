@@ -130,6 +130,9 @@ class StreamAttempt:
                         ended = reader.feed(f)
                         proposed = await self._propose_ready(reader, proposed, ex)
                         if ended:
+                            # End the request too: the stream then closes on both sides
+                            # without a reset (see H2Client.stream).
+                            await ex.end_request()
                             break
                         next_frame = asyncio.ensure_future(anext(frames))
                 finally:
