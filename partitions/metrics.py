@@ -180,23 +180,9 @@ class WorkerMetrics:
     def serve(
         self, port: int, host: str = "127.0.0.1", problem: Callable[[], str | None] = lambda: None
     ) -> None:
-        """Serves ``/metrics`` over HTTP on ``port``, and the worker's health: ``/health/live``
-        (200 while it answers) and ``/health/ready`` (503 with ``problem()`` in JSON while
-        there is one, such as a partition blocked at a record it cannot read)."""
-        metrics = make_wsgi_app(self.registry)
-
-        def app(environ: dict[str, Any], respond: Callable[..., Any]) -> Iterable[bytes]:
-            path = environ.get("PATH_INFO", "")
-            if path in ("/health", "/health/ready", "/health/live"):
-                why = None if path == "/health/live" else problem()
-                status = "200 OK" if why is None else "503 Service Unavailable"
-                body = {"status": "ok"} if why is None else {"code": 503, "message": why}
-                respond(status, [("Content-Type", "application/json")])
-                return [json.dumps(body).encode()]
-            return metrics(environ, respond)  # type: ignore[no-any-return]
-
-        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
-        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        """Serves ``/metrics`` over HTTP on ``port``, and the worker's health (see
+        :func:`serve_with_health`)."""
+        serve_with_health(make_wsgi_app(self.registry), port, host, problem)
 
     def watch(self, processors: Mapping[int, PartitionProcessor]) -> None:
         """Gauges read at scrape time from the worker's partitions: the timers they armed."""
@@ -254,6 +240,34 @@ class WorkerMetrics:
         for status in census.IN_FLIGHT:
             total = sum(c.get(status, 0) for c in self._census.values())
             self.invocations_in_flight.labels(status).set(total)
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def serve_with_health(
+    metrics: WsgiApp,
+    port: int,
+    host: str = "127.0.0.1",
+    problem: Callable[[], str | None] = lambda: None,
+    thread_name: str = "metrics",
+) -> None:
+    """Serves ``metrics`` over HTTP on ``port`` from a thread, beside the health of the process:
+    ``/health/live`` (200 while it answers) and ``/health/ready`` (503 with ``problem()`` in
+    JSON while there is one, such as a partition blocked at a record it cannot read)."""
+
+    def app(environ: dict[str, Any], respond: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in ("/health", "/health/ready", "/health/live"):
+            why = None if path == "/health/live" else problem()
+            status = "200 OK" if why is None else "503 Service Unavailable"
+            body = {"status": "ok"} if why is None else {"code": 503, "message": why}
+            respond(status, [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+        return metrics(environ, respond)
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name=thread_name, daemon=True).start()
 
 
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):

@@ -125,12 +125,13 @@ def _run_worker(args: argparse.Namespace) -> int:
         standby_replicas=args.standby_replicas,
         worker_processes=args.processes,
     )
+    members = supervisor.processes_for(settings.worker_processes)
     if args.pool_parent is not None:
         supervisor.follow_parent(args.pool_parent)
-    elif supervisor.processes_for(settings.worker_processes) > 1:
+    elif members > 1:
         return supervisor.WorkerPool(
             supervisor.member_argv(args.argv),
-            supervisor.processes_for(settings.worker_processes),
+            members,
             Path(settings.state_dir),
             settings.worker_name,
             settings.metrics_port,

@@ -47,7 +47,6 @@ class _Led:
     folded_at_backup: float = 0.0
     """The processor's fold seconds when the last backup began (0: since it opened, whose
     replay is part of what the next owner would replay)."""
-    started_at: float = 0.0
     last_backup_s: float = 0.0
 
 
@@ -169,16 +168,15 @@ class Recovery:
             return
         led.backup_at = now
         led.folded_at_backup = proc.fold_seconds
-        led.started_at = time.monotonic()
         store = proc.store
         assert isinstance(store, PartitionStore), "a worker's partitions are in RocksDB"
         log.debug("partition %d: backing up %d records since the last (%s)", p, since, why)
         self.writer.start(p, store, applied, proc.epoch, self._record)
 
     def _record(self, partition: int, epoch: int, record: BackupTaken) -> None:
-        led = self._parts.get(partition)
-        if led is not None:
-            led.last_backup_s = time.monotonic() - led.started_at
+        led, job = self._parts.get(partition), self.writer.jobs.get(partition)
+        if led is not None and job is not None:
+            led.last_backup_s = time.monotonic() - job.started_at
         self.append(partition, Envelope(record, epoch))
 
     def trim(self, partition: int, action: TrimLog) -> None:

@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client.exposition import ThreadingWSGIServer, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from perdure.partitions.metrics import serve_with_health
+
 MEMBER_LABEL = "member"
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 class _Merged:
@@ -102,16 +97,8 @@ class PooledMetrics:
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serves ``/metrics`` and ``/health/*`` on ``port`` from a thread."""
 
-        def app(environ: dict[str, Any], respond: Callable[..., Any]) -> Iterable[bytes]:
-            path = environ.get("PATH_INFO", "")
-            if path in ("/health", "/health/ready", "/health/live"):
-                why = None if path == "/health/live" else self.ready()
-                status = "200 OK" if why is None else "503 Service Unavailable"
-                body = {"status": "ok"} if why is None else {"code": 503, "message": why}
-                respond(status, [("Content-Type", "application/json")])
-                return [json.dumps(body).encode()]
-            respond("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
+        def metrics(_environ: dict[str, Any], respond: Callable[..., Any]) -> Iterable[bytes]:
+            respond("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [self.metrics()]
 
-        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
-        threading.Thread(target=server.serve_forever, name="pool-metrics", daemon=True).start()
+        serve_with_health(metrics, port, host, self.ready, thread_name="pool-metrics")
